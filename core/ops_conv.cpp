@@ -1,0 +1,230 @@
+// ops_conv.cpp: conv2d forward and backward (im2col/col2im + sgemm over image chunks).
+#include "core/ops_conv.h"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "core/autograd.h"
+#include "core/blas.h"
+#include "core/error.h"
+#include "core/threading.h"
+
+namespace lowbit {
+
+int64_t conv_output_size(int64_t in, int64_t kernel, const Conv2dOptions& opt) {
+  const int64_t span = opt.dilation * (kernel - 1) + 1;
+  const int64_t padded = in + 2 * opt.padding;
+  LOWBIT_CHECK(padded >= span, "conv2d: kernel of size ", kernel, " (dilation ", opt.dilation,
+               ") does not fit input of size ", in, " with padding ", opt.padding);
+  return (padded - span) / opt.stride + 1;
+}
+
+void im2col(const float* x, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
+            const Conv2dOptions& opt, int64_t ho, int64_t wo, float* col, int64_t ld) {
+  const int64_t s = opt.stride, p = opt.padding, d = opt.dilation;
+  for (int64_t ci = 0; ci < c; ++ci) {
+    const float* xc = x + ci * h * w;
+    for (int64_t ki = 0; ki < kh; ++ki) {
+      for (int64_t kj = 0; kj < kw; ++kj) {
+        float* row = col + ((ci * kh + ki) * kw + kj) * ld;
+        for (int64_t oh = 0; oh < ho; ++oh) {
+          const int64_t ih = oh * s - p + ki * d;
+          float* dst = row + oh * wo;
+          if (ih < 0 || ih >= h) {
+            std::fill(dst, dst + wo, 0.f);
+            continue;
+          }
+          const float* src = xc + ih * w;
+          // Valid ow range: 0 <= ow*s - p + kj*d < w.
+          const int64_t off = kj * d - p;
+          int64_t lo = off >= 0 ? 0 : (-off + s - 1) / s;
+          int64_t hi = w - off <= 0 ? 0 : (w - off + s - 1) / s;
+          lo = std::min(lo, wo);
+          hi = std::clamp(hi, lo, wo);
+          std::fill(dst, dst + lo, 0.f);
+          if (s == 1) {
+            std::memcpy(dst + lo, src + lo + off, sizeof(float) * (hi - lo));
+          } else {
+            for (int64_t ow = lo; ow < hi; ++ow) dst[ow] = src[ow * s + off];
+          }
+          std::fill(dst + hi, dst + wo, 0.f);
+        }
+      }
+    }
+  }
+}
+
+namespace {
+
+// Inverse of im2col: accumulate columns back into the image gradient.
+void col2im_add(const float* col, int64_t ld, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
+                const Conv2dOptions& opt, int64_t ho, int64_t wo, float* x) {
+  const int64_t s = opt.stride, p = opt.padding, d = opt.dilation;
+  for (int64_t ci = 0; ci < c; ++ci) {
+    float* xc = x + ci * h * w;
+    for (int64_t ki = 0; ki < kh; ++ki) {
+      for (int64_t kj = 0; kj < kw; ++kj) {
+        const float* row = col + ((ci * kh + ki) * kw + kj) * ld;
+        for (int64_t oh = 0; oh < ho; ++oh) {
+          const int64_t ih = oh * s - p + ki * d;
+          if (ih < 0 || ih >= h) continue;
+          float* dst = xc + ih * w;
+          const float* src = row + oh * wo;
+          const int64_t off = kj * d - p;
+          int64_t lo = off >= 0 ? 0 : (-off + s - 1) / s;
+          int64_t hi = w - off <= 0 ? 0 : (w - off + s - 1) / s;
+          lo = std::min(lo, wo);
+          hi = std::clamp(hi, lo, wo);
+          for (int64_t ow = lo; ow < hi; ++ow) dst[ow * s + off] += src[ow];
+        }
+      }
+    }
+  }
+}
+
+struct ConvGeometry {
+  int64_t n, cin, h, w, cout, kh, kw, ho, wo, groups, cin_g, cout_g, k, hwo;
+  int64_t chunk;  // images per im2col matrix
+};
+
+ConvGeometry geometry(const Tensor& x, const Tensor& weight, const Conv2dOptions& opt) {
+  LOWBIT_CHECK(x.dim() == 4, "conv2d: input must be [N, C, H, W], got ", to_string(x.shape()));
+  LOWBIT_CHECK(weight.dim() == 4, "conv2d: weight must be [Cout, Cin/groups, KH, KW], got ",
+               to_string(weight.shape()));
+  LOWBIT_CHECK(opt.stride >= 1 && opt.dilation >= 1 && opt.padding >= 0 && opt.groups >= 1,
+               "conv2d: stride and dilation must be >= 1, padding >= 0, groups >= 1");
+  ConvGeometry g{};
+  g.n = x.size(0);
+  g.cin = x.size(1);
+  g.h = x.size(2);
+  g.w = x.size(3);
+  g.cout = weight.size(0);
+  g.kh = weight.size(2);
+  g.kw = weight.size(3);
+  g.groups = opt.groups;
+  LOWBIT_CHECK(g.cin % g.groups == 0 && g.cout % g.groups == 0, "conv2d: channels in ", g.cin,
+               " and out ", g.cout, " must both divide by groups ", g.groups);
+  g.cin_g = g.cin / g.groups;
+  g.cout_g = g.cout / g.groups;
+  LOWBIT_CHECK(weight.size(1) == g.cin_g, "conv2d: weight ", to_string(weight.shape()),
+               " expects ", weight.size(1) * g.groups, " input channels, input ", to_string(x.shape()),
+               " has ", g.cin);
+  g.ho = conv_output_size(g.h, g.kh, opt);
+  g.wo = conv_output_size(g.w, g.kw, opt);
+  g.k = g.cin_g * g.kh * g.kw;
+  g.hwo = g.ho * g.wo;
+  // ~2048 columns per sgemm; at least one chunk per thread.
+  const int64_t threads = num_threads();
+  g.chunk = std::max<int64_t>(1, (2048 + g.hwo - 1) / std::max<int64_t>(g.hwo, 1));
+  g.chunk = std::min(g.chunk, std::max<int64_t>(1, (g.n + threads - 1) / threads));
+  return g;
+}
+
+}  // namespace
+
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& opt) {
+  const ConvGeometry g = geometry(x, weight, opt);
+  if (bias.defined())
+    LOWBIT_CHECK(bias.dim() == 1 && bias.size(0) == g.cout, "conv2d: bias ", to_string(bias.shape()),
+                 " does not match ", g.cout, " output channels");
+  Tensor y = Tensor::empty({g.n, g.cout, g.ho, g.wo});
+  const float* px = x.data();
+  const float* pw = weight.data();
+  const float* pb = bias.defined() ? bias.data() : nullptr;
+  float* py = y.data();
+  const int64_t chunks = (g.n + g.chunk - 1) / g.chunk;
+  parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
+    std::vector<float> col(static_cast<size_t>(g.k * g.chunk * g.hwo));
+    std::vector<float> tmp(static_cast<size_t>(g.cout_g * g.chunk * g.hwo));
+    for (int64_t ch = c0; ch < c1; ++ch) {
+      const int64_t n0 = ch * g.chunk, nb = std::min(g.chunk, g.n - n0), ld = nb * g.hwo;
+      for (int64_t gr = 0; gr < g.groups; ++gr) {
+        for (int64_t b = 0; b < nb; ++b)
+          im2col(px + ((n0 + b) * g.cin + gr * g.cin_g) * g.h * g.w, g.cin_g, g.h, g.w, g.kh, g.kw, opt,
+                 g.ho, g.wo, col.data() + b * g.hwo, ld);
+        sgemm(false, false, g.cout_g, ld, g.k, 1.f, pw + gr * g.cout_g * g.k, g.k, col.data(), ld, 0.f,
+              tmp.data(), ld);
+        for (int64_t b = 0; b < nb; ++b)
+          for (int64_t co = 0; co < g.cout_g; ++co) {
+            const int64_t oc = gr * g.cout_g + co;
+            float* dst = py + ((n0 + b) * g.cout + oc) * g.hwo;
+            const float* src = tmp.data() + co * ld + b * g.hwo;
+            const float bv = pb ? pb[oc] : 0.f;
+            for (int64_t j = 0; j < g.hwo; ++j) dst[j] = src[j] + bv;
+          }
+      }
+    }
+  });
+
+  const bool gx = x.requires_grad(), gw = weight.requires_grad();
+  const bool gb = bias.defined() && bias.requires_grad();
+  return record(y, "conv2d", {x, weight, bias},
+                [x = x.detach(), w = weight.detach(), opt, g, gx, gw, gb](const Tensor& gy) {
+    Tensor dx = gx ? Tensor::zeros(x.shape()) : Tensor();
+    const int64_t chunks = (g.n + g.chunk - 1) / g.chunk;
+    // Per-chunk weight/bias gradients, summed in chunk order afterwards (deterministic).
+    std::vector<std::vector<float>> dw_parts(gw ? chunks : 0), db_parts(gb ? chunks : 0);
+    const float* px = x.data();
+    const float* pw = w.data();
+    const float* pg = gy.data();
+    parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
+      std::vector<float> col(static_cast<size_t>(g.k * g.chunk * g.hwo));
+      std::vector<float> gtmp(static_cast<size_t>(g.cout_g * g.chunk * g.hwo));
+      for (int64_t ch = c0; ch < c1; ++ch) {
+        const int64_t n0 = ch * g.chunk, nb = std::min(g.chunk, g.n - n0), ld = nb * g.hwo;
+        if (gw) dw_parts[ch].assign(static_cast<size_t>(g.cout * g.k), 0.f);
+        if (gb) {
+          db_parts[ch].assign(static_cast<size_t>(g.cout), 0.f);
+          for (int64_t b = 0; b < nb; ++b)
+            for (int64_t oc = 0; oc < g.cout; ++oc) {
+              const float* src = pg + ((n0 + b) * g.cout + oc) * g.hwo;
+              float s = 0.f;
+              for (int64_t j = 0; j < g.hwo; ++j) s += src[j];
+              db_parts[ch][oc] += s;
+            }
+        }
+        if (!gx && !gw) continue;
+        for (int64_t gr = 0; gr < g.groups; ++gr) {
+          // Gather dy of this chunk and group as [cout_g, nb*hwo].
+          for (int64_t b = 0; b < nb; ++b)
+            for (int64_t co = 0; co < g.cout_g; ++co)
+              std::memcpy(gtmp.data() + co * ld + b * g.hwo,
+                          pg + ((n0 + b) * g.cout + gr * g.cout_g + co) * g.hwo, sizeof(float) * g.hwo);
+          if (gw) {
+            for (int64_t b = 0; b < nb; ++b)
+              im2col(px + ((n0 + b) * g.cin + gr * g.cin_g) * g.h * g.w, g.cin_g, g.h, g.w, g.kh, g.kw,
+                     opt, g.ho, g.wo, col.data() + b * g.hwo, ld);
+            // dW_g += dy_g [cout_g, ld] x col^T [ld, k]
+            sgemm(false, true, g.cout_g, g.k, ld, 1.f, gtmp.data(), ld, col.data(), ld, 1.f,
+                  dw_parts[ch].data() + gr * g.cout_g * g.k, g.k);
+          }
+          if (gx) {
+            // dcol = W_g^T [k, cout_g] x dy_g [cout_g, ld]
+            sgemm(true, false, g.k, ld, g.cout_g, 1.f, pw + gr * g.cout_g * g.k, g.k, gtmp.data(), ld, 0.f,
+                  col.data(), ld);
+            for (int64_t b = 0; b < nb; ++b)
+              col2im_add(col.data() + b * g.hwo, ld, g.cin_g, g.h, g.w, g.kh, g.kw, opt, g.ho, g.wo,
+                         dx.data() + ((n0 + b) * g.cin + gr * g.cin_g) * g.h * g.w);
+          }
+        }
+      }
+    });
+    Tensor dw, db;
+    if (gw) {
+      dw = Tensor::zeros(w.shape());
+      float* p = dw.data();
+      for (const auto& part : dw_parts)
+        for (size_t i = 0; i < part.size(); ++i) p[i] += part[i];
+    }
+    if (gb) {
+      db = Tensor::zeros({g.cout});
+      float* p = db.data();
+      for (const auto& part : db_parts)
+        for (size_t i = 0; i < part.size(); ++i) p[i] += part[i];
+    }
+    return std::vector<Tensor>{dx, dw, db};
+  });
+}
+
+}  // namespace lowbit

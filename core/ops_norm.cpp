@@ -1,0 +1,144 @@
+// ops_norm.cpp: batch normalization forward/backward, parallel over channels.
+#include "core/ops_norm.h"
+
+#include <cmath>
+#include <vector>
+
+#include "core/autograd.h"
+#include "core/error.h"
+#include "core/threading.h"
+
+namespace lowbit {
+
+Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor running_mean,
+                  Tensor running_var, const BatchNormOptions& opt) {
+  LOWBIT_CHECK(x.dim() == 4 || x.dim() == 2, "batch_norm: input must be [N, C, H, W] or [N, C], got ",
+               to_string(x.shape()));
+  const int64_t n = x.size(0), c = x.size(1), hw = x.dim() == 4 ? x.size(2) * x.size(3) : 1;
+  for (const Tensor* t : std::initializer_list<const Tensor*>{&gamma, &beta, &running_mean, &running_var})
+    if (t->defined())
+      LOWBIT_CHECK(t->numel() == c, "batch_norm: parameter of shape ", to_string(t->shape()),
+                   " does not match ", c, " channels of input ", to_string(x.shape()));
+  LOWBIT_CHECK(running_mean.defined() && running_var.defined(), "batch_norm: running stats required");
+  const float* px = x.data();
+  const float* pgamma = gamma.defined() ? gamma.data() : nullptr;
+  const float* pbeta = beta.defined() ? beta.data() : nullptr;
+
+  std::vector<float> mean(c), invstd(c);
+  double count = static_cast<double>(n * hw);
+  if (opt.training) {
+    std::vector<double> sums(2 * c);
+    parallel_for(0, c, 1, [&](int64_t c0, int64_t c1) {
+      for (int64_t ch = c0; ch < c1; ++ch) {
+        double s = 0, s2 = 0;
+        for (int64_t i = 0; i < n; ++i) {
+          const float* p = px + (i * c + ch) * hw;
+          float fs = 0.f, fs2 = 0.f;  // per-plane float partials vectorise; planes are short
+          for (int64_t j = 0; j < hw; ++j) {
+            fs += p[j];
+            fs2 += p[j] * p[j];
+          }
+          s += fs;
+          s2 += fs2;
+        }
+        sums[ch] = s;
+        sums[c + ch] = s2;
+      }
+    });
+    if (opt.reduce_forward) opt.reduce_forward(sums, count);
+    LOWBIT_CHECK(count > 1, "batch_norm: training needs more than one value per channel, got input ",
+                 to_string(x.shape()));
+    float* rm = running_mean.data();
+    float* rv = running_var.data();
+    for (int64_t ch = 0; ch < c; ++ch) {
+      const double m = sums[ch] / count;
+      const double var = std::max(0.0, sums[c + ch] / count - m * m);
+      mean[ch] = static_cast<float>(m);
+      invstd[ch] = static_cast<float>(1.0 / std::sqrt(var + opt.eps));
+      rm[ch] = (1.f - opt.momentum) * rm[ch] + opt.momentum * static_cast<float>(m);
+      rv[ch] = (1.f - opt.momentum) * rv[ch] + opt.momentum * static_cast<float>(var * count / (count - 1));
+    }
+  } else {
+    const float* rm = running_mean.data();
+    const float* rv = running_var.data();
+    for (int64_t ch = 0; ch < c; ++ch) {
+      mean[ch] = rm[ch];
+      invstd[ch] = 1.f / std::sqrt(rv[ch] + opt.eps);
+    }
+  }
+
+  Tensor y = Tensor::empty(x.shape());
+  float* py = y.data();
+  parallel_for(0, n * c, 8, [&](int64_t p0, int64_t p1) {
+    for (int64_t pl = p0; pl < p1; ++pl) {
+      const int64_t ch = pl % c;
+      const float scale = invstd[ch] * (pgamma ? pgamma[ch] : 1.f);
+      const float shift = (pbeta ? pbeta[ch] : 0.f) - mean[ch] * scale;
+      const float* src = px + pl * hw;
+      float* dst = py + pl * hw;
+      for (int64_t j = 0; j < hw; ++j) dst[j] = src[j] * scale + shift;
+    }
+  });
+
+  const bool training = opt.training;
+  auto reduce_backward = opt.reduce_backward;
+  return record(y, "batch_norm", {x, gamma, beta},
+                [x = x.detach(), gamma = gamma.detach(), mean, invstd, n, c, hw, count, training,
+                 reduce_backward](const Tensor& gy) {
+    const float* px = x.data();
+    const float* pg = gy.data();
+    const float* pgamma = gamma.defined() ? gamma.data() : nullptr;
+    // Per-channel sums of g and g*xh.
+    std::vector<double> sums(2 * c);
+    parallel_for(0, c, 1, [&](int64_t c0, int64_t c1) {
+      for (int64_t ch = c0; ch < c1; ++ch) {
+        double sg = 0, sgx = 0;
+        for (int64_t i = 0; i < n; ++i) {
+          const float* xp = px + (i * c + ch) * hw;
+          const float* gp = pg + (i * c + ch) * hw;
+          float fsg = 0.f, fsgx = 0.f;
+          for (int64_t j = 0; j < hw; ++j) {
+            fsg += gp[j];
+            fsgx += gp[j] * (xp[j] - mean[ch]);
+          }
+          sg += fsg;
+          sgx += static_cast<double>(fsgx) * invstd[ch];
+        }
+        sums[ch] = sg;
+        sums[c + ch] = sgx;
+      }
+    });
+    Tensor dgamma = Tensor::empty({c}), dbeta = Tensor::empty({c});
+    for (int64_t ch = 0; ch < c; ++ch) {
+      dbeta.data()[ch] = static_cast<float>(sums[ch]);
+      dgamma.data()[ch] = static_cast<float>(sums[c + ch]);
+    }
+    // Sync BN: the input gradient needs the global sums; the parameter gradients stay local
+    // (the data-parallel gradient allreduce sums them like every other parameter).
+    if (training && reduce_backward) reduce_backward(sums);
+    Tensor dx = Tensor::empty(x.shape());
+    float* pdx = dx.data();
+    parallel_for(0, n * c, 8, [&](int64_t p0, int64_t p1) {
+      for (int64_t pl = p0; pl < p1; ++pl) {
+        const int64_t ch = pl % c;
+        const float gm = pgamma ? pgamma[ch] : 1.f;
+        const float* xp = px + pl * hw;
+        const float* gp = pg + pl * hw;
+        float* dp = pdx + pl * hw;
+        if (training) {
+          const float k = gm * invstd[ch];
+          const float mg = static_cast<float>(sums[ch] / count);
+          const float mgx = static_cast<float>(sums[c + ch] / count);
+          const float m = mean[ch], is = invstd[ch];
+          for (int64_t j = 0; j < hw; ++j) dp[j] = k * (gp[j] - mg - (xp[j] - m) * is * mgx);
+        } else {
+          const float k = gm * invstd[ch];
+          for (int64_t j = 0; j < hw; ++j) dp[j] = k * gp[j];
+        }
+      }
+    });
+    return std::vector<Tensor>{dx, dgamma, dbeta};
+  });
+}
+
+}  // namespace lowbit

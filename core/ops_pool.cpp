@@ -1,0 +1,153 @@
+// ops_pool.cpp: max/avg/global-average pooling with gradients, parallel over (n, c) planes.
+#include "core/ops_pool.h"
+
+#include <limits>
+#include <vector>
+
+#include "core/autograd.h"
+#include "core/error.h"
+#include "core/threading.h"
+
+namespace lowbit {
+
+namespace {
+struct PoolGeometry {
+  int64_t planes, h, w, k, s, p, ho, wo;
+};
+PoolGeometry pool_geometry(const Tensor& x, int64_t kernel, int64_t stride, int64_t padding, const char* op) {
+  LOWBIT_CHECK(x.dim() == 4, op, ": input must be [N, C, H, W], got ", to_string(x.shape()));
+  LOWBIT_CHECK(kernel >= 1 && padding >= 0 && padding * 2 <= kernel, op, ": kernel ", kernel,
+               " and padding ", padding, " invalid (need kernel >= 1, 0 <= padding <= kernel/2)");
+  PoolGeometry g{x.size(0) * x.size(1), x.size(2), x.size(3), kernel, stride > 0 ? stride : kernel, padding, 0, 0};
+  LOWBIT_CHECK(g.h + 2 * g.p >= g.k && g.w + 2 * g.p >= g.k, op, ": kernel ", kernel,
+               " larger than padded input ", to_string(x.shape()));
+  g.ho = (g.h + 2 * g.p - g.k) / g.s + 1;
+  g.wo = (g.w + 2 * g.p - g.k) / g.s + 1;
+  return g;
+}
+constexpr int64_t kPlaneGrain = 16;
+}  // namespace
+
+Tensor max_pool2d(const Tensor& x, int64_t kernel, int64_t stride, int64_t padding) {
+  const PoolGeometry g = pool_geometry(x, kernel, stride, padding, "max_pool2d");
+  Tensor y = Tensor::empty({x.size(0), x.size(1), g.ho, g.wo});
+  auto argmax = std::make_shared<std::vector<int32_t>>(static_cast<size_t>(y.numel()));
+  const float* px = x.data();
+  float* py = y.data();
+  int32_t* pa = argmax->data();
+  parallel_for(0, g.planes, kPlaneGrain, [&](int64_t p0, int64_t p1) {
+    for (int64_t pl = p0; pl < p1; ++pl) {
+      const float* src = px + pl * g.h * g.w;
+      for (int64_t oh = 0; oh < g.ho; ++oh)
+        for (int64_t ow = 0; ow < g.wo; ++ow) {
+          float best = -std::numeric_limits<float>::infinity();
+          int32_t arg = -1;
+          for (int64_t i = 0; i < g.k; ++i) {
+            const int64_t ih = oh * g.s - g.p + i;
+            if (ih < 0 || ih >= g.h) continue;
+            for (int64_t j = 0; j < g.k; ++j) {
+              const int64_t iw = ow * g.s - g.p + j;
+              if (iw < 0 || iw >= g.w) continue;
+              const float v = src[ih * g.w + iw];
+              if (v > best || arg < 0) {
+                best = v;
+                arg = static_cast<int32_t>(ih * g.w + iw);
+              }
+            }
+          }
+          const int64_t o = (pl * g.ho + oh) * g.wo + ow;
+          py[o] = best;
+          pa[o] = arg;
+        }
+    }
+  });
+  const Shape in_shape = x.shape();
+  return record(y, "max_pool2d", {x}, [in_shape, g, argmax](const Tensor& gy) {
+    Tensor dx = Tensor::zeros(in_shape);
+    const float* pg = gy.data();
+    const int32_t* pa = argmax->data();
+    float* pdx = dx.data();
+    parallel_for(0, g.planes, kPlaneGrain, [&](int64_t p0, int64_t p1) {
+      for (int64_t pl = p0; pl < p1; ++pl)
+        for (int64_t o = pl * g.ho * g.wo; o < (pl + 1) * g.ho * g.wo; ++o)
+          pdx[pl * g.h * g.w + pa[o]] += pg[o];
+    });
+    return std::vector<Tensor>{dx};
+  });
+}
+
+Tensor avg_pool2d(const Tensor& x, int64_t kernel, int64_t stride, int64_t padding) {
+  const PoolGeometry g = pool_geometry(x, kernel, stride, padding, "avg_pool2d");
+  Tensor y = Tensor::empty({x.size(0), x.size(1), g.ho, g.wo});
+  const float* px = x.data();
+  float* py = y.data();
+  const float inv = 1.f / static_cast<float>(g.k * g.k);
+  parallel_for(0, g.planes, kPlaneGrain, [&](int64_t p0, int64_t p1) {
+    for (int64_t pl = p0; pl < p1; ++pl) {
+      const float* src = px + pl * g.h * g.w;
+      for (int64_t oh = 0; oh < g.ho; ++oh)
+        for (int64_t ow = 0; ow < g.wo; ++ow) {
+          float s = 0.f;
+          for (int64_t i = 0; i < g.k; ++i) {
+            const int64_t ih = oh * g.s - g.p + i;
+            if (ih < 0 || ih >= g.h) continue;
+            for (int64_t j = 0; j < g.k; ++j) {
+              const int64_t iw = ow * g.s - g.p + j;
+              if (iw >= 0 && iw < g.w) s += src[ih * g.w + iw];
+            }
+          }
+          py[(pl * g.ho + oh) * g.wo + ow] = s * inv;
+        }
+    }
+  });
+  const Shape in_shape = x.shape();
+  return record(y, "avg_pool2d", {x}, [in_shape, g, inv](const Tensor& gy) {
+    Tensor dx = Tensor::zeros(in_shape);
+    const float* pg = gy.data();
+    float* pdx = dx.data();
+    parallel_for(0, g.planes, kPlaneGrain, [&](int64_t p0, int64_t p1) {
+      for (int64_t pl = p0; pl < p1; ++pl) {
+        float* dst = pdx + pl * g.h * g.w;
+        for (int64_t oh = 0; oh < g.ho; ++oh)
+          for (int64_t ow = 0; ow < g.wo; ++ow) {
+            const float v = pg[(pl * g.ho + oh) * g.wo + ow] * inv;
+            for (int64_t i = 0; i < g.k; ++i) {
+              const int64_t ih = oh * g.s - g.p + i;
+              if (ih < 0 || ih >= g.h) continue;
+              for (int64_t j = 0; j < g.k; ++j) {
+                const int64_t iw = ow * g.s - g.p + j;
+                if (iw >= 0 && iw < g.w) dst[ih * g.w + iw] += v;
+              }
+            }
+          }
+      }
+    });
+    return std::vector<Tensor>{dx};
+  });
+}
+
+Tensor global_avg_pool2d(const Tensor& x) {
+  LOWBIT_CHECK(x.dim() == 4, "global_avg_pool2d: input must be [N, C, H, W], got ", to_string(x.shape()));
+  const int64_t planes = x.size(0) * x.size(1), hw = x.size(2) * x.size(3);
+  LOWBIT_CHECK(hw > 0, "global_avg_pool2d: empty spatial size in ", to_string(x.shape()));
+  Tensor y = Tensor::empty({x.size(0), x.size(1)});
+  const float* px = x.data();
+  float* py = y.data();
+  for (int64_t pl = 0; pl < planes; ++pl) {
+    float s = 0.f;
+    for (int64_t j = 0; j < hw; ++j) s += px[pl * hw + j];
+    py[pl] = s / static_cast<float>(hw);
+  }
+  const Shape in_shape = x.shape();
+  return record(y, "global_avg_pool2d", {x}, [in_shape, planes, hw](const Tensor& gy) {
+    Tensor dx = Tensor::empty(in_shape);
+    const float* pg = gy.data();
+    float* pdx = dx.data();
+    const float inv = 1.f / static_cast<float>(hw);
+    for (int64_t pl = 0; pl < planes; ++pl)
+      for (int64_t j = 0; j < hw; ++j) pdx[pl * hw + j] = pg[pl] * inv;
+    return std::vector<Tensor>{dx};
+  });
+}
+
+}  // namespace lowbit
