@@ -68,9 +68,10 @@ void run_backward(const Tensor& root, const Tensor& grad_output) {
   }
 
   // Iterative post-order DFS gives a topological order without recursion.
-  std::vector<Node*> order;
+  // `order` owns the nodes: freeing a node's inputs below must not destroy nodes not yet run.
+  std::vector<std::shared_ptr<Node>> order;
   std::unordered_set<Node*> visited;
-  std::vector<std::pair<Node*, size_t>> stack{{root.grad_fn().get(), 0}};
+  std::vector<std::pair<std::shared_ptr<Node>, size_t>> stack{{root.grad_fn(), 0}};
   visited.insert(root.grad_fn().get());
   while (!stack.empty()) {
     auto& [node, next] = stack.back();
@@ -78,8 +79,8 @@ void run_backward(const Tensor& root, const Tensor& grad_output) {
                  "'); run the forward pass again");
     if (next < node->inputs.size()) {
       const Tensor& in = node->inputs[next++];
-      Node* child = in.defined() ? in.grad_fn().get() : nullptr;
-      if (child && visited.insert(child).second) stack.push_back({child, 0});
+      if (in.defined() && in.grad_fn() && visited.insert(in.grad_fn().get()).second)
+        stack.push_back({in.grad_fn(), 0});
     } else {
       order.push_back(node);
       stack.pop_back();
@@ -89,7 +90,7 @@ void run_backward(const Tensor& root, const Tensor& grad_output) {
   std::unordered_map<Node*, Tensor> pending;  // gradient w.r.t. each node's output
   pending[root.grad_fn().get()] = grad_output.clone();
   for (auto it = order.rbegin(); it != order.rend(); ++it) {
-    Node* node = *it;
+    Node* node = it->get();
     auto found = pending.find(node);
     if (found != pending.end()) {
       Tensor gout = std::move(found->second);

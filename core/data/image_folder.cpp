@@ -1,0 +1,231 @@
+// image_folder.cpp: folder:DIR scanning, stb_image decoding (in parallel), bilinear resize.
+#include "core/data/image_folder.h"
+
+#include <stb/stb_image.h>  // Debian's libstb holds the implementation: no STB_IMAGE_IMPLEMENTATION
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+
+#include "core/error.h"
+#include "core/threading.h"
+
+namespace lowbit {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr int64_t kMaxPixelsPerImage = 1ll << 26;
+constexpr int64_t kMaxDatasetBytes = 1ll << 34;
+
+struct Entry {
+  std::string path;
+  int32_t label;
+};
+
+struct Layout {
+  std::vector<std::string> classes;
+  std::vector<Entry> train, test;
+  std::string test_dir;  // empty in hold-out mode
+  bool has_test = true;
+};
+
+bool is_image_file(const fs::path& p) {
+  std::string ext = p.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  return ext == ".png" || ext == ".jpg" || ext == ".jpeg" || ext == ".bmp";
+}
+
+std::vector<std::string> sorted_subdirs(const fs::path& dir) {
+  std::vector<std::string> out;
+  for (const auto& e : fs::directory_iterator(dir))
+    if (e.is_directory()) out.push_back(e.path().filename().string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::vector<std::string> sorted_images(const fs::path& dir) {
+  std::vector<std::string> out;
+  for (const auto& e : fs::directory_iterator(dir))
+    if (e.is_regular_file() && is_image_file(e.path())) out.push_back(e.path().string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+Layout scan(const std::string& dir) {
+  std::error_code ec;
+  LOWBIT_CHECK(fs::is_directory(dir, ec), "error reading ", dir,
+               ": missing directory (expected one subfolder of PNG/JPEG/BMP images per class)");
+  Layout layout;
+  const fs::path root(dir);
+  const bool split_folders = fs::is_directory(root / "train", ec);
+  const fs::path class_root = split_folders ? root / "train" : root;
+  layout.classes = sorted_subdirs(class_root);
+  LOWBIT_CHECK(!layout.classes.empty(), "error reading ", class_root.string(),
+               ": no class subfolders (expected one subfolder of PNG/JPEG/BMP images per class)");
+  for (size_t k = 0; k < layout.classes.size(); ++k) {
+    const fs::path class_dir = class_root / layout.classes[k];
+    const std::vector<std::string> files = sorted_images(class_dir);
+    LOWBIT_CHECK(!files.empty(), "error reading ", class_dir.string(),
+                 ": class folder has no PNG/JPEG/BMP images");
+    for (size_t i = 0; i < files.size(); ++i) {
+      const Entry entry{files[i], static_cast<int32_t>(k)};
+      if (!split_folders && i % 10 == 9) layout.test.push_back(entry);
+      else layout.train.push_back(entry);
+    }
+  }
+  if (split_folders) {
+    fs::path test_root;
+    if (fs::is_directory(root / "test", ec)) test_root = root / "test";
+    else if (fs::is_directory(root / "val", ec)) test_root = root / "val";
+    layout.has_test = !test_root.empty();
+    layout.test_dir = test_root.string();
+    if (layout.has_test) {
+      for (const std::string& name : sorted_subdirs(test_root)) {
+        const auto it = std::find(layout.classes.begin(), layout.classes.end(), name);
+        LOWBIT_CHECK(it != layout.classes.end(), "error reading ", (test_root / name).string(),
+                     ": class \"", name, "\" is not among the ", layout.classes.size(),
+                     " classes of ", class_root.string());
+        const auto label = static_cast<int32_t>(it - layout.classes.begin());
+        for (const std::string& f : sorted_images(test_root / name)) layout.test.push_back({f, label});
+      }
+    }
+  }
+  return layout;
+}
+
+struct Geometry {
+  int64_t channels, height, width;
+};
+
+// Header-only pass over the train files (stbi_info), in parallel.
+Geometry train_geometry(const std::vector<Entry>& train) {
+  const int64_t n = static_cast<int64_t>(train.size());
+  std::vector<int> w(n), h(n), comp(n), ok(n);
+  parallel_for(0, n, 16, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) ok[i] = stbi_info(train[i].path.c_str(), &w[i], &h[i], &comp[i]);
+  });
+  Geometry g{1, 0, 0};
+  for (int64_t i = 0; i < n; ++i) {
+    if (!ok[i]) {
+      stbi_info(train[i].path.c_str(), &w[i], &h[i], &comp[i]);  // again, serially, for the reason
+      throw Error(detail::concat("error reading ", train[i].path,
+                                 ": not a decodable PNG/JPEG/BMP image (", stbi_failure_reason(), ")"));
+    }
+    if (comp[i] >= 3) g.channels = 3;
+  }
+  g.height = h[0];
+  g.width = w[0];
+  return g;
+}
+
+// Decodes entries to C x H x W uint8 (converting channels, resizing), in parallel.
+Dataset decode(const std::vector<Entry>& entries, const Geometry& g, const std::string& dir) {
+  Dataset ds;
+  ds.name = "folder";
+  ds.channels = g.channels;
+  ds.height = g.height;
+  ds.width = g.width;
+  const int64_t n = static_cast<int64_t>(entries.size());
+  const int64_t bytes = ds.image_bytes();
+  LOWBIT_CHECK(bytes <= kMaxPixelsPerImage * 3 && n * bytes <= kMaxDatasetBytes, "error reading ", dir,
+               ": ", n, " images of ", g.channels, "x", g.height, "x", g.width,
+               " exceed the in-memory bound of ", kMaxDatasetBytes, " bytes");
+  ds.images.resize(static_cast<size_t>(n * bytes));
+  ds.labels.resize(static_cast<size_t>(n));
+  std::vector<std::string> errors(static_cast<size_t>(n));
+  const int desired = static_cast<int>(g.channels);
+  parallel_for(0, n, 4, [&](int64_t b, int64_t e) {
+    std::vector<uint8_t> planar;
+    for (int64_t i = b; i < e; ++i) {
+      ds.labels[i] = entries[i].label;
+      const char* path = entries[i].path.c_str();
+      int w = 0, h = 0, comp = 0;
+      if (!stbi_info(path, &w, &h, &comp)) {
+        errors[i] = detail::concat("not a decodable PNG/JPEG/BMP image (", stbi_failure_reason(), ")");
+        continue;
+      }
+      if (int64_t{w} * h > kMaxPixelsPerImage) {
+        errors[i] = detail::concat("image of ", w, "x", h, " exceeds ", kMaxPixelsPerImage, " pixels");
+        continue;
+      }
+      // stbi's failure reason is thread-local in this stb_image (v2.27), so reading it here is safe.
+      unsigned char* pixels = stbi_load(path, &w, &h, &comp, desired);
+      if (!pixels) {
+        errors[i] = detail::concat("not a decodable PNG/JPEG/BMP image (", stbi_failure_reason(), ")");
+        continue;
+      }
+      const int64_t plane = int64_t{w} * h;
+      planar.resize(static_cast<size_t>(plane * desired));
+      for (int64_t p = 0; p < plane; ++p)  // HWC (stb) -> CHW
+        for (int c = 0; c < desired; ++c) planar[c * plane + p] = pixels[p * desired + c];
+      stbi_image_free(pixels);
+      resize_bilinear(planar.data(), g.channels, h, w, ds.images.data() + i * bytes, g.height, g.width);
+    }
+  });
+  for (int64_t i = 0; i < n; ++i)
+    LOWBIT_CHECK(errors[i].empty(), "error reading ", entries[i].path, ": ", errors[i]);
+  return ds;
+}
+
+}  // namespace
+
+void resize_bilinear(const uint8_t* src, int64_t channels, int64_t src_h, int64_t src_w,
+                     uint8_t* dst, int64_t dst_h, int64_t dst_w) {
+  if (src_h == dst_h && src_w == dst_w) {
+    std::copy(src, src + channels * src_h * src_w, dst);
+    return;
+  }
+  // Precomputed source taps per output row/column (shared by all channels).
+  auto taps = [](int64_t dst_size, int64_t src_size, std::vector<int64_t>& i0, std::vector<int64_t>& i1,
+                 std::vector<float>& frac) {
+    i0.resize(dst_size);
+    i1.resize(dst_size);
+    frac.resize(dst_size);
+    const double scale = static_cast<double>(src_size) / static_cast<double>(dst_size);
+    for (int64_t d = 0; d < dst_size; ++d) {
+      double s = (static_cast<double>(d) + 0.5) * scale - 0.5;
+      s = std::clamp(s, 0.0, static_cast<double>(src_size - 1));
+      const auto lo = static_cast<int64_t>(s);
+      i0[d] = lo;
+      i1[d] = std::min(lo + 1, src_size - 1);
+      frac[d] = static_cast<float>(s - static_cast<double>(lo));
+    }
+  };
+  std::vector<int64_t> y0, y1, x0, x1;
+  std::vector<float> fy, fx;
+  taps(dst_h, src_h, y0, y1, fy);
+  taps(dst_w, src_w, x0, x1, fx);
+  for (int64_t c = 0; c < channels; ++c) {
+    const uint8_t* s = src + c * src_h * src_w;
+    uint8_t* d = dst + c * dst_h * dst_w;
+    for (int64_t y = 0; y < dst_h; ++y) {
+      const uint8_t* r0 = s + y0[y] * src_w;
+      const uint8_t* r1 = s + y1[y] * src_w;
+      for (int64_t x = 0; x < dst_w; ++x) {
+        const float top = r0[x0[x]] + fx[x] * (float(r0[x1[x]]) - float(r0[x0[x]]));
+        const float bottom = r1[x0[x]] + fx[x] * (float(r1[x1[x]]) - float(r1[x0[x]]));
+        const float v = top + fy[y] * (bottom - top);
+        d[y * dst_w + x] = static_cast<uint8_t>(std::clamp(std::lround(v), 0l, 255l));
+      }
+    }
+  }
+}
+
+Dataset read_image_folder(const std::string& dir, Split split) {
+  const Layout layout = scan(dir);
+  if (split == Split::Test)
+    LOWBIT_CHECK(layout.has_test, "error reading ", dir,
+                 ": has train/ but neither test/ nor val/ (expected a test split folder)");
+  const Geometry g = train_geometry(layout.train);
+  Dataset train = decode(layout.train, g, dir);
+  const auto [mean, std] = channel_mean_std(train);
+  Dataset ds = split == Split::Train ? std::move(train) : decode(layout.test, g, dir);
+  ds.class_names = layout.classes;
+  ds.mean = mean;
+  ds.std = std;
+  return ds;
+}
+
+}  // namespace lowbit
