@@ -1,0 +1,115 @@
+// module.h: Module, the base of every layer and model (PyTorch C++ frontend shape).
+// A module owns Parameters (trainable tensors: weights, BN gamma/beta, quantizer clip values),
+// buffers (state that is saved but not trained: BN running stats, SAWB's alpha_w) and child
+// modules, each registered under a name; named_parameters() walks the tree with dotted names
+// ("layer1.0.conv1.weight"). Modules are created with std::make_shared and never copied.
+//
+// Avoiding PyTorch's footgun: members are `Parameter`s, and assigning a tensor to one
+// (`conv->weight = Tensor::randn(...)`) writes into the registered tensor, so the module, its
+// state_dict and any optimizer holding the parameter all keep seeing the same tensor.
+#pragma once
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/state_dict.h"
+#include "core/tensor.h"
+
+namespace lowbit {
+
+// A registered tensor slot. Assignment keeps the tensor's identity (copies data in place when
+// the shape matches, otherwise re-points the same TensorImpl at the new data).
+class Parameter {
+ public:
+  Parameter() = default;
+  Parameter(const Parameter&) = delete;
+  Parameter& operator=(const Parameter&) = delete;
+  Parameter& operator=(const Tensor& value);
+  const Tensor& tensor() const { return tensor_; }
+  operator const Tensor&() const { return tensor_; }
+  const Tensor* operator->() const { return &tensor_; }
+  Tensor* operator->() { return &tensor_; }
+  bool defined() const { return tensor_.defined(); }
+
+ private:
+  friend class Module;
+  Tensor tensor_;
+};
+
+class Module {
+ public:
+  Module() = default;
+  virtual ~Module() = default;
+  Module(const Module&) = delete;
+  Module& operator=(const Module&) = delete;
+
+  virtual Tensor forward(const Tensor& x) = 0;
+  Tensor operator()(const Tensor& x) { return forward(x); }
+  // Short type name ("Conv2d") and a one-line description of the configuration.
+  virtual std::string type_name() const = 0;
+  virtual std::string describe() const { return type_name(); }
+
+  std::vector<std::pair<std::string, Tensor>> named_parameters() const;
+  std::vector<Tensor> parameters() const;
+  std::vector<std::pair<std::string, Tensor>> named_buffers() const;
+  // This module ("") and all descendants, depth first, with dotted names.
+  std::vector<std::pair<std::string, std::shared_ptr<Module>>> named_modules();
+  std::vector<std::pair<std::string, std::shared_ptr<Module>>> children() const;
+  // Replace a direct child by name (used to convert layers, e.g. Conv2d -> QuantConv2d).
+  // Throws when the new module does not fit the slot's declared type.
+  void replace_child(const std::string& name, std::shared_ptr<Module> module);
+
+  void train(bool on = true);
+  void eval() { train(false); }
+  bool is_training() const { return training_; }
+  void zero_grad();
+  int64_t parameter_count() const;
+
+  // Parameters and buffers under their dotted names.
+  StateDict state_dict() const;
+  // Copies values in place (tensor identities are kept). strict: every key must match both ways.
+  void load_state_dict(const StateDict& state, bool strict = true);
+
+ protected:
+  // Register `slot` (a member) as a trainable parameter initialised to `value`.
+  void register_parameter(const std::string& name, Parameter& slot, const Tensor& value);
+  // Register `slot` as a buffer (saved, not trained).
+  void register_buffer(const std::string& name, Parameter& slot, const Tensor& value);
+  // Register a child module held in a member shared_ptr<M>.
+  template <class M>
+  std::shared_ptr<M>& register_module(const std::string& name, std::shared_ptr<M>& slot,
+                                      std::shared_ptr<M> module) {
+    slot = std::move(module);
+    ChildSlot c;
+    c.name = name;
+    c.get = [&slot] { return std::static_pointer_cast<Module>(slot); };
+    c.set = [&slot, name](std::shared_ptr<Module> m) {
+      auto typed = std::dynamic_pointer_cast<M>(m);
+      if (!typed) throw_bad_child(name, m ? m->type_name() : "null");
+      slot = std::move(typed);
+    };
+    add_child(std::move(c));
+    return slot;
+  }
+  // Called after train()/eval() changes the mode of this module.
+  virtual void on_mode_change() {}
+
+ private:
+  struct ChildSlot {
+    std::string name;
+    std::function<std::shared_ptr<Module>()> get;
+    std::function<void(std::shared_ptr<Module>)> set;
+  };
+  void add_child(ChildSlot slot);
+  [[noreturn]] static void throw_bad_child(const std::string& name, const std::string& type);
+  void collect(const std::string& prefix, bool params, std::vector<std::pair<std::string, Tensor>>& out) const;
+
+  std::vector<std::pair<std::string, Parameter*>> params_;
+  std::vector<std::pair<std::string, Parameter*>> buffers_;
+  std::vector<ChildSlot> children_;
+  bool training_ = true;
+};
+
+}  // namespace lowbit

@@ -1,0 +1,32 @@
+// residual.cpp: ResNet BasicBlock.
+#include "layers/residual.h"
+
+#include "core/error.h"
+#include "core/ops_elementwise.h"
+
+namespace lowbit {
+
+BasicBlock::BasicBlock(int64_t in, int64_t out, int64_t s) : in_channels(in), out_channels(out), stride(s) {
+  register_module("conv1", conv1, std::make_shared<Conv2d>(Conv2dConfig{in, out, 3, s, 1}));
+  register_module("bn1", bn1, std::make_shared<BatchNorm2d>(out));
+  register_module("relu1", relu1, std::static_pointer_cast<Module>(std::make_shared<ReLU>()));
+  register_module("conv2", conv2, std::make_shared<Conv2d>(Conv2dConfig{out, out, 3, 1, 1}));
+  register_module("bn2", bn2, std::make_shared<BatchNorm2d>(out));
+  if (s != 1 || in != out) {
+    register_module("shortcut_conv", shortcut_conv, std::make_shared<Conv2d>(Conv2dConfig{in, out, 1, s, 0}));
+    register_module("shortcut_bn", shortcut_bn, std::make_shared<BatchNorm2d>(out));
+  }
+  register_module("relu2", relu2, std::static_pointer_cast<Module>(std::make_shared<ReLU>()));
+}
+
+Tensor BasicBlock::forward(const Tensor& x) {
+  Tensor y = bn2->forward(conv2->forward(relu1->forward(bn1->forward(conv1->forward(x)))));
+  Tensor skip = shortcut_conv ? shortcut_bn->forward(shortcut_conv->forward(x)) : x;
+  return relu2->forward(add(y, skip));
+}
+
+std::string BasicBlock::describe() const {
+  return detail::concat("BasicBlock(", in_channels, " -> ", out_channels, ", stride ", stride, ")");
+}
+
+}  // namespace lowbit
