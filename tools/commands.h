@@ -2,6 +2,18 @@
 // options and callback on the CLI11 app; callbacks throw lowbit::Error on bad input (exit 1).
 #pragma once
 #include <CLI/CLI.hpp>
+#include <string>
 
 namespace lowbit::cli {
+
+void register_train(CLI::App& app);
+void register_eval(CLI::App& app);
+void register_bench_train(CLI::App& bench);
+void register_bench_gemm(CLI::App& bench);
+
+// Print the JSON object as the last stdout line (the contract scripts rely on).
+void print_json_line(const std::string& json);
+// Peak resident memory of this process in MiB.
+double peak_rss_mb();
+
 }  // namespace lowbit::cli

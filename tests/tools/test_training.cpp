@@ -1,0 +1,178 @@
+// test_training.cpp: modules, checkpoints and the training loop end to end (on small
+// synthetic IDX data the test writes), resume equivalence, and the CLI's exit codes.
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "core/data/synthetic.h"
+#include "core/error.h"
+#include "core/serialize.h"
+#include "layers/conv2d.h"
+#include "layers/linear.h"
+#include "models/registry.h"
+#include "tools/training.h"
+
+using namespace lowbit;
+namespace fs = std::filesystem;
+
+namespace {
+fs::path temp_dir(const std::string& name) {
+  fs::path p = fs::temp_directory_path() / ("lowbit_test_" + name + "_" + std::to_string(::getpid()));
+  fs::remove_all(p);
+  fs::create_directories(p);
+  return p;
+}
+std::string synthetic_spec() {
+  static std::string spec = [] {
+    SyntheticOptions o;
+    o.train_size = 1024;
+    o.test_size = 256;
+    return write_synthetic_idx(temp_dir("data").string(), o, true);
+  }();
+  return spec;
+}
+cli::TrainOptions quick_options(const std::string& out) {
+  cli::TrainOptions o;
+  o.data = synthetic_spec();
+  o.epochs = 2;
+  o.batch = 64;
+  o.out = out;
+  o.progress = false;
+  return o;
+}
+std::string read_file(const fs::path& p) {
+  std::ifstream f(p);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+int run(const std::string& cmd) {
+  const int status = std::system((cmd + " >/dev/null 2>&1").c_str());
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+}  // namespace
+
+TEST_CASE("named parameters of the model zoo use dotted paths") {
+  auto net = make_model("resnet20", {3, 32, 32, 10});
+  auto params = net->named_parameters();
+  bool found = false;
+  for (auto& [name, t] : params) found = found || name == "3.0.conv1.weight";
+  CHECK(found);
+  CHECK(net->parameter_count() > 260000);
+  CHECK(net->parameter_count() < 290000);
+  for (auto name : model_names()) {
+    auto m = make_model(name, {1, 28, 28, 10});
+    CHECK(m->parameter_count() > 0);
+  }
+  CHECK_THROWS_WITH_AS(make_model("vgg", {}), doctest::Contains("unknown model 'vgg'"), Error);
+}
+
+TEST_CASE("assigning to a Parameter keeps the registered tensor") {
+  Linear fc(3, 2);
+  const Tensor before = fc.named_parameters()[0].second;
+  fc.weight = Tensor::ones({2, 3});
+  CHECK(fc.named_parameters()[0].second.same_storage(before));
+  CHECK(before.data()[0] == 1.f);
+  fc.weight = Tensor::ones({4, 3});  // other shape: same TensorImpl re-pointed
+  CHECK(before.shape() == Shape{4, 3});
+  CHECK(before.requires_grad());
+}
+
+TEST_CASE("state dicts round-trip through files and reject bad ones") {
+  auto a = make_model("convnet", {1, 28, 28, 10});
+  auto b = make_model("convnet", {1, 28, 28, 10});
+  fs::path dir = temp_dir("sd");
+  save_state_dict((dir / "a.ckpt").string(), a->state_dict());
+  b->load_state_dict(load_state_dict_file((dir / "a.ckpt").string()));
+  CHECK(a->parameters()[0].to_vector() == b->parameters()[0].to_vector());
+  auto other = make_model("mlp", {1, 28, 28, 10});
+  CHECK_THROWS_WITH_AS(other->load_state_dict(a->state_dict()), doctest::Contains("state dict"), Error);
+
+  const std::string good = read_file(dir / "a.ckpt");
+  auto write = [&](const std::string& name, const std::string& bytes) {
+    std::ofstream(dir / name, std::ios::binary) << bytes;
+    return (dir / name).string();
+  };
+  CHECK_THROWS_WITH_AS(load_state_dict_file(write("short", "abc")), doctest::Contains("too short"), Error);
+  CHECK_THROWS_WITH_AS(load_state_dict_file(write("trunc", good.substr(0, good.size() / 2))),
+                       doctest::Contains("bad checkpoint"), Error);
+  std::string flipped = good;
+  flipped[flipped.size() - 3] ^= 0x40;
+  CHECK_THROWS_WITH_AS(load_state_dict_file(write("flip", flipped)), doctest::Contains("checksum"), Error);
+  std::string badjson = good;
+  badjson[9] = '!';
+  CHECK_THROWS_WITH_AS(load_state_dict_file(write("json", badjson)), doctest::Contains("JSON"), Error);
+  CHECK_THROWS_WITH_AS(load_state_dict_file((dir / "missing").string()), doctest::Contains("cannot open"), Error);
+  // No temporary files are left behind by atomic writes.
+  for (auto& e : fs::directory_iterator(dir)) CHECK(e.path().string().find(".tmp") == std::string::npos);
+}
+
+TEST_CASE("training converges, writes metrics and checkpoints, and resume is bit-identical") {
+  fs::path dir = temp_dir("train");
+  cli::TrainOptions full = quick_options((dir / "full").string());
+  const cli::TrainResult r = cli::train(full);
+  CHECK(r.test_acc > 80.0);
+  CHECK(fs::exists(dir / "full" / "last.ckpt"));
+  CHECK(fs::exists(dir / "full" / "best.ckpt"));
+  const std::string csv = read_file(dir / "full" / "metrics.csv");
+  CHECK(std::count(csv.begin(), csv.end(), '\n') == 3);  // header + 2 epochs
+  CHECK(read_file(dir / "full" / "metrics.jsonl").find("\"test_acc\"") != std::string::npos);
+
+  cli::TrainOptions first = quick_options((dir / "split").string());
+  first.stop_after = 1;  // interrupted after epoch 1 of 2
+  cli::train(first);
+  cli::TrainOptions rest = quick_options((dir / "split").string());
+  rest.resume = true;
+  cli::train(rest);
+  const StateDict a = load_state_dict_file((dir / "full" / "last.ckpt").string());
+  const StateDict b = load_state_dict_file((dir / "split" / "last.ckpt").string());
+  for (auto& [name, t] : a.tensors) {
+    INFO(name);
+    REQUIRE(b.tensors.count(name));
+    CHECK(t.to_vector() == b.tensors.at(name).to_vector());
+  }
+  const auto loaded = cli::load_checkpoint((dir / "full" / "last.ckpt").string());
+  const Dataset test = load_dataset(synthetic_spec(), Split::Test);
+  CHECK(cli::evaluate(*loaded.model, test, 100).accuracy == doctest::Approx(r.test_acc));
+}
+
+TEST_CASE("training errors: NaN loss, bad options, resume without checkpoint") {
+  fs::path dir = temp_dir("errors");
+  cli::TrainOptions o = quick_options((dir / "nan").string());
+  o.lr = 1e30;
+  o.epochs = 1;
+  CHECK_THROWS_WITH_AS(cli::train(o), doctest::Contains("loss became"), Error);
+  CHECK_FALSE(fs::exists(dir / "nan" / "last.ckpt"));
+  cli::TrainOptions r = quick_options((dir / "none").string());
+  r.resume = true;
+  CHECK_THROWS_WITH_AS(cli::train(r), doctest::Contains("no checkpoint"), Error);
+  cli::TrainOptions bad = quick_options((dir / "bad").string());
+  bad.data = "nosuch:thing";
+  CHECK_THROWS_AS(cli::train(bad), Error);
+}
+
+TEST_CASE("the lowbit program's exit codes: 0 ok, 1 failure, 2 usage") {
+  const char* exe = std::getenv("LOWBIT_EXE");
+  REQUIRE(exe != nullptr);
+  const std::string lowbit = exe;
+  fs::path dir = temp_dir("cli");
+  CHECK(run(lowbit + " --help") == 0);
+  CHECK(run(lowbit + " --version") == 0);
+  CHECK(run(lowbit + " train --epochs 0") == 2);
+  CHECK(run(lowbit + " train --no-such-flag") == 2);
+  CHECK(run(lowbit) == 2);
+  CHECK(run(lowbit + " train --data idx:/nonexistent --out " + (dir / "x").string()) == 1);
+  CHECK(run(lowbit + " eval --checkpoint /nonexistent.ckpt") == 1);
+  const std::string json_out = (dir / "out.json").string();
+  CHECK(std::system((lowbit + " train --data " + synthetic_spec() + " --epochs 1 --max-steps 3 --eval-limit 64 --out " +
+                     (dir / "run").string() + " --json > " + json_out + " 2>/dev/null").c_str()) == 0);
+  const std::string out = read_file(json_out);
+  CHECK(out.find("\"test_acc\"") != std::string::npos);
+  CHECK(out.find("\"train_images_per_s\"") != std::string::npos);
+  CHECK(run(lowbit + " eval --checkpoint " + (dir / "run" / "last.ckpt").string() + " --data " + synthetic_spec()) == 0);
+  CHECK(run(lowbit + " bench train --model mlp --batch 8 --seconds 0.1 --warmup 1 --json") == 0);
+}

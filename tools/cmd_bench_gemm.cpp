@@ -1,0 +1,30 @@
+// cmd_bench_gemm.cpp: `lowbit bench gemm [--threads N] [--json] [--quick] [--filter S]`:
+// GMAC/s of the packed low-bit GEMM/GEMV kernels next to OpenBLAS sgemm/sgemv of the same shape.
+// With --json the LAST stdout line is the JSON object of lowbit::kernels::bench_gemm.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include "quant/kernels/bench_gemm.h"
+
+namespace lowbit::cli {
+
+void register_bench_gemm(CLI::App& bench) {
+  auto opt = std::make_shared<kernels::BenchGemmOptions>();
+  auto json = std::make_shared<bool>(false);
+  CLI::App* cmd = bench.add_subcommand("gemm", "benchmark the packed int2/int4/int8 GEMM/GEMV kernels vs OpenBLAS");
+  cmd->add_option("--threads", opt->threads, "threads (0 = all cores)")->check(CLI::NonNegativeNumber);
+  cmd->add_flag("--json", *json, "print the result as one JSON line (last line of stdout)");
+  cmd->add_flag("--quick", opt->quick, "small shapes only (smoke test)");
+  cmd->add_option("--repeats", opt->repeats, "interleaved samples per measurement (median)")->check(CLI::PositiveNumber);
+  cmd->add_option("--filter", opt->filter, "only cases whose tag contains this, e.g. 'gemv w4a4'");
+  cmd->callback([opt, json] {
+    const nlohmann::json r = kernels::bench_gemm(*opt);
+    std::fputs(kernels::format_bench_gemm(r).c_str(), stdout);
+    if (*json) std::printf("%s\n", r.dump().c_str());
+    std::fflush(stdout);
+  });
+}
+
+}  // namespace lowbit::cli

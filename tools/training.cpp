@@ -1,0 +1,262 @@
+// training.cpp: train / evaluate / checkpoint for the command-line tools.
+#include "tools/training.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "core/autograd.h"
+#include "core/data/loader.h"
+#include "core/error.h"
+#include "core/ops_loss.h"
+#include "core/random.h"
+#include "core/serialize.h"
+#include "core/threading.h"
+#include "optim/lr_schedule.h"
+#include "optim/make_optimizer.h"
+#include "tools/progress.h"
+
+namespace lowbit::cli {
+
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+std::shared_ptr<Module> build_model(const ModelSpec& spec) { return make_model(spec.name, spec.config); }
+
+ModelSpec model_spec_for(const std::string& name, const Dataset& data) {
+  return {name, {data.channels, data.height, data.width, data.num_classes()}};
+}
+
+EvalResult evaluate(Module& model, const Dataset& data, int64_t batch, int64_t limit, bool progress) {
+  NoGradGuard no_grad;
+  const bool was_training = model.is_training();
+  model.eval();
+  DataLoader loader(data, LoaderOptions::evaluation(batch));
+  const int64_t n = limit > 0 ? std::min<int64_t>(limit, data.size()) : data.size();
+  int64_t correct = 0, seen = 0;
+  double loss_sum = 0;
+  Progress bar("eval", n, progress);
+  const auto t0 = Clock::now();
+  for (int64_t s = 0; s < loader.steps() && seen < n; ++s) {
+    Batch b = loader.batch(s);
+    Tensor logits = model.forward(b.images);
+    loss_sum += cross_entropy(logits, b.labels).item() * static_cast<double>(b.labels.size());
+    const auto pred = argmax_rows(logits);
+    for (size_t i = 0; i < pred.size(); ++i) correct += pred[i] == b.labels[i];
+    seen += static_cast<int64_t>(b.labels.size());
+    bar.update(seen, "");
+  }
+  const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  model.train(was_training);
+  EvalResult r;
+  r.images = seen;
+  r.accuracy = seen ? 100.0 * correct / seen : 0;
+  r.loss = seen ? loss_sum / seen : 0;
+  r.images_per_s = secs > 0 ? seen / secs : 0;
+  return r;
+}
+
+namespace {
+
+json options_json(const TrainOptions& o) {
+  return {{"model", o.model}, {"data", o.data}, {"epochs", o.epochs}, {"batch", o.batch}, {"lr", o.lr},
+          {"momentum", o.momentum}, {"optimizer", o.optimizer}, {"schedule", o.schedule},
+          {"warmup_epochs", o.warmup_epochs}, {"weight_decay", o.weight_decay}, {"seed", o.seed},
+          {"augment", o.augment}, {"max_steps", o.max_steps}};
+}
+
+void put_spec(StateDict& sd, const ModelSpec& spec) {
+  sd.strings["model.name"] = spec.name;
+  sd.scalars["model.in_channels"] = static_cast<double>(spec.config.in_channels);
+  sd.scalars["model.height"] = static_cast<double>(spec.config.height);
+  sd.scalars["model.width"] = static_cast<double>(spec.config.width);
+  sd.scalars["model.num_classes"] = static_cast<double>(spec.config.num_classes);
+}
+
+ModelSpec get_spec(const StateDict& sd, const std::string& path) {
+  auto scalar = [&](const std::string& k) {
+    auto it = sd.scalars.find(k);
+    LOWBIT_CHECK(it != sd.scalars.end(), "checkpoint ", path, " lacks '", k, "'");
+    return static_cast<int64_t>(it->second);
+  };
+  auto it = sd.strings.find("model.name");
+  LOWBIT_CHECK(it != sd.strings.end(), "checkpoint ", path, " lacks the model name");
+  return {it->second,
+          {scalar("model.in_channels"), scalar("model.height"), scalar("model.width"), scalar("model.num_classes")}};
+}
+
+std::string rng_to_string(const Generator& g) {
+  std::string s;
+  for (uint64_t w : g.state()) s += std::to_string(w) + " ";
+  return s;
+}
+
+void rng_from_string(Generator& g, const std::string& s) {
+  std::array<uint64_t, 4> st{};
+  std::istringstream in(s);
+  for (auto& w : st) LOWBIT_CHECK(static_cast<bool>(in >> w), "checkpoint has a malformed RNG state");
+  g.set_state(st);
+}
+
+void append_line(const std::string& path, const std::string& line) {
+  std::ofstream f(path, std::ios::app);
+  LOWBIT_CHECK(f.good(), "cannot write ", path);
+  f << line << "\n";
+}
+
+}  // namespace
+
+LoadedCheckpoint load_checkpoint(const std::string& path) {
+  LoadedCheckpoint lc;
+  lc.state = load_state_dict_file(path);
+  lc.spec = get_spec(lc.state, path);
+  lc.model = build_model(lc.spec);
+  lc.model->load_state_dict(lc.state.sub("model"));
+  return lc;
+}
+
+TrainResult train(const TrainOptions& o) {
+  LOWBIT_CHECK(o.epochs >= 1, "--epochs must be at least 1, got ", o.epochs);
+  LOWBIT_CHECK(o.batch >= 1, "--batch must be at least 1, got ", o.batch);
+  LOWBIT_CHECK(o.lr > 0 && std::isfinite(o.lr), "--lr must be positive, got ", o.lr);
+  set_num_threads(o.threads);
+  const Dataset train_set = load_dataset(o.data, Split::Train);
+  const Dataset test_set = load_dataset(o.data, Split::Test);
+  const ModelSpec spec = model_spec_for(o.model, train_set);
+
+  manual_seed(o.seed);
+  std::shared_ptr<Module> model = build_model(spec);
+  std::vector<ParamGroup> groups{{"weights", model->parameters(), o.lr, o.weight_decay}};
+  OptimizerConfig oc;
+  oc.sgd.momentum = o.momentum;
+  auto optimizer = make_optimizer(o.optimizer, groups, oc);
+  LrScheduleOptions so;
+  so.total_epochs = o.epochs;
+  so.warmup_epochs = o.warmup_epochs;
+  so.milestones = {o.epochs / 2, o.epochs * 3 / 4};
+  so.step_size = std::max<int64_t>(1, o.epochs / 3);
+  const LrSchedule schedule = LrSchedule::from_name(o.schedule, so);
+
+  LoaderOptions lo;
+  lo.batch_size = o.batch;
+  lo.seed = o.seed;
+  lo.random_crop = o.augment;
+  lo.horizontal_flip = o.augment;
+  lo.crop_padding = train_set.height <= 28 ? 2 : 4;
+  DataLoader loader(train_set, lo);
+  const int64_t steps = o.max_steps > 0 ? std::min(o.max_steps, loader.steps()) : loader.steps();
+
+  std::filesystem::create_directories(o.out);
+  const std::string last = o.out + "/last.ckpt", best = o.out + "/best.ckpt";
+  const std::string jsonl = o.out + "/metrics.jsonl", csv = o.out + "/metrics.csv";
+  int64_t start_epoch = 0;
+  double best_acc = -1;
+  if (o.resume) {
+    LOWBIT_CHECK(std::filesystem::exists(last), "--resume: no checkpoint at ", last);
+    StateDict sd = load_state_dict_file(last);
+    const ModelSpec saved = get_spec(sd, last);
+    LOWBIT_CHECK(saved.name == spec.name, "--resume: checkpoint ", last, " is for model '", saved.name,
+                 "', not '", spec.name, "'");
+    model->load_state_dict(sd.sub("model"));
+    optimizer->load_state_dict(sd.sub("optim"));
+    start_epoch = static_cast<int64_t>(sd.scalars.at("epoch"));
+    best_acc = sd.scalars.at("best_acc");
+    rng_from_string(global_generator(), sd.strings.at("rng"));
+    LOWBIT_CHECK(start_epoch <= o.epochs, "--resume: checkpoint already has ", start_epoch, " epochs, more than --epochs ",
+                 o.epochs);
+    std::fprintf(stderr, "resuming from %s after epoch %lld\n", last.c_str(), static_cast<long long>(start_epoch));
+  } else {
+    std::filesystem::remove(jsonl);
+    std::filesystem::remove(csv);
+    append_line(csv, "epoch,train_loss,train_acc,test_loss,test_acc,lr,images_per_s,seconds");
+  }
+  std::fprintf(stderr, "lowbit train: %s on %s (%lld train / %lld test images, %lldx%lldx%lld, %lld classes), "
+               "%lld parameters, %s lr %g, %s schedule, batch %lld, %d threads\n",
+               o.model.c_str(), o.data.c_str(), static_cast<long long>(train_set.size()),
+               static_cast<long long>(test_set.size()), static_cast<long long>(train_set.channels),
+               static_cast<long long>(train_set.height), static_cast<long long>(train_set.width),
+               static_cast<long long>(train_set.num_classes()), static_cast<long long>(model->parameter_count()),
+               o.optimizer.c_str(), o.lr, o.schedule.c_str(), static_cast<long long>(o.batch), num_threads());
+
+  TrainResult result;
+  result.checkpoint = last;
+  double train_seconds = 0;
+  int64_t train_images = 0;
+  const auto run_start = Clock::now();
+  const int64_t end_epoch = o.stop_after > 0 ? std::min(o.stop_after, o.epochs) : o.epochs;
+  for (int64_t epoch = start_epoch; epoch < end_epoch; ++epoch) {
+    model->train();
+    loader.set_epoch(epoch);
+    Progress bar(detail::concat("epoch ", epoch + 1, "/", o.epochs), steps, o.progress);
+    double loss_sum = 0;
+    int64_t correct = 0, seen = 0;
+    const auto t0 = Clock::now();
+    for (int64_t s = 0; s < steps; ++s) {
+      Batch b = loader.batch(s);
+      optimizer->set_lr_multiplier(schedule.multiplier(epoch, s, steps));
+      optimizer->zero_grad();
+      Tensor logits = model->forward(b.images);
+      Tensor loss = cross_entropy(logits, b.labels);
+      const float lv = loss.item();
+      LOWBIT_CHECK(std::isfinite(lv), "loss became ", lv, " at epoch ", epoch + 1, " step ", s + 1, " (lr ",
+                   optimizer->lr(0), "): lower --lr or check the data");
+      loss.backward();
+      optimizer->step();
+      loss_sum += lv * static_cast<double>(b.labels.size());
+      const auto pred = argmax_rows(logits);
+      for (size_t i = 0; i < pred.size(); ++i) correct += pred[i] == b.labels[i];
+      seen += static_cast<int64_t>(b.labels.size());
+      const double el = std::chrono::duration<double>(Clock::now() - t0).count();
+      char status[128];
+      std::snprintf(status, sizeof status, "loss %.4f acc %.2f%% %.0f img/s", loss_sum / seen, 100.0 * correct / seen,
+                    el > 0 ? seen / el : 0.0);
+      bar.update(s + 1, status);
+    }
+    const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+    train_seconds += secs;
+    train_images += seen;
+    const EvalResult ev = evaluate(*model, test_set, 256, o.eval_limit);
+    const double ips = secs > 0 ? seen / secs : 0;
+    char status[160];
+    std::snprintf(status, sizeof status, "train loss %.4f acc %.2f%% | test loss %.4f acc %.2f%% | %.0f img/s",
+                  loss_sum / seen, 100.0 * correct / seen, ev.loss, ev.accuracy, ips);
+    bar.finish(status);
+
+    json line = {{"epoch", epoch + 1}, {"train_loss", loss_sum / seen}, {"train_acc", 100.0 * correct / seen},
+                 {"test_loss", ev.loss}, {"test_acc", ev.accuracy}, {"lr", optimizer->lr(0)},
+                 {"images_per_s", ips}, {"seconds", secs}};
+    append_line(jsonl, line.dump());
+    append_line(csv, detail::concat(epoch + 1, ",", loss_sum / seen, ",", 100.0 * correct / seen, ",", ev.loss, ",",
+                                    ev.accuracy, ",", optimizer->lr(0), ",", ips, ",", secs));
+
+    StateDict sd;
+    sd.merge(model->state_dict(), "model");
+    sd.merge(optimizer->state_dict(), "optim");
+    put_spec(sd, spec);
+    sd.scalars["epoch"] = static_cast<double>(epoch + 1);
+    sd.scalars["test_acc"] = ev.accuracy;
+    best_acc = std::max(best_acc, ev.accuracy);
+    sd.scalars["best_acc"] = best_acc;
+    sd.strings["rng"] = rng_to_string(global_generator());
+    sd.strings["options"] = options_json(o).dump();
+    sd.strings["data"] = o.data;
+    save_state_dict(last, sd);
+    if (ev.accuracy >= best_acc) save_state_dict(best, sd);
+    result.test_acc = ev.accuracy;
+    result.test_loss = ev.loss;
+  }
+  result.epochs = std::max(start_epoch, end_epoch);
+  result.seconds = std::chrono::duration<double>(Clock::now() - run_start).count();
+  result.train_images_per_s = train_seconds > 0 ? train_images / train_seconds : 0;
+  if (start_epoch >= end_epoch) {  // nothing left to train: report the checkpoint's accuracy
+    const EvalResult ev = evaluate(*model, test_set, 256, o.eval_limit);
+    result.test_acc = ev.accuracy;
+    result.test_loss = ev.loss;
+  }
+  return result;
+}
+
+}  // namespace lowbit::cli
