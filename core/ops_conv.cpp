@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include "core/autograd.h"
@@ -135,21 +136,22 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
   float* py = y.data();
   const int64_t chunks = (g.n + g.chunk - 1) / g.chunk;
   parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
-    std::vector<float> col(static_cast<size_t>(g.k * g.chunk * g.hwo));
-    std::vector<float> tmp(static_cast<size_t>(g.cout_g * g.chunk * g.hwo));
+    // Scratch is fully overwritten before use: no zero-fill.
+    auto col = std::make_unique_for_overwrite<float[]>(static_cast<size_t>(g.k * g.chunk * g.hwo));
+    auto tmp = std::make_unique_for_overwrite<float[]>(static_cast<size_t>(g.cout_g * g.chunk * g.hwo));
     for (int64_t ch = c0; ch < c1; ++ch) {
       const int64_t n0 = ch * g.chunk, nb = std::min(g.chunk, g.n - n0), ld = nb * g.hwo;
       for (int64_t gr = 0; gr < g.groups; ++gr) {
         for (int64_t b = 0; b < nb; ++b)
           im2col(px + ((n0 + b) * g.cin + gr * g.cin_g) * g.h * g.w, g.cin_g, g.h, g.w, g.kh, g.kw, opt,
-                 g.ho, g.wo, col.data() + b * g.hwo, ld);
-        sgemm(false, false, g.cout_g, ld, g.k, 1.f, pw + gr * g.cout_g * g.k, g.k, col.data(), ld, 0.f,
-              tmp.data(), ld);
+                 g.ho, g.wo, col.get() + b * g.hwo, ld);
+        sgemm(false, false, g.cout_g, ld, g.k, 1.f, pw + gr * g.cout_g * g.k, g.k, col.get(), ld, 0.f,
+              tmp.get(), ld);
         for (int64_t b = 0; b < nb; ++b)
           for (int64_t co = 0; co < g.cout_g; ++co) {
             const int64_t oc = gr * g.cout_g + co;
             float* dst = py + ((n0 + b) * g.cout + oc) * g.hwo;
-            const float* src = tmp.data() + co * ld + b * g.hwo;
+            const float* src = tmp.get() + co * ld + b * g.hwo;
             const float bv = pb ? pb[oc] : 0.f;
             for (int64_t j = 0; j < g.hwo; ++j) dst[j] = src[j] + bv;
           }
@@ -169,8 +171,8 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
     const float* pw = w.data();
     const float* pg = gy.data();
     parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
-      std::vector<float> col(static_cast<size_t>(g.k * g.chunk * g.hwo));
-      std::vector<float> gtmp(static_cast<size_t>(g.cout_g * g.chunk * g.hwo));
+      auto col = std::make_unique_for_overwrite<float[]>(static_cast<size_t>(g.k * g.chunk * g.hwo));
+      auto gtmp = std::make_unique_for_overwrite<float[]>(static_cast<size_t>(g.cout_g * g.chunk * g.hwo));
       for (int64_t ch = c0; ch < c1; ++ch) {
         const int64_t n0 = ch * g.chunk, nb = std::min(g.chunk, g.n - n0), ld = nb * g.hwo;
         if (gw) dw_parts[ch].assign(static_cast<size_t>(g.cout * g.k), 0.f);
@@ -189,22 +191,22 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
           // Gather dy of this chunk and group as [cout_g, nb*hwo].
           for (int64_t b = 0; b < nb; ++b)
             for (int64_t co = 0; co < g.cout_g; ++co)
-              std::memcpy(gtmp.data() + co * ld + b * g.hwo,
+              std::memcpy(gtmp.get() + co * ld + b * g.hwo,
                           pg + ((n0 + b) * g.cout + gr * g.cout_g + co) * g.hwo, sizeof(float) * g.hwo);
           if (gw) {
             for (int64_t b = 0; b < nb; ++b)
               im2col(px + ((n0 + b) * g.cin + gr * g.cin_g) * g.h * g.w, g.cin_g, g.h, g.w, g.kh, g.kw,
-                     opt, g.ho, g.wo, col.data() + b * g.hwo, ld);
+                     opt, g.ho, g.wo, col.get() + b * g.hwo, ld);
             // dW_g += dy_g [cout_g, ld] x col^T [ld, k]
-            sgemm(false, true, g.cout_g, g.k, ld, 1.f, gtmp.data(), ld, col.data(), ld, 1.f,
+            sgemm(false, true, g.cout_g, g.k, ld, 1.f, gtmp.get(), ld, col.get(), ld, 1.f,
                   dw_parts[ch].data() + gr * g.cout_g * g.k, g.k);
           }
           if (gx) {
             // dcol = W_g^T [k, cout_g] x dy_g [cout_g, ld]
-            sgemm(true, false, g.k, ld, g.cout_g, 1.f, pw + gr * g.cout_g * g.k, g.k, gtmp.data(), ld, 0.f,
-                  col.data(), ld);
+            sgemm(true, false, g.k, ld, g.cout_g, 1.f, pw + gr * g.cout_g * g.k, g.k, gtmp.get(), ld, 0.f,
+                  col.get(), ld);
             for (int64_t b = 0; b < nb; ++b)
-              col2im_add(col.data() + b * g.hwo, ld, g.cin_g, g.h, g.w, g.kh, g.kw, opt, g.ho, g.wo,
+              col2im_add(col.get() + b * g.hwo, ld, g.cin_g, g.h, g.w, g.kh, g.kw, opt, g.ho, g.wo,
                          dx.data() + ((n0 + b) * g.cin + gr * g.cin_g) * g.h * g.w);
           }
         }

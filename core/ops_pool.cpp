@@ -35,9 +35,28 @@ Tensor max_pool2d(const Tensor& x, int64_t kernel, int64_t stride, int64_t paddi
   const float* px = x.data();
   float* py = y.data();
   int32_t* pa = argmax->data();
+  const bool two_by_two = g.k == 2 && g.s == 2 && g.p == 0;
   parallel_for(0, g.planes, kPlaneGrain, [&](int64_t p0, int64_t p1) {
     for (int64_t pl = p0; pl < p1; ++pl) {
       const float* src = px + pl * g.h * g.w;
+      if (two_by_two) {  // the common case, without bounds checks; same first-max tie rule
+        for (int64_t oh = 0; oh < g.ho; ++oh) {
+          const float* r0 = src + 2 * oh * g.w;
+          const float* r1 = r0 + g.w;
+          const int64_t o0 = (pl * g.ho + oh) * g.wo;
+          for (int64_t ow = 0; ow < g.wo; ++ow) {
+            const int64_t i = 2 * ow;
+            float best = r0[i];
+            int32_t arg = static_cast<int32_t>(2 * oh * g.w + i);
+            if (r0[i + 1] > best) best = r0[i + 1], arg += 1;
+            if (r1[i] > best) best = r1[i], arg = static_cast<int32_t>((2 * oh + 1) * g.w + i);
+            if (r1[i + 1] > best) best = r1[i + 1], arg = static_cast<int32_t>((2 * oh + 1) * g.w + i + 1);
+            py[o0 + ow] = best;
+            pa[o0 + ow] = arg;
+          }
+        }
+        continue;
+      }
       for (int64_t oh = 0; oh < g.ho; ++oh)
         for (int64_t ow = 0; ow < g.wo; ++ow) {
           float best = -std::numeric_limits<float>::infinity();

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <malloc.h>
 #include <cstring>
 #include <new>
 
@@ -12,7 +13,19 @@
 
 namespace lowbit {
 
+namespace {
+// Training allocates and frees the same large activation buffers every step. glibc serves
+// blocks above 128 KiB with fresh mmap()s, so each step paid page faults on first touch (~17 %
+// of a convnet step). Keep freed memory in the heap for reuse instead.
+const bool g_malloc_tuned = [] {
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);  // glibc caps it at 32 MiB on 64-bit
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  return true;
+}();
+}  // namespace
+
 Storage::Storage(int64_t count) : count_(count) {
+  (void)g_malloc_tuned;
   LOWBIT_CHECK(count >= 0, "tensor size must be non-negative, got ", count);
   // Round the byte size up to 64 so aligned_alloc's contract holds; at least one line.
   const size_t bytes = ((static_cast<size_t>(count) * sizeof(float) + 63) / 64) * 64;
