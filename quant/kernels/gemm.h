@@ -61,6 +61,6 @@ inline void gemm_s32(const PackedActivations& a, const PackedWeights& w, int32_t
 // Largest padded K accepted for this bit-width pair and correction (the guard above).
 int64_t gemm_k_limit(int wbits, int abits, int32_t acc_mul = 1, int32_t rowsum_mul = 0);
 
-// Bit-serial w2a2 variant (AND + VPOPCNTDQ over bit planes): same result as gemm() with an
-// int32 epilogue. Available when cpu_has_avx512_vpopcntdq().
+// Not implemented yet: a bit-serial w2a2 variant (AND + VPOPCNTDQ over bit planes); w2a2 runs
+// on the vpdpbusd kernels. cpu_has_avx512_vpopcntdq() is there for it.
 }  // namespace lowbit::kernels
