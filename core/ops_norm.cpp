@@ -1,6 +1,7 @@
 // ops_norm.cpp: batch normalization forward/backward, parallel over channels.
 #include "core/ops_norm.h"
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -69,6 +70,7 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
 
   Tensor y = Tensor::empty(x.shape());
   float* py = y.data();
+  const bool relu_out = opt.fused_relu;
   parallel_for(0, n * c, 8, [&](int64_t p0, int64_t p1) {
     for (int64_t pl = p0; pl < p1; ++pl) {
       const int64_t ch = pl % c;
@@ -76,30 +78,51 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
       const float shift = (pbeta ? pbeta[ch] : 0.f) - mean[ch] * scale;
       const float* src = px + pl * hw;
       float* dst = py + pl * hw;
-      for (int64_t j = 0; j < hw; ++j) dst[j] = src[j] * scale + shift;
+      if (relu_out) {
+        for (int64_t j = 0; j < hw; ++j) dst[j] = std::max(src[j] * scale + shift, 0.f);
+      } else {
+        for (int64_t j = 0; j < hw; ++j) dst[j] = src[j] * scale + shift;
+      }
     }
   });
 
   const bool training = opt.training;
   auto reduce_backward = opt.reduce_backward;
-  return record(y, "batch_norm", {x, gamma, beta},
-                [x = x.detach(), gamma = gamma.detach(), mean, invstd, n, c, hw, count, training,
-                 reduce_backward](const Tensor& gy) {
+  return record(y, relu_out ? "batch_norm_relu" : "batch_norm", {x, gamma, beta},
+                [x = x.detach(), gamma = gamma.detach(), beta = beta.detach(), mean, invstd, n, c, hw, count,
+                 training, relu_out, reduce_backward](const Tensor& gy_in) {
     const float* px = x.data();
-    const float* pg = gy.data();
     const float* pgamma = gamma.defined() ? gamma.data() : nullptr;
+    const float* pbeta = beta.defined() ? beta.data() : nullptr;
+    Tensor dx = Tensor::empty(x.shape());
+    float* pdx = dx.data();
+    // With the fused ReLU the incoming gradient is first masked where bn(x) <= 0 (recomputed from
+    // x); the masked gradient is parked in dx, which the final pass then overwrites in place.
+    const float* pg = relu_out ? pdx : gy_in.data();
     // Per-channel sums of g and g*xh.
     std::vector<double> sums(2 * c);
     parallel_for(0, c, 1, [&](int64_t c0, int64_t c1) {
       for (int64_t ch = c0; ch < c1; ++ch) {
+        const float scale = invstd[ch] * (pgamma ? pgamma[ch] : 1.f);
+        const float shift = (pbeta ? pbeta[ch] : 0.f) - mean[ch] * scale;
         double sg = 0, sgx = 0;
         for (int64_t i = 0; i < n; ++i) {
           const float* xp = px + (i * c + ch) * hw;
-          const float* gp = pg + (i * c + ch) * hw;
+          const float* gp = gy_in.data() + (i * c + ch) * hw;
+          float* masked = pdx + (i * c + ch) * hw;
           float fsg = 0.f, fsgx = 0.f;
-          for (int64_t j = 0; j < hw; ++j) {
-            fsg += gp[j];
-            fsgx += gp[j] * (xp[j] - mean[ch]);
+          if (relu_out) {
+            for (int64_t j = 0; j < hw; ++j) {
+              const float g = xp[j] * scale + shift > 0.f ? gp[j] : 0.f;
+              masked[j] = g;
+              fsg += g;
+              fsgx += g * (xp[j] - mean[ch]);
+            }
+          } else {
+            for (int64_t j = 0; j < hw; ++j) {
+              fsg += gp[j];
+              fsgx += gp[j] * (xp[j] - mean[ch]);
+            }
           }
           sg += fsg;
           sgx += static_cast<double>(fsgx) * invstd[ch];
@@ -116,8 +139,6 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
     // Sync BN: the input gradient needs the global sums; the parameter gradients stay local
     // (the data-parallel gradient allreduce sums them like every other parameter).
     if (training && reduce_backward) reduce_backward(sums);
-    Tensor dx = Tensor::empty(x.shape());
-    float* pdx = dx.data();
     parallel_for(0, n * c, 8, [&](int64_t p0, int64_t p1) {
       for (int64_t pl = p0; pl < p1; ++pl) {
         const int64_t ch = pl % c;

@@ -16,7 +16,8 @@ void BatchNorm2d::set_sync(std::function<void(std::vector<double>&, double&)> re
   g_sync_backward = std::move(reduce_backward);
 }
 
-BatchNorm2d::BatchNorm2d(int64_t c, float eps, float momentum) : channels(c), eps(eps), momentum(momentum) {
+BatchNorm2d::BatchNorm2d(int64_t c, float eps, float momentum, bool fused_relu)
+    : channels(c), eps(eps), momentum(momentum), fused_relu(fused_relu) {
   LOWBIT_CHECK(c > 0, "BatchNorm2d: channels must be positive, got ", c);
   register_parameter("weight", weight, Tensor::ones({c}));
   register_parameter("bias", bias, Tensor::zeros({c}));
@@ -29,11 +30,14 @@ Tensor BatchNorm2d::forward(const Tensor& x) {
   opt.training = is_training();
   opt.momentum = momentum;
   opt.eps = eps;
+  opt.fused_relu = fused_relu;
   opt.reduce_forward = g_sync_forward;
   opt.reduce_backward = g_sync_backward;
   return batch_norm(x, weight, bias, running_mean, running_var, opt);
 }
 
-std::string BatchNorm2d::describe() const { return detail::concat("BatchNorm2d(", channels, ")"); }
+std::string BatchNorm2d::describe() const {
+  return detail::concat("BatchNorm2d(", channels, ")", fused_relu ? "+ReLU" : "");
+}
 
 }  // namespace lowbit

@@ -12,7 +12,8 @@ namespace lowbit {
 
 class BatchNorm2d : public Module {
  public:
-  explicit BatchNorm2d(int64_t channels, float eps = 1e-5f, float momentum = 0.1f);
+  // fused_relu: the layer computes relu(bn(x)) in one pass (same result as BatchNorm2d + ReLU).
+  explicit BatchNorm2d(int64_t channels, float eps = 1e-5f, float momentum = 0.1f, bool fused_relu = false);
   Tensor forward(const Tensor& x) override;
   std::string type_name() const override { return "BatchNorm2d"; }
   std::string describe() const override;
@@ -23,6 +24,7 @@ class BatchNorm2d : public Module {
 
   const int64_t channels;
   const float eps, momentum;
+  const bool fused_relu;
   Parameter weight, bias, running_mean, running_var;
 };
 

@@ -14,8 +14,7 @@ std::shared_ptr<Module> make_convnet(const ModelConfig& c) {
   int64_t channels = c.in_channels, h = c.height, w = c.width;
   for (int64_t out : {32, 64, 128}) {
     net->add(std::make_shared<Conv2d>(Conv2dConfig{channels, out, 3, 1, 1}));
-    net->add(std::make_shared<BatchNorm2d>(out));
-    net->add(std::make_shared<ReLU>());
+    net->add(std::make_shared<BatchNorm2d>(out, 1e-5f, 0.1f, /*fused_relu=*/true));  // BN + ReLU, one pass
     net->add(std::make_shared<MaxPool2d>(2));
     channels = out;
     h /= 2;

@@ -1,7 +1,8 @@
 // registry.h: the model zoo by name. Every model adapts to the input's channels and size and
 // to the class count:
 //   mlp       flatten, 256-ReLU-256-ReLU, linear to classes
-//   convnet   [conv3x3(C->32)+BN+ReLU, maxpool2] x (32, 64, 128), flatten, linear (no conv bias)
+//   convnet   [conv3x3(C->32)+BN+ReLU, maxpool2] x (32, 64, 128), flatten, linear (no conv bias);
+//             BN and ReLU are one fused BatchNorm2d module (children 0..2: conv, bn+relu, pool)
 //   resnet20/32/56   CIFAR-style ResNet (16-32-64, (depth-2)/6 BasicBlocks per stage)
 //   resnet18  ImageNet-style ResNet (7x7/2 stem + maxpool, 64-128-256-512, 2 blocks each)
 #pragma once

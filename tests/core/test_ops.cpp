@@ -223,6 +223,36 @@ TEST_CASE("batch norm: training statistics, running stats, eval, gradients") {
   };
   check_gradients(eval_fn, {x.clone(), gamma.clone(), beta.clone()});
   check_gradients(train_fn, {rnd({6, 3}), gamma.clone(), beta.clone()}, {1e-2f, 5e-3, 3e-2, 64});
+
+  // Fused ReLU equals batch_norm followed by relu, in values and gradients.
+  Tensor rm2 = Tensor::zeros({3}), rv2 = Tensor::ones({3});
+  BatchNormOptions fused;
+  fused.fused_relu = true;
+  Tensor yf = batch_norm(x, gamma, beta, rm2, rv2, fused);
+  Tensor rm3 = Tensor::zeros({3}), rv3 = Tensor::ones({3});
+  Tensor yr = relu(batch_norm(x, gamma, beta, rm3, rv3, BatchNormOptions{}));
+  CHECK(yf.to_vector() == yr.to_vector());
+  auto fused_fn = [](const std::vector<Tensor>& v) {
+    Tensor m = Tensor::zeros({3}), s = Tensor::ones({3});
+    BatchNormOptions o;
+    o.fused_relu = true;
+    return batch_norm(v[0], v[1], v[2], m, s, o);
+  };
+  auto unfused_fn = [](const std::vector<Tensor>& v) {
+    Tensor m = Tensor::zeros({3}), s = Tensor::ones({3});
+    return relu(batch_norm(v[0], v[1], v[2], m, s, BatchNormOptions{}));
+  };
+  std::vector<Tensor> a{x.clone(), gamma.clone(), beta.clone()}, b{x.clone(), gamma.clone(), beta.clone()};
+  for (auto& t : a) t.set_requires_grad(true);
+  for (auto& t : b) t.set_requires_grad(true);
+  Generator gr(3);
+  const Tensor r = Tensor::randn(x.shape(), gr);
+  fused_fn(a).backward(r);
+  unfused_fn(b).backward(r);
+  for (int i = 0; i < 3; ++i)
+    for (int64_t j = 0; j < a[i].numel(); ++j)
+      CHECK(a[i].grad().data()[j] == doctest::Approx(b[i].grad().data()[j]).epsilon(1e-4));
+  check_gradients(fused_fn, {x.clone(), gamma.clone(), beta.clone()}, {1e-3f, 5e-3, 3e-2, 64});
 }
 
 TEST_CASE("log_softmax and cross entropy: stable, correct, gradients") {
