@@ -1,0 +1,102 @@
+// lsq.cpp: LSQ fused forward/backward.
+#include "quant/lsq.h"
+
+#include <cmath>
+
+#include "core/autograd.h"
+#include "core/error.h"
+#include "quant/fused.h"
+
+namespace lowbit {
+
+using quant_detail::for_chunks;
+using quant_detail::reduce_chunks;
+
+Tensor lsq_quantize(const Tensor& v, const Tensor& s_t, int qn, int qp, double grad_scale_n) {
+  LOWBIT_CHECK(s_t.numel() == 1, "lsq: s must have one element, got shape ", to_string(s_t.shape()));
+  const float s = s_t.data()[0];
+  LOWBIT_CHECK(s > 0.f, "lsq: step size s must be positive, got ", s);
+  const float lo = -static_cast<float>(qn), hi = static_cast<float>(qp);
+  Tensor y = Tensor::empty(v.shape());
+  const float* vp = v.data();
+  float* yp = y.data();
+  for_chunks(v.numel(), [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) yp[i] = quant_detail::round_half_even(std::min(std::max(vp[i] / s, lo), hi)) * s;
+  });
+  const double g_scale = 1.0 / std::sqrt(grad_scale_n * qp);
+  return record(y, "lsq", {v, s_t}, [v, s, lo, hi, g_scale](const Tensor& g) -> std::vector<Tensor> {
+    const float* vp = v.data();
+    const float* gp = g.data();
+    Tensor dv;
+    float* dvp = nullptr;
+    if (v.requires_grad()) {
+      dv = Tensor::empty(v.shape());
+      dvp = dv.data();
+    }
+    auto sum = reduce_chunks<1>(v.numel(), [&](int64_t b, int64_t e, double* acc) {
+      double ds = 0;
+      for (int64_t i = b; i < e; ++i) {
+        const float r = vp[i] / s;
+        const bool inside = r > lo && r < hi;
+        if (dvp) dvp[i] = inside ? gp[i] : 0.f;
+        const float dq = inside ? quant_detail::round_half_even(r) - r : (r <= lo ? lo : hi);
+        ds += static_cast<double>(gp[i]) * dq;
+      }
+      acc[0] += ds;
+    });
+    return {dv, Tensor::full({1}, static_cast<float>(sum[0] * g_scale))};
+  });
+}
+
+LsqQuantizer::LsqQuantizer(int bits, QuantTarget target) : Quantizer(bits, target, true) {
+  check_bits("lsq", bits, target == QuantTarget::weight ? 2 : 1);
+  register_parameter("s", s, Tensor::full({1}, 1.f));
+}
+
+int LsqQuantizer::qn() const { return target() == QuantTarget::weight ? 1 << (bits() - 1) : 0; }
+int LsqQuantizer::qp() const { return target() == QuantTarget::weight ? (1 << (bits() - 1)) - 1 : (1 << bits()) - 1; }
+
+std::string LsqQuantizer::describe() const {
+  return detail::concat(type_name(), "(", bits(), "b, s=", s->data()[0], ")");
+}
+
+void LsqQuantizer::initialize(const Tensor& v) {
+  auto sum = reduce_chunks<1>(v.numel(), [&](int64_t b, int64_t e, double* acc) {
+    for (int64_t i = b; i < e; ++i) acc[0] += std::fabs(static_cast<double>(v.data()[i]));
+  });
+  const double mean_abs = v.numel() ? sum[0] / v.numel() : 0.0;
+  s->data()[0] = static_cast<float>(std::max(2.0 * mean_abs / std::sqrt(static_cast<double>(qp())), kMinStep));
+}
+
+Tensor LsqQuantizer::quantize(const Tensor& v) {
+  const double n = target() == QuantTarget::weight || v.dim() == 0 || v.size(0) == 0
+                       ? static_cast<double>(v.numel())
+                       : static_cast<double>(v.numel() / v.size(0));
+  return lsq_quantize(v, s, qn(), qp(), n);
+}
+
+void LsqQuantizer::set_clip(float clip) {
+  LOWBIT_CHECK(clip > 0.f && std::isfinite(clip), "lsq: clip must be positive and finite, got ", clip);
+  s->data()[0] = clip / static_cast<float>(qp());
+  mark_initialized();
+}
+
+QuantizedCodes LsqQuantizer::codes(const Tensor& v) const {
+  const float st = s->data()[0], lo = -static_cast<float>(qn()), hi = static_cast<float>(qp());
+  QuantizedCodes out;
+  out.shape = v.shape();
+  out.bits = bits();
+  out.scale = st;
+  out.zero_point = qn();
+  out.is_signed = qn() > 0;
+  out.codes.resize(static_cast<size_t>(v.numel()));
+  for (int64_t i = 0; i < v.numel(); ++i)
+    out.codes[i] = static_cast<uint8_t>(quant_detail::round_half_even(std::min(std::max(v.data()[i] / st, lo), hi)) + qn());
+  return out;
+}
+
+std::vector<QuantParamSpec> LsqQuantizer::param_specs() {
+  return {{"s", s, "lsq.s", kMinStep, false, nullptr}};
+}
+
+}  // namespace lowbit

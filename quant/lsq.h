@@ -1,0 +1,39 @@
+// lsq.h: LSQ quantizers (Esser et al., ICLR 2020): a learned step size s per layer.
+//   v_bar = round(clip(v / s, -Q_N, Q_P));  v_q = v_bar * s
+//   activations Q_N = 0, Q_P = 2^b - 1;  weights Q_N = 2^(b-1), Q_P = 2^(b-1) - 1
+//   dv_q/dv = 1 for -Q_N < v/s < Q_P, else 0
+//   dv_q/ds = (round(v/s) - v/s) inside, -Q_N below, Q_P above, times g = 1/sqrt(N * Q_P)
+//   (N = weights in the layer, or features per sample = numel / batch). The scale g is INSIDE the
+//   raw gradient (the golden vectors include it), unlike QIL.
+// Init on the first enabled forward: s = 2 * mean(|v|) / sqrt(Q_P) (current weights, or the
+// first batch). The optimizer clamps s >= 1e-5 after each step (a negative step size is a known
+// failure at 2 bits). Codes: v_bar + Q_N in {0..2^b - 1}, zero point Q_N, scale s.
+#pragma once
+#include "quant/quantizer.h"
+
+namespace lowbit {
+
+class LsqQuantizer : public Quantizer {
+ public:
+  static constexpr double kMinStep = 1e-5;
+  LsqQuantizer(int bits, QuantTarget target);
+  std::string type_name() const override { return target() == QuantTarget::weight ? "LsqWeightQuantizer" : "LsqActQuantizer"; }
+  std::string describe() const override;
+  std::string method() const override { return "lsq"; }
+  QuantizedCodes codes(const Tensor& v) const override;
+  void set_clip(float clip) override;  // activations: s = clip / Q_P
+  std::vector<QuantParamSpec> param_specs() override;
+  int qn() const;
+  int qp() const;
+
+  Parameter s;  // [1]
+
+ protected:
+  Tensor quantize(const Tensor& v) override;
+  void initialize(const Tensor& v) override;
+};
+
+// grad_scale_n: N of g = 1/sqrt(N * Q_P).
+Tensor lsq_quantize(const Tensor& v, const Tensor& s, int qn, int qp, double grad_scale_n);
+
+}  // namespace lowbit

@@ -1,0 +1,42 @@
+// pact.h: PACT activation quantizer (Choi et al. 2018, arXiv:1805.06085), one learned alpha per layer.
+//   y   = clip(x, 0, alpha);  y_q = round(y * n / alpha) * alpha / n,  n = 2^b - 1, round half-even
+//   dy_q/dx     = 1 for 0 <= x < alpha, else 0                  (STE through round)
+//   dL/dalpha   = sum over x >= alpha of dL/dy_q                (paper Eq. 3: the scale alpha/n is a
+//                 constant in backward; differentiating it too would give LSQ, not PACT)
+// Codes: round(y * n / alpha) in {0..n}, zero point 0, scale alpha / n.
+// Init (PactInit): fixed value (paper: 10), or from the first enabled batch: the alpha minimising
+// the quantization MSE over a grid (default: measured best, see quant/README.md) or the 99th
+// percentile of the positive inputs. The optimizer keeps alpha >= 1e-3 and applies L2 on alpha
+// with the weights' decay (make_param_groups).
+#pragma once
+#include "quant/quantizer.h"
+
+namespace lowbit {
+
+enum class PactInit { fixed, mse, percentile99 };
+const char* pact_init_name(PactInit init);         // "fixed" | "mse" | "p99"
+PactInit pact_init_from_name(const std::string& name);
+
+class PactQuantizer : public Quantizer {
+ public:
+  static constexpr double kMinAlpha = 1e-3;
+  explicit PactQuantizer(int bits, PactInit init = PactInit::mse, float init_alpha = 10.f);
+  std::string type_name() const override { return "PactQuantizer"; }
+  std::string describe() const override;
+  std::string method() const override { return "pact"; }
+  QuantizedCodes codes(const Tensor& x) const override;
+  void set_clip(float clip) override;
+  std::vector<QuantParamSpec> param_specs() override;
+
+  const PactInit init;
+  Parameter alpha;  // [1]
+
+ protected:
+  Tensor quantize(const Tensor& x) override;
+  void initialize(const Tensor& x) override;
+};
+
+// The PACT op itself (alpha a [1] tensor), usable without a module.
+Tensor pact_quantize(const Tensor& x, const Tensor& alpha, int bits);
+
+}  // namespace lowbit

@@ -1,0 +1,74 @@
+// quantizer.cpp: the Quantizer base (warm-up switch, once-only statistics init, observers) and
+// QuantizedCodes.
+#include "quant/quantizer.h"
+
+#include <atomic>
+
+#include "core/autograd.h"
+#include "core/error.h"
+
+namespace lowbit {
+
+namespace {
+std::atomic<bool> g_quant_enabled{true};
+}  // namespace
+
+void set_quantization_enabled(bool enabled) { g_quant_enabled.store(enabled); }
+bool quantization_enabled() { return g_quant_enabled.load(); }
+
+const char* grid_name(CodeGrid grid) { return grid == CodeGrid::uniform ? "uniform" : "odd_symmetric"; }
+
+float QuantizedCodes::value(uint8_t code) const {
+  if (grid == CodeGrid::odd_symmetric) {
+    const float n = static_cast<float>((1 << bits) - 1);
+    return scale * (2.f * code - n) / n;
+  }
+  return scale * static_cast<float>(static_cast<int32_t>(code) - zero_point);
+}
+
+Tensor QuantizedCodes::dequantize() const {
+  Tensor t = Tensor::empty(shape);
+  float* d = t.data();
+  for (size_t i = 0; i < codes.size(); ++i) d[i] = value(codes[i]);
+  return t;
+}
+
+void check_bits(const char* method, int bits, int lo) {
+  LOWBIT_CHECK(bits >= lo && bits <= 8, method, " quantizer: bits must be in [", lo, ", 8], got ", bits);
+}
+
+Quantizer::Quantizer(int bits, QuantTarget target, bool data_init)
+    : bits_(bits), target_(target), data_init_(data_init) {
+  if (data_init_) register_buffer("initialized", initialized_, Tensor::zeros({1}));
+}
+
+bool Quantizer::initialized() const { return !data_init_ || initialized_->data()[0] != 0.f; }
+
+void Quantizer::mark_initialized() {
+  if (data_init_) initialized_->data()[0] = 1.f;
+}
+
+Tensor Quantizer::forward(const Tensor& x) {
+  if (observer_) observer_(x);
+  if (!quantization_enabled()) return x;
+  if (!initialized()) {
+    NoGradGuard no_grad;
+    initialize(x);
+    mark_initialized();
+  }
+  return quantize(x);
+}
+
+void Quantizer::set_clip(float) {
+  throw Error(detail::concat(method(), " quantizer: a fixed clip value cannot be set (only activation "
+                             "quantizers with a clip support calibration)"));
+}
+
+std::vector<std::pair<std::string, double>> Quantizer::state_scalars() const {
+  std::vector<std::pair<std::string, double>> out;
+  for (auto& [name, t] : named_parameters())
+    if (t.numel() == 1) out.emplace_back(name, t.data()[0]);
+  return out;
+}
+
+}  // namespace lowbit

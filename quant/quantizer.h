@@ -1,0 +1,109 @@
+// quantizer.h: the Quantizer contract every QAT method implements, the integer codes it exports,
+// and the process-wide switch of the float warm-up phase.
+//
+// A Quantizer is a Module whose forward fake-quantizes a tensor (the weight of a layer or the
+// activation that feeds it): y = Q(x; params), with the straight-through backward documented in
+// ../shared/reference/quant-methods.md and in each method's header. Forward and backward are
+// single fused passes over the data (autograd ops with custom closures, see quant/fused.h).
+//  * Learned parameters (PACT alpha, QIL c/d/gamma, LSQ s) are ordinary Parameters: they get
+//    .grad, appear in named_parameters() and state_dict(), and are allreduced like weights.
+//  * Statistics (SAWB alpha_w, the "initialized" flag of data-driven inits, QIL's feature count)
+//    are buffers: checkpointed, never trained.
+//  * While quantization is disabled (set_quantization_enabled(false): the float warm-up phase),
+//    forward returns x unchanged. The first forward with quantization enabled runs the method's
+//    statistics init (first batch / current weights) once; the flag is a buffer, so a resumed
+//    run does not re-initialise.
+//  * codes(x) gives the integer codes + scale + grid of Q(x) for export (see QuantizedCodes).
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "layers/module.h"
+
+namespace lowbit {
+
+enum class QuantTarget { weight, activation };
+
+// How a code maps back to a real value (reference, "Integer inference mapping"), n = 2^bits - 1:
+//   uniform:        real = scale * (code - zero_point)   (activations: zero_point 0; signed weight
+//                   grids with a zero level store code = signed code + zero_point)
+//   odd_symmetric:  real = scale * (2*code - n) / n      (DoReFa, SAWB weights: no zero level)
+enum class CodeGrid { uniform, odd_symmetric };
+const char* grid_name(CodeGrid grid);  // "uniform" / "odd_symmetric"
+
+struct QuantizedCodes {
+  Shape shape;
+  std::vector<uint8_t> codes;  // one per element, row-major
+  int bits = 8;
+  CodeGrid grid = CodeGrid::uniform;
+  float scale = 1.f;
+  int32_t zero_point = 0;
+  bool is_signed = false;  // the real values may be negative
+
+  float value(uint8_t code) const;  // the real value of a code (formulas above)
+  Tensor dequantize() const;        // every code's real value: equals the forward's Q(x)
+};
+
+// The warm-up switch (process-wide, default on). Off: every Quantizer passes its input through.
+void set_quantization_enabled(bool enabled);
+bool quantization_enabled();
+
+// One learned parameter of a quantizer and how the optimizer must treat it (make_param_groups).
+struct QuantParamSpec {
+  std::string name;  // local name, e.g. "alpha"
+  Tensor tensor;
+  std::string kind;  // group kind, e.g. "pact.alpha", "qil.d", "lsq.s"
+  double min_value;  // clamp after each optimizer step
+  bool weight_decay; // L2 on the parameter with the weights' lambda (PACT alpha)
+  // Gradient scale applied by the optimizer (outside the raw formula); null = 1. Evaluated when
+  // the groups are built and again after every step (it may depend on the first batch's shape).
+  std::function<double()> grad_scale;
+};
+
+class Quantizer : public Module {
+ public:
+  // data_init: the method initialises from data on its first enabled forward (registers the
+  // "initialized" buffer).
+  Quantizer(int bits, QuantTarget target, bool data_init);
+
+  // Pass-through while disabled; otherwise statistics init (once), then quantize(x).
+  Tensor forward(const Tensor& x) final;
+
+  virtual std::string method() const = 0;  // "pact", "sawb", "dorefa", "qil", "lsq", "input"
+  int bits() const { return bits_; }
+  int levels() const { return (1 << bits_) - 1; }  // n = 2^b - 1
+  QuantTarget target() const { return target_; }
+  bool initialized() const;
+
+  // The integer codes of Q(x) under the current parameters (eval-mode statistics).
+  virtual QuantizedCodes codes(const Tensor& x) const = 0;
+  // Fix the clip value (the largest representable |x|) from calibration, and mark initialized.
+  // Activation quantizers implement it; the base throws lowbit::Error naming the method.
+  virtual void set_clip(float clip);
+  // Learned parameters with their optimizer treatment (empty for statistics-only methods).
+  virtual std::vector<QuantParamSpec> param_specs() { return {}; }
+  // Scalars for per-epoch logging (learned parameters and statistics), by local name.
+  virtual std::vector<std::pair<std::string, double>> state_scalars() const;
+
+  // Called with every input while set (calibration collects histograms through it).
+  void set_observer(std::function<void(const Tensor&)> observer) { observer_ = std::move(observer); }
+
+ protected:
+  virtual Tensor quantize(const Tensor& x) = 0;
+  virtual void initialize(const Tensor& /*x*/) {}  // statistics init, under NoGradGuard
+  void mark_initialized();
+
+ private:
+  int bits_;
+  QuantTarget target_;
+  bool data_init_;
+  Parameter initialized_;  // buffer [1]: 1 once the statistics init ran (or a clip was set)
+  std::function<void(const Tensor&)> observer_;
+};
+
+// Checks 1 <= bits <= 8 (codes are uint8), naming the method.
+void check_bits(const char* method, int bits, int lo = 1);
+
+}  // namespace lowbit

@@ -1,0 +1,93 @@
+// training.cpp: parameter groups, quantizer logging and default recipes.
+#include "quant/training.h"
+
+#include <map>
+#include <set>
+
+#include "core/error.h"
+#include "quant/policy.h"
+
+namespace lowbit {
+
+std::vector<std::pair<std::string, std::shared_ptr<Quantizer>>> named_quantizers(Module& model) {
+  std::vector<std::pair<std::string, std::shared_ptr<Quantizer>>> out;
+  for (auto& [name, m] : model.named_modules())
+    if (auto q = std::dynamic_pointer_cast<Quantizer>(m)) out.emplace_back(name, q);
+  return out;
+}
+
+std::vector<ParamGroup> make_param_groups(Module& model, double lr, double weight_decay) {
+  std::set<const TensorImpl*> quant_params;
+  std::vector<ParamGroup> kind_groups;  // shared-kind groups, in first-seen order
+  std::map<std::string, size_t> kind_index;
+  std::vector<ParamGroup> own_groups;   // per-parameter groups (QIL)
+  for (auto& [qname, q] : named_quantizers(model)) {
+    for (auto& spec : q->param_specs()) {
+      quant_params.insert(spec.tensor.impl());
+      ParamGroup g;
+      g.lr = lr;
+      g.weight_decay = spec.weight_decay ? weight_decay : 0.0;
+      g.min_value = spec.min_value;
+      if (spec.grad_scale) {
+        g.name = spec.kind + ":" + qname;
+        g.params = {spec.tensor};
+        g.grad_scale = spec.grad_scale();
+        g.post_step = [fn = spec.grad_scale](ParamGroup& group) { group.grad_scale = fn(); };
+        own_groups.push_back(std::move(g));
+        continue;
+      }
+      auto it = kind_index.find(spec.kind);
+      if (it == kind_index.end()) {
+        g.name = spec.kind;
+        kind_index[spec.kind] = kind_groups.size();
+        kind_groups.push_back(std::move(g));
+        it = kind_index.find(spec.kind);
+      }
+      kind_groups[it->second].params.push_back(spec.tensor);
+    }
+  }
+  ParamGroup weights;
+  weights.name = "weights";
+  weights.lr = lr;
+  weights.weight_decay = weight_decay;
+  for (auto& [name, t] : model.named_parameters())
+    if (!quant_params.count(t.impl())) weights.params.push_back(t);
+  std::vector<ParamGroup> groups;
+  if (!weights.params.empty()) groups.push_back(std::move(weights));
+  for (auto& g : kind_groups) groups.push_back(std::move(g));
+  for (auto& g : own_groups) groups.push_back(std::move(g));
+  return groups;
+}
+
+nlohmann::json quantizer_state(const Module& model) {
+  nlohmann::json j = nlohmann::json::object();
+  // named_modules() does not modify the tree; it is non-const only because it hands out owners.
+  for (auto& [qname, q] : named_quantizers(const_cast<Module&>(model)))
+    for (auto& [k, v] : q->state_scalars()) j[qname + "." + k] = v;
+  return j;
+}
+
+nlohmann::json QatRecipe::to_json() const {
+  return {{"epochs", epochs},       {"float_epochs", float_epochs}, {"lr", lr},
+          {"optimizer", optimizer}, {"momentum", momentum},         {"weight_decay", weight_decay},
+          {"schedule", schedule},   {"lr_warmup_epochs", lr_warmup_epochs}, {"batch_size", batch_size}};
+}
+
+QatRecipe default_recipe(const std::string& method, int wbits, int abits) {
+  QuantPolicy check;
+  check.method = method;
+  check.wbits = wbits;
+  check.abits = abits;
+  check.validate();
+  QatRecipe r;  // fp32: 15 epochs SGD(0.9) lr 0.05 cosine, wd 5e-4, batch 128
+  if (method == "fp32") return r;
+  // One float epoch first: BN statistics and weights settle, so the statistics inits (PACT MSE
+  // clip, LSQ step, QIL interval, SAWB) start near their optimum.
+  r.float_epochs = 1;
+  const int low = std::min(wbits, abits);
+  if (low <= 2) r.weight_decay = 2e-4;  // PACT recipe: weaker decay for 2-bit weights
+  if (method == "qil" || method == "lsq") r.lr = 0.02;  // learned intervals: a gentler start
+  return r;
+}
+
+}  // namespace lowbit
