@@ -8,6 +8,9 @@
 #include "core/error.h"
 #include "core/threading.h"
 #include "tools/commands.h"
+#include "tools/distributed.h"
+#include "quant/training.h"
+#include "tools/quant_options.h"
 #include "tools/training.h"
 
 namespace lowbit::cli {
@@ -27,12 +30,16 @@ double peak_rss_mb() {
 void register_train(CLI::App& app) {
   auto opts = std::make_shared<TrainOptions>();
   auto as_json = std::make_shared<bool>(false);
-  CLI::App* cmd = app.add_subcommand("train", "Train a model (float32) and write checkpoints and metrics");
+  auto qflags = std::make_shared<QuantFlags>();
+  CLI::App* cmd = app.add_subcommand("train", "Train a model (float32 or quantization-aware) and write checkpoints and metrics");
   cmd->footer(
       "Examples:\n"
       "  lowbit train                                   # convnet on Fashion-MNIST, good defaults\n"
       "  lowbit train --model resnet20 --data cifar10:/data/cifar-10-batches-bin --augment\n"
       "  lowbit train --epochs 30 --out runs/long && lowbit train --epochs 30 --out runs/long --resume\n"
+      "  lowbit train --method pact-sawb --wbits 2 --abits 2 --out runs/w2a2   # 2-bit QAT, 8-bit first/last\n"
+      "  lowbit train --method lsq --wbits 4 --abits 4 --init-from runs/convnet/best.ckpt\n"
+      "With --method, unset --epochs/--lr/--weight-decay/--float-epochs come from the method's tested recipe.\n"
       "Data specs: fashion-mnist | mnist:DIR | idx:DIR | cifar10:DIR | folder:DIR\n"
       "Outputs in --out: metrics.jsonl, metrics.csv (one line per epoch), last.ckpt, best.ckpt.");
   cmd->add_option("--model", opts->model, "Model: mlp, convnet, resnet20, resnet32, resnet56, resnet18")
@@ -49,7 +56,7 @@ void register_train(CLI::App& app) {
   cmd->add_option("--warmup-epochs", opts->warmup_epochs, "Linear lr warm-up length in epochs")->capture_default_str();
   cmd->add_option("--weight-decay", opts->weight_decay, "L2 weight decay")->capture_default_str();
   cmd->add_option("--seed", opts->seed, "Seed for initialisation, shuffling, augmentation")->capture_default_str();
-  cmd->add_option("--threads", opts->threads, "Threads (0 = all cores)")->capture_default_str();
+  cmd->add_option("--threads", opts->threads, "Threads per rank (0 = this node's cores / its ranks)")->capture_default_str();
   cmd->add_option("--out", opts->out, "Output folder")->capture_default_str();
   cmd->add_flag("--resume", opts->resume, "Continue from OUT/last.ckpt (same final weights as an uninterrupted run)");
   cmd->add_option("--stop-after", opts->stop_after,
@@ -57,9 +64,26 @@ void register_train(CLI::App& app) {
   cmd->add_flag("--augment", opts->augment, "Random crop with padding + horizontal flip");
   cmd->add_option("--max-steps", opts->max_steps, "Limit steps per epoch (0 = all; for quick checks)");
   cmd->add_option("--eval-limit", opts->eval_limit, "Evaluate on the first N test images (0 = all)");
+  cmd->add_flag("--sync-bn", opts->sync_bn,
+                "Under mpirun/srun: BatchNorm statistics over the global batch (N ranks = 1 process)");
+  add_quant_flags(cmd, *qflags);
+  cmd->add_option("--float-epochs", opts->float_epochs, "Float warm-up epochs before the quantizers switch on");
+  cmd->add_option("--init-from", opts->init_from, "Start from this checkpoint's (float) weights, e.g. to fine-tune QAT");
   cmd->add_flag("--json", *as_json, "Print a JSON summary as the last stdout line");
-  cmd->callback([opts, as_json] {
+  cmd->callback([opts, as_json, qflags, cmd] {
+    opts->policy = make_policy(*qflags);
+    if (opts->policy.quantized()) {  // the method's recipe fills what the user left unset
+      const QatRecipe r = default_recipe(opts->policy.method, opts->policy.wbits, opts->policy.abits);
+      if (!cmd->count("--epochs")) opts->epochs = r.epochs;
+      if (!cmd->count("--lr")) opts->lr = r.lr;
+      if (!cmd->count("--weight-decay")) opts->weight_decay = r.weight_decay;
+      if (!cmd->count("--float-epochs")) opts->float_epochs = opts->init_from.empty() ? r.float_epochs : 0;
+      if (!cmd->count("--optimizer")) opts->optimizer = r.optimizer;
+      if (!cmd->count("--schedule")) opts->schedule = r.schedule;
+      if (!cmd->count("--momentum")) opts->momentum = r.momentum;
+    }
     const TrainResult r = train(*opts);
+    if (!is_root()) return;  // rank 0 reports for the whole job
     std::fprintf(stderr, "done: test accuracy %.2f%% after %lld epochs, %.0f train images/s, %.1f s; checkpoint %s\n",
                  r.test_acc, static_cast<long long>(r.epochs), r.train_images_per_s, r.seconds, r.checkpoint.c_str());
     if (*as_json)
@@ -82,10 +106,10 @@ void register_eval(CLI::App& app) {
   cmd->add_option("--checkpoint", *checkpoint, "Checkpoint file (last.ckpt / best.ckpt)")->required();
   cmd->add_option("--data", *data, "Dataset spec")->capture_default_str();
   cmd->add_option("--batch", *batch, "Batch size")->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--threads", *threads, "Threads (0 = all cores)")->capture_default_str();
+  cmd->add_option("--threads", *threads, "Threads per rank (0 = this node's cores / its ranks)")->capture_default_str();
   cmd->add_flag("--json", *as_json, "Print a JSON summary as the last stdout line");
   cmd->callback([=] {
-    set_num_threads(*threads);
+    set_num_threads(threads_for(*threads));
     LoadedCheckpoint lc = load_checkpoint(*checkpoint);
     const Dataset test = load_dataset(*data, Split::Test);
     LOWBIT_CHECK(test.channels == lc.spec.config.in_channels && test.height == lc.spec.config.height &&
@@ -94,6 +118,7 @@ void register_eval(CLI::App& app) {
                  " classes) does not match the checkpoint's model input ", lc.spec.config.in_channels, "x",
                  lc.spec.config.height, "x", lc.spec.config.width, ", ", lc.spec.config.num_classes, " classes");
     const EvalResult r = evaluate(*lc.model, test, *batch, 0, true);
+    if (!is_root()) return;
     std::fprintf(stderr, "test accuracy %.2f%%, loss %.4f on %lld images (%.0f images/s)\n", r.accuracy, r.loss,
                  static_cast<long long>(r.images), r.images_per_s);
     if (*as_json)

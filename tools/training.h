@@ -13,6 +13,7 @@
 #include "core/state_dict.h"
 #include "layers/module.h"
 #include "models/registry.h"
+#include "quant/policy.h"
 
 namespace lowbit::cli {
 
@@ -30,12 +31,17 @@ struct TrainOptions {
   uint64_t seed = 0;
   int threads = 0;
   std::string out = "runs/train";
+  // Quantization-aware training (quant/): method fp32 trains a float model.
+  QuantPolicy policy;            // method, wbits/abits, first_last_bits, per-layer overrides
+  int64_t float_epochs = 0;      // float warm-up epochs before the quantizers switch on
+  std::string init_from;         // fine-tune from this (float) checkpoint's weights
   bool resume = false;
   bool augment = false;          // random crop (pad 4 / 2 for 28x28) + horizontal flip
   int64_t stop_after = 0;        // stop after this epoch (schedule still spans `epochs`); 0 = run all
   int64_t max_steps = 0;         // per epoch; 0 = all (quick tests)
   int64_t eval_limit = 0;        // test images; 0 = all
   bool progress = true;
+  bool sync_bn = false;          // data-parallel runs: BatchNorm statistics over the global batch
 };
 
 struct TrainResult {
@@ -53,6 +59,7 @@ struct EvalResult {
 struct ModelSpec {
   std::string name;
   ModelConfig config;
+  QuantPolicy policy;  // fp32: a float model; otherwise converted with convert_model
 };
 std::shared_ptr<Module> build_model(const ModelSpec& spec);
 ModelSpec model_spec_for(const std::string& name, const Dataset& data);
@@ -67,5 +74,8 @@ struct LoadedCheckpoint {
   StateDict state;
 };
 LoadedCheckpoint load_checkpoint(const std::string& path);
+// Copy a checkpoint's model weights into `model` (which may be quantized: its quantizer
+// parameters are left as they are). Every checkpoint entry must exist in the model.
+void load_float_weights(Module& model, const std::string& path);
 
 }  // namespace lowbit::cli

@@ -140,6 +140,55 @@ TEST_CASE("training converges, writes metrics and checkpoints, and resume is bit
   CHECK(cli::evaluate(*loaded.model, test, 100).accuracy == doctest::Approx(r.test_acc));
 }
 
+TEST_CASE("quantization-aware training: policy in the checkpoint, logged quantizers, bit-identical resume") {
+  fs::path dir = temp_dir("qat");
+  cli::TrainOptions full = quick_options((dir / "full").string());
+  full.policy.method = "pact-sawb";
+  full.policy.wbits = full.policy.abits = 2;
+  full.float_epochs = 1;
+  full.epochs = 3;
+  const cli::TrainResult r = cli::train(full);
+  CHECK(r.test_acc > 70.0);
+  const std::string jsonl = read_file(dir / "full" / "metrics.jsonl");
+  CHECK(jsonl.find("\"3.act_quantizer.alpha\"") != std::string::npos);
+  CHECK(jsonl.find("weight_quantizer.alpha_w") != std::string::npos);
+
+  cli::TrainOptions first = full;
+  first.out = (dir / "split").string();
+  first.stop_after = 2;  // interrupted after the first quantized epoch
+  cli::train(first);
+  cli::TrainOptions rest = full;
+  rest.out = first.out;
+  rest.resume = true;
+  cli::train(rest);
+  const StateDict a = load_state_dict_file((dir / "full" / "last.ckpt").string());
+  const StateDict b = load_state_dict_file((dir / "split" / "last.ckpt").string());
+  for (auto& [name, t] : a.tensors) {
+    INFO(name);
+    REQUIRE(b.tensors.count(name));
+    CHECK(t.to_vector() == b.tensors.at(name).to_vector());
+  }
+  const auto loaded = cli::load_checkpoint((dir / "full" / "last.ckpt").string());
+  CHECK(loaded.spec.policy.method == "pact-sawb");
+  CHECK(loaded.spec.policy.wbits == 2);
+  const Dataset test = load_dataset(synthetic_spec(), Split::Test);
+  CHECK(cli::evaluate(*loaded.model, test, 100).accuracy == doctest::Approx(r.test_acc));
+
+  // --init-from: QAT fine-tuning from a float checkpoint; a mismatched checkpoint is refused.
+  cli::TrainOptions fp = quick_options((dir / "fp").string());
+  fp.epochs = 1;
+  cli::train(fp);
+  cli::TrainOptions ft = full;
+  ft.out = (dir / "ft").string();
+  ft.epochs = 1;
+  ft.float_epochs = 0;
+  ft.init_from = (dir / "fp" / "last.ckpt").string();
+  CHECK(cli::train(ft).test_acc > 70.0);
+  cli::TrainOptions wrong = ft;
+  wrong.model = "mlp";
+  CHECK_THROWS_WITH_AS(cli::train(wrong), doctest::Contains("does not match the model"), Error);
+}
+
 TEST_CASE("training errors: NaN loss, bad options, resume without checkpoint") {
   fs::path dir = temp_dir("errors");
   cli::TrainOptions o = quick_options((dir / "nan").string());
@@ -175,4 +224,9 @@ TEST_CASE("the lowbit program's exit codes: 0 ok, 1 failure, 2 usage") {
   CHECK(out.find("\"train_images_per_s\"") != std::string::npos);
   CHECK(run(lowbit + " eval --checkpoint " + (dir / "run" / "last.ckpt").string() + " --data " + synthetic_spec()) == 0);
   CHECK(run(lowbit + " bench train --model mlp --batch 8 --seconds 0.1 --warmup 1 --json") == 0);
+  CHECK(run(lowbit + " train --method nosuch") == 2);
+  CHECK(run(lowbit + " train --method pact-sawb --wbits 9 --out " + (dir / "w9").string()) == 1);
+  CHECK(run(lowbit + " train --data " + synthetic_spec() + " --method pact-sawb --wbits 2 --abits 2 --epochs 1 "
+            "--max-steps 2 --eval-limit 32 --out " + (dir / "q").string()) == 0);
+  CHECK(run(lowbit + " eval --checkpoint " + (dir / "q" / "last.ckpt").string() + " --data " + synthetic_spec()) == 0);
 }
