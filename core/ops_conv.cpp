@@ -21,6 +21,15 @@ int64_t conv_output_size(int64_t in, int64_t kernel, const Conv2dOptions& opt) {
   return (padded - span) / opt.stride + 1;
 }
 
+namespace {
+// Output columns [lo, hi) whose input column ow*s + off lies inside [0, w).
+std::pair<int64_t, int64_t> valid_columns(int64_t off, int64_t s, int64_t w, int64_t wo) {
+  const int64_t lo = std::min(off >= 0 ? 0 : (-off + s - 1) / s, wo);
+  const int64_t hi = std::clamp(w - off <= 0 ? 0 : (w - off + s - 1) / s, lo, wo);
+  return {lo, hi};
+}
+}  // namespace
+
 void im2col(const float* x, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
             const Conv2dOptions& opt, int64_t ho, int64_t wo, float* col, int64_t ld) {
   const int64_t s = opt.stride, p = opt.padding, d = opt.dilation;
@@ -39,10 +48,7 @@ void im2col(const float* x, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t
           const float* src = xc + ih * w;
           // Valid ow range: 0 <= ow*s - p + kj*d < w.
           const int64_t off = kj * d - p;
-          int64_t lo = off >= 0 ? 0 : (-off + s - 1) / s;
-          int64_t hi = w - off <= 0 ? 0 : (w - off + s - 1) / s;
-          lo = std::min(lo, wo);
-          hi = std::clamp(hi, lo, wo);
+          const auto [lo, hi] = valid_columns(off, s, w, wo);
           std::fill(dst, dst + lo, 0.f);
           if (s == 1) {
             std::memcpy(dst + lo, src + lo + off, sizeof(float) * (hi - lo));
@@ -73,10 +79,7 @@ void col2im_add(const float* col, int64_t ld, int64_t c, int64_t h, int64_t w, i
           float* dst = xc + ih * w;
           const float* src = row + oh * wo;
           const int64_t off = kj * d - p;
-          int64_t lo = off >= 0 ? 0 : (-off + s - 1) / s;
-          int64_t hi = w - off <= 0 ? 0 : (w - off + s - 1) / s;
-          lo = std::min(lo, wo);
-          hi = std::clamp(hi, lo, wo);
+          const auto [lo, hi] = valid_columns(off, s, w, wo);
           for (int64_t ow = lo; ow < hi; ++ow) dst[ow * s + off] += src[ow];
         }
       }

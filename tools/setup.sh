@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(g++ meson ninja-build pkg-config libopenblas-dev libtbb-dev libstb-dev doctest-dev zlib1g-dev
-          nlohmann-json3-dev libcli11-dev libopenmpi-dev openmpi-bin dataset-fashion-mnist)
+          nlohmann-json3-dev libcli11-dev libopenmpi-dev openmpi-bin dataset-fashion-mnist
+          clang libclang-rt-14-dev)  # clang: the model-loader fuzz target and sanitizer build
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -50,6 +50,16 @@ std::string read_file(const fs::path& p) {
   ss << f.rdbuf();
   return ss.str();
 }
+// Every tensor of checkpoint `a` exists in `b` with identical bits.
+void check_same_tensors(const fs::path& a_path, const fs::path& b_path) {
+  const StateDict a = load_state_dict_file(a_path.string());
+  const StateDict b = load_state_dict_file(b_path.string());
+  for (auto& [name, t] : a.tensors) {
+    INFO(name);
+    REQUIRE(b.tensors.count(name));
+    CHECK(t.to_vector() == b.tensors.at(name).to_vector());
+  }
+}
 int run(const std::string& cmd) {
   const int status = std::system((cmd + " >/dev/null 2>&1").c_str());
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
@@ -128,13 +138,7 @@ TEST_CASE("training converges, writes metrics and checkpoints, and resume is bit
   cli::TrainOptions rest = quick_options((dir / "split").string());
   rest.resume = true;
   cli::train(rest);
-  const StateDict a = load_state_dict_file((dir / "full" / "last.ckpt").string());
-  const StateDict b = load_state_dict_file((dir / "split" / "last.ckpt").string());
-  for (auto& [name, t] : a.tensors) {
-    INFO(name);
-    REQUIRE(b.tensors.count(name));
-    CHECK(t.to_vector() == b.tensors.at(name).to_vector());
-  }
+  check_same_tensors(dir / "full" / "last.ckpt", dir / "split" / "last.ckpt");
   const auto loaded = cli::load_checkpoint((dir / "full" / "last.ckpt").string());
   const Dataset test = load_dataset(synthetic_spec(), Split::Test);
   CHECK(cli::evaluate(*loaded.model, test, 100).accuracy == doctest::Approx(r.test_acc));
@@ -161,13 +165,7 @@ TEST_CASE("quantization-aware training: policy in the checkpoint, logged quantiz
   rest.out = first.out;
   rest.resume = true;
   cli::train(rest);
-  const StateDict a = load_state_dict_file((dir / "full" / "last.ckpt").string());
-  const StateDict b = load_state_dict_file((dir / "split" / "last.ckpt").string());
-  for (auto& [name, t] : a.tensors) {
-    INFO(name);
-    REQUIRE(b.tensors.count(name));
-    CHECK(t.to_vector() == b.tensors.at(name).to_vector());
-  }
+  check_same_tensors(dir / "full" / "last.ckpt", dir / "split" / "last.ckpt");
   const auto loaded = cli::load_checkpoint((dir / "full" / "last.ckpt").string());
   CHECK(loaded.spec.policy.method == "pact-sawb");
   CHECK(loaded.spec.policy.wbits == 2);
