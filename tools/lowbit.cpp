@@ -30,10 +30,14 @@ int main(int argc, char** argv) {
   });
   lowbit::cli::register_train(app);
   lowbit::cli::register_eval(app);
+  lowbit::cli::register_export(app);
+  lowbit::cli::register_infer(app);
+  lowbit::cli::register_inspect(app);
   CLI::App* bench = app.add_subcommand("bench", "Benchmarks: train throughput, low-bit GEMM kernels");
   bench->require_subcommand(1);
   lowbit::cli::register_bench_train(*bench);
   lowbit::cli::register_bench_gemm(*bench);
+  lowbit::cli::register_bench_infer(*bench);
   int status = 0;
   try {
     app.parse(argc, argv);

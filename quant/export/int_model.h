@@ -1,0 +1,117 @@
+// int_model.h: the integer graph (IntModel) an exported low-bit model is made of, and its runtime.
+//
+// A model is a list of values (named tensors per image, shape [C, H, W], stored NHWC: channels
+// innermost) and a list of ops in execution order, each reading values defined before it.
+// Value types:
+//   codes    uint8 codes, real = scale * (code - zero_point), one byte per code in memory
+//   float32  float values (residual paths, pooled features, logits)
+// Ops (docs/model-format.md has the file form of every field):
+//   quantize  float -> codes with the exact float expression of the training quantizer, so
+//             rounding ties go the same way as in the fake-quant model (round half to even):
+//               pact   c = round(min(max(x, 0), alpha) * (n / alpha))
+//               dorefa c = round(n * min(max(x, 0), 1))
+//               qil    c = round(min(max((x - c_X + d_X) * (1 / (2 d_X)), 0), 1) * n)
+//               lsq    c = round(min(max(x / s, 0), n))
+//               input  c = round(min(max(x / S, -q), q)) + q      (signed 8-bit image, zp q)
+//   conv / linear  codes -> codes | float: im2col on codes (padding = the input zero point),
+//             packed GEMM (quant/kernels/gemm.h), acc' = acc_mul*acc + rowsum_mul*sum_k a_k,
+//             then per output channel c:
+//               float: y = fl(fl(acc' * scale[c]) + bias[c])
+//               codes: clamp(round(fl(fl(acc' * scale[c]) + bias[c])), 0, out_max_code)
+//             (scale, bias fold the weight/activation scales, the zero-point constant, the conv
+//             bias, BatchNorm and the next layer's activation quantizer; see convert.h).
+//   maxpool   on codes (commutes with every monotone quantizer) or on float
+//   gap       global average pool, float -> float [C, 1, 1]
+//   add       float + float (residual adds run in float32)
+//   relu      float -> float
+//   flatten   [C, H, W] -> [C*H*W, 1, 1]; memory order stays (h, w, c): the consumer linear's
+//             weight columns are stored in that order (the converter permutes them).
+// run() takes float NCHW images (normalised as in training) and returns float logits [N, classes].
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/tensor.h"
+#include "quant/kernels/packing.h"
+
+namespace lowbit::intq {
+
+enum class ValueType { codes, float32 };
+enum class OpKind { quantize, conv, linear, maxpool, gap, add, relu, flatten };
+const char* op_kind_name(OpKind kind);
+const char* value_type_name(ValueType type);
+
+struct ValueInfo {
+  std::string name;
+  ValueType type = ValueType::float32;
+  int64_t c = 0, h = 1, w = 1;  // per image; stored NHWC
+  int bits = 0;                 // codes: bits of the grid (max code 2^bits - 1, or 2q for "input")
+  float scale = 1.f;            // codes: real = scale * (code - zero_point)
+  int32_t zero_point = 0;
+  int64_t numel() const { return c * h * w; }
+};
+
+struct IntOp {
+  OpKind kind = OpKind::relu;
+  std::string name;          // conv/linear: the module's dotted name in the float model
+  std::vector<int> inputs;   // value indices
+  int output = -1;
+
+  // quantize: method pact | dorefa | qil | lsq | input; p0, p1 its float parameters
+  // (pact alpha; qil c, d; lsq step s; input step S).
+  std::string method;
+  int bits = 0;
+  float p0 = 0.f, p1 = 0.f;
+
+  // conv / linear (linear: kernel 1, stride 1, padding 0 on a [F, 1, 1] input)
+  int64_t in_channels = 0, out_channels = 0, kernel = 1, stride = 1, padding = 0;
+  int weight_bits = 0;       // bits of the weight grid (packed at pack_bits(weight_bits))
+  int act_bits = 0;          // bits of the input codes (packed at pack_bits(act_bits))
+  int32_t act_zero_point = 0;
+  std::string weight_method, weight_grid;  // provenance for inspect: "sawb", "odd_symmetric"
+  float weight_scale = 1.f;
+  int32_t acc_mul = 1, rowsum_mul = 0;
+  bool out_codes = false;    // epilogue: codes (out_max_code) or float
+  int out_max_code = 0;
+  std::shared_ptr<kernels::PackedWeights> weights;  // W[n][k], k = (kh*KW + kw)*Cin + c
+  std::vector<float> scale, bias;  // out_channels each
+
+  // maxpool
+  int64_t pool_kernel = 0, pool_stride = 0, pool_padding = 0;
+};
+
+// Smallest packed width (2, 4, 8) holding `bits`-bit codes.
+int pack_bits(int bits);
+
+// Called for every conv/linear op with its input codes for images [image0, image0 + count),
+// NHWC, value_numel bytes per image.
+using CodeTrace = std::function<void(const IntOp& op, int64_t image0, int64_t count, const uint8_t* codes)>;
+
+struct IntModel {
+  std::vector<ValueInfo> values;
+  std::vector<IntOp> ops;
+  int input = 0, output = -1;
+  std::vector<float> mean, std;           // input normalisation, per channel (pixel/255 units)
+  std::vector<std::string> class_names;
+  std::string method;                     // quantization method of the source model
+  nlohmann::json provenance = nlohmann::json::object();
+
+  int64_t num_classes() const { return values.at(output).numel(); }
+  const ValueInfo& input_info() const { return values.at(input); }
+
+  // images: [N, C, H, W] float (normalised). Returns logits [N, classes]. Parallel over chunks of
+  // images and inside the GEMMs (lowbit::parallel_for); deterministic for any thread count.
+  Tensor run(const Tensor& images, const CodeTrace& trace = nullptr) const;
+  // Bytes of packed weights + scale/bias tensors (what the file stores).
+  int64_t parameter_bytes() const;
+};
+
+// The standalone float -> code rule of a quantize op (scalar, the exact training expression).
+uint8_t quantize_value(const IntOp& op, float x);
+
+}  // namespace lowbit::intq

@@ -1,0 +1,54 @@
+// model_file.h: the exported integer model file (docs/model-format.md is the full specification).
+//
+// A safetensors container:
+//   [u64 LE header length N][N bytes JSON header][data section: raw little-endian tensor bytes]
+// Header: one entry per tensor {"dtype": "U8"|"F32"|"I32", "shape": [...], "data_offsets": [b, e]}
+// (offsets relative to the data section, tensors contiguous in offset order, no holes, no overlap)
+// and "__metadata__" with string values:
+//   "format": "lowbit-int-model", "format_version": "1",
+//   "graph": the IntModel as JSON (input normalisation, classes, values, ops in order),
+//   "provenance": JSON of where the model came from (checkpoint, model, policy, accuracy).
+// Tensors per conv/linear op NAME: NAME.weight (U8 [n_blocks, k_blocks, 64], the packed blocks
+// of quant/kernels/packing.h), NAME.scale and NAME.bias (F32 [out_channels], the epilogue).
+//
+// The loader validates everything and throws ONE lowbit::Error naming the file and the problem:
+// length and header bounds, JSON syntax and types, dtypes, shapes (overflow-checked products),
+// offsets inside the data and contiguous/non-overlapping, the format version, every graph field
+// (known op kinds, value references defined before use, bits, zero points, shapes recomputed from
+// the op parameters), every tensor's dtype/shape against the graph, no unreferenced tensors,
+// packed weight padding zero and codes within the weight bits, finite scales, the int32
+// accumulator guard, and size limits (kLimits) so a hostile header never causes a huge allocation.
+#pragma once
+#include <string>
+
+#include "quant/export/int_model.h"
+
+namespace lowbit::intq {
+
+inline constexpr const char* kModelFormat = "lowbit-int-model";
+inline constexpr int kModelFormatVersion = 1;
+
+// Upper bounds the loader enforces (a valid lowbit export is far below all of them).
+struct ModelFileLimits {
+  static constexpr int64_t header_bytes = 64LL << 20;   // JSON header
+  static constexpr int64_t values = 4096, ops = 4096;
+  static constexpr int64_t channels = 1 << 16;           // per value / layer
+  static constexpr int64_t spatial = 1 << 14;            // H, W
+  static constexpr int64_t value_elements = 1LL << 24;   // per image, per value
+  static constexpr int64_t im2col_bytes = 1LL << 28;     // per image, per conv (rows x K)
+  static constexpr int64_t kernel = 32, stride = 32;
+  static constexpr int64_t classes_names = 1 << 16;
+};
+
+// The file's bytes.
+std::string serialize_int_model(const IntModel& model);
+// Atomic write (temporary file + rename).
+void save_int_model(const std::string& path, const IntModel& model);
+// Parse + validate bytes; `what` names the source in errors (a path).
+IntModel parse_int_model(const std::string& bytes, const std::string& what);
+IntModel load_int_model(const std::string& path);
+
+// The graph JSON of a model (what "__metadata__.graph" holds), e.g. for --json output.
+nlohmann::json graph_to_json(const IntModel& model);
+
+}  // namespace lowbit::intq

@@ -1,0 +1,106 @@
+// cmd_export.cpp: `lowbit export`: a QAT checkpoint -> a packed integer model file
+// (quant/export/convert.h + model_file.h; format in docs/model-format.md).
+#include <cstdio>
+#include <filesystem>
+
+#include <nlohmann/json.hpp>
+
+#include "core/data/dataset.h"
+#include "core/error.h"
+#include "core/serialize.h"
+#include "models/registry.h"
+#include "quant/export/convert.h"
+#include "quant/export/model_file.h"
+#include "tools/commands.h"
+#include "tools/distributed.h"
+#include "tools/training.h"
+
+namespace lowbit::cli {
+
+using nlohmann::json;
+
+// Rows of the export summary: per conv/linear op, bits and stored bytes.
+json export_layers_json(const intq::IntModel& m) {
+  json layers = json::array();
+  for (const auto& op : m.ops) {
+    if (op.kind != intq::OpKind::conv && op.kind != intq::OpKind::linear) continue;
+    layers.push_back({{"name", op.name},
+                      {"op", intq::op_kind_name(op.kind)},
+                      {"weight_bits", op.weight_bits},
+                      {"act_bits", op.act_bits},
+                      {"out", op.out_codes ? "codes" : "float"},
+                      {"bytes", static_cast<int64_t>(op.weights->blocks.size()) + 8 * op.out_channels}});
+  }
+  return layers;
+}
+
+void register_export(CLI::App& app) {
+  auto checkpoint = std::make_shared<std::string>();
+  auto out = std::make_shared<std::string>();
+  auto data = std::make_shared<std::string>();
+  auto as_json = std::make_shared<bool>(false);
+  CLI::App* cmd = app.add_subcommand("export", "Export a QAT checkpoint as a packed integer model (safetensors)");
+  cmd->footer(
+      "Example:\n  lowbit export --checkpoint runs/w2a2/best.ckpt --out w2a2.safetensors --json\n"
+      "The file format is documented in docs/model-format.md.");
+  cmd->add_option("--checkpoint", *checkpoint, "QAT checkpoint (lowbit train --method ...)")->required();
+  cmd->add_option("--out", *out, "Output model file (.safetensors)")->required();
+  cmd->add_option("--data", *data, "Dataset spec for the input normalisation and class names (default: the checkpoint's)");
+  cmd->add_flag("--json", *as_json, "Print a JSON summary as the last stdout line");
+  cmd->callback([=] {
+    LoadedCheckpoint lc = load_checkpoint(*checkpoint);
+    LOWBIT_CHECK(lc.spec.policy.quantized(), "checkpoint ", *checkpoint,
+                 " holds a float model; export needs a QAT checkpoint (lowbit train --method ...)");
+    std::string spec = *data;
+    if (spec.empty()) {
+      auto it = lc.state.strings.find("data");
+      LOWBIT_CHECK(it != lc.state.strings.end(), "checkpoint ", *checkpoint, " does not name its dataset: pass --data");
+      spec = it->second;
+    }
+    const Dataset test = load_dataset(spec, Split::Test);
+    const ModelConfig& mc = lc.spec.config;
+    LOWBIT_CHECK(test.channels == mc.in_channels && test.height == mc.height && test.width == mc.width,
+                 "dataset ", spec, " does not match the checkpoint's input ", mc.in_channels, "x", mc.height, "x", mc.width);
+    intq::ExportInfo info;
+    info.channels = mc.in_channels;
+    info.height = mc.height;
+    info.width = mc.width;
+    info.mean = test.mean;
+    info.std = test.std;
+    info.class_names = test.class_names;
+    info.class_names.resize(static_cast<size_t>(mc.num_classes));
+    for (size_t i = 0; i < info.class_names.size(); ++i)
+      if (info.class_names[i].empty()) info.class_names[i] = std::to_string(i);
+    info.method = lc.spec.policy.method;
+    json prov = {{"checkpoint", std::filesystem::absolute(*checkpoint).string()},
+                 {"model", lc.spec.name},
+                 {"model_config",
+                  {{"in_channels", mc.in_channels}, {"height", mc.height}, {"width", mc.width}, {"num_classes", mc.num_classes}}},
+                 {"policy", lc.spec.policy.to_json()},
+                 {"data", spec},
+                 {"exporter", "lowbit 0.1.0"}};
+    for (const char* k : {"epoch", "test_acc"})
+      if (auto it = lc.state.scalars.find(k); it != lc.state.scalars.end()) prov[k] = it->second;
+    if (auto it = lc.state.strings.find("options"); it != lc.state.strings.end()) prov["train_options"] = json::parse(it->second, nullptr, false);
+    info.provenance = prov;
+    const intq::IntModel m = intq::convert_to_int(*lc.model, info);
+    const std::string bytes = intq::serialize_int_model(m);
+    write_file_atomically(*out, bytes);
+    // The float32 model's parameter bytes (weights, biases, BatchNorm), for the size ratio.
+    const int64_t fp32_bytes = 4 * build_model({lc.spec.name, mc, QuantPolicy{}})->parameter_count();
+    if (!is_root()) return;
+    std::fprintf(stderr, "exported %s: %zu bytes (float32 parameters %lld bytes, %.1fx smaller), %zu ops\n",
+                 out->c_str(), bytes.size(), static_cast<long long>(fp32_bytes),
+                 static_cast<double>(fp32_bytes) / static_cast<double>(bytes.size()), m.ops.size());
+    if (*as_json)
+      print_json_line(json{{"file", *out},
+                           {"bytes", bytes.size()},
+                           {"fp32_param_bytes", fp32_bytes},
+                           {"ratio", static_cast<double>(fp32_bytes) / static_cast<double>(bytes.size())},
+                           {"method", m.method},
+                           {"layers", export_layers_json(m)}}
+                          .dump());
+  });
+}
+
+}  // namespace lowbit::cli

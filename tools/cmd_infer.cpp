@@ -1,0 +1,296 @@
+// cmd_infer.cpp: serving an exported integer model: `lowbit infer` (dataset accuracy or top-k of
+// single images), `lowbit inspect` (per-layer table; --compare: parity with the fake-quant
+// checkpoint) and `lowbit bench infer` (integer runtime vs the float32 model it came from).
+// All three load through the validating loader (quant/export/model_file.h).
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <numeric>
+
+#include <nlohmann/json.hpp>
+#include <stb/stb_image.h>  // Debian's libstb holds the implementation: no STB_IMAGE_IMPLEMENTATION
+
+#include "core/autograd.h"
+#include "core/data/dataset.h"
+#include "core/data/loader.h"
+#include "core/error.h"
+#include "core/random.h"
+#include "core/threading.h"
+#include "models/registry.h"
+#include "quant/export/compare.h"
+#include "quant/export/model_file.h"
+#include "tools/commands.h"
+#include "tools/distributed.h"
+#include "tools/training.h"
+
+namespace lowbit::cli {
+
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+void check_dataset_fits(const intq::IntModel& m, const Dataset& d, const std::string& spec) {
+  const auto& in = m.input_info();
+  LOWBIT_CHECK(d.channels == in.c && d.height == in.h && d.width == in.w && d.num_classes() <= m.num_classes(),
+               "dataset ", spec, " (", d.channels, "x", d.height, "x", d.width, ", ", d.num_classes(),
+               " classes) does not match the model input ", in.c, "x", in.h, "x", in.w, ", ", m.num_classes(), " classes");
+}
+
+// One image file -> normalised [1, C, H, W] (same float expression as the data loader).
+Tensor load_image(const intq::IntModel& m, const std::string& path) {
+  const auto& in = m.input_info();
+  int w = 0, h = 0, comp = 0;
+  LOWBIT_CHECK(in.c == 1 || in.c == 3, "model input has ", in.c, " channels; images need 1 or 3");
+  unsigned char* px = stbi_load(path.c_str(), &w, &h, &comp, static_cast<int>(in.c));
+  LOWBIT_CHECK(px, "cannot decode image ", path, ": ", stbi_failure_reason() ? stbi_failure_reason() : "unknown");
+  std::unique_ptr<unsigned char, void (*)(void*)> guard(px, stbi_image_free);
+  LOWBIT_CHECK(w == in.w && h == in.h, "image ", path, " is ", w, "x", h, "; the model expects ", in.w, "x", in.h);
+  Tensor x = Tensor::empty({1, in.c, in.h, in.w});
+  for (int64_t c = 0; c < in.c; ++c)
+    for (int64_t p = 0; p < in.h * in.w; ++p)
+      x.data()[c * in.h * in.w + p] =
+          (static_cast<float>(px[p * in.c + c]) / 255.0f - m.mean[static_cast<size_t>(c)]) / m.std[static_cast<size_t>(c)];
+  return x;
+}
+
+std::string class_name(const intq::IntModel& m, int64_t k) {
+  return k < static_cast<int64_t>(m.class_names.size()) ? m.class_names[static_cast<size_t>(k)] : std::to_string(k);
+}
+
+}  // namespace
+
+void register_infer(CLI::App& app) {
+  auto model = std::make_shared<std::string>();
+  auto data = std::make_shared<std::string>();
+  auto images = std::make_shared<std::vector<std::string>>();
+  auto batch = std::make_shared<int64_t>(256);
+  auto threads = std::make_shared<int>(0);
+  auto topk = std::make_shared<int>(5);
+  auto limit = std::make_shared<int64_t>(0);
+  auto as_json = std::make_shared<bool>(false);
+  CLI::App* cmd = app.add_subcommand("infer", "Run an exported integer model on a dataset's test split or on images");
+  cmd->footer(
+      "Examples:\n  lowbit infer --model w2a2.safetensors --data fashion-mnist --json\n"
+      "  lowbit infer --model w2a2.safetensors shirt.png   # top-k classes");
+  cmd->add_option("--model", *model, "Model file from lowbit export")->required();
+  cmd->add_option("--data", *data, "Dataset spec: accuracy on its test split");
+  cmd->add_option("images", *images, "PNG/JPEG images (the model's input size)");
+  cmd->add_option("--batch", *batch, "Batch size")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--threads", *threads, "Threads (0 = all cores)")->capture_default_str();
+  cmd->add_option("--top-k", *topk, "Classes listed per image")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--limit", *limit, "Only the first N test images (0 = all)");
+  cmd->add_flag("--json", *as_json, "Print a JSON summary as the last stdout line");
+  cmd->callback([=] {
+    LOWBIT_CHECK(data->empty() != images->empty(), "infer needs exactly one of --data SPEC or image files");
+    set_num_threads(*threads);
+    const intq::IntModel m = intq::load_int_model(*model);
+    if (!images->empty()) {
+      json out = json::array();
+      for (const auto& path : *images) {
+        const Tensor logits = m.run(load_image(m, path));
+        // Softmax for readable scores.
+        const int64_t K = logits.size(1);
+        std::vector<double> p(static_cast<size_t>(K));
+        const float mx = *std::max_element(logits.data(), logits.data() + K);
+        double sum = 0;
+        for (int64_t k = 0; k < K; ++k) sum += p[static_cast<size_t>(k)] = std::exp(logits.data()[k] - mx);
+        std::vector<int64_t> order(static_cast<size_t>(K));
+        std::iota(order.begin(), order.end(), 0);
+        std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return logits.data()[a] > logits.data()[b]; });
+        json top = json::array();
+        std::printf("%s:", path.c_str());
+        for (int64_t i = 0; i < std::min<int64_t>(*topk, K); ++i) {
+          const int64_t k = order[static_cast<size_t>(i)];
+          std::printf("  %s %.3f", class_name(m, k).c_str(), p[static_cast<size_t>(k)] / sum);
+          top.push_back({{"class", k}, {"name", class_name(m, k)}, {"p", p[static_cast<size_t>(k)] / sum}});
+        }
+        std::printf("\n");
+        out.push_back({{"image", path}, {"top", top}});
+      }
+      if (*as_json) print_json_line(json{{"images", out}}.dump());
+      return;
+    }
+    const Dataset test = load_dataset(*data, Split::Test);
+    check_dataset_fits(m, test, *data);
+    DataLoader loader(test, LoaderOptions::evaluation(*batch));
+    const int64_t n = *limit > 0 ? std::min<int64_t>(*limit, test.size()) : test.size();
+    int64_t correct = 0, seen = 0;
+    double run_s = 0;
+    for (int64_t s = 0; s < loader.steps() && seen < n; ++s) {
+      Batch b = loader.batch(s);
+      const auto t0 = Clock::now();
+      const Tensor logits = m.run(b.images);
+      run_s += seconds_since(t0);
+      const auto pred = intq::argmax_rows(logits);
+      for (size_t i = 0; i < pred.size() && seen < n; ++i, ++seen) correct += pred[i] == b.labels[i];
+    }
+    const double acc = 100.0 * static_cast<double>(correct) / static_cast<double>(std::max<int64_t>(1, seen));
+    const double ips = static_cast<double>(seen) / std::max(run_s, 1e-9);
+    std::fprintf(stderr, "test accuracy %.2f%% on %lld images (%.0f images/s, %d threads)\n", acc,
+                 static_cast<long long>(seen), ips, num_threads());
+    if (*as_json) print_json_line(json{{"test_acc", acc}, {"images", seen}, {"images_per_s", ips}}.dump());
+  });
+}
+
+void register_inspect(CLI::App& app) {
+  auto model = std::make_shared<std::string>();
+  auto compare = std::make_shared<std::string>();
+  auto data = std::make_shared<std::string>();
+  auto batch = std::make_shared<int64_t>(256);
+  auto limit = std::make_shared<int64_t>(0);
+  auto threads = std::make_shared<int>(0);
+  auto as_json = std::make_shared<bool>(false);
+  CLI::App* cmd = app.add_subcommand("inspect", "Per-layer table of an exported model; --compare: parity with its checkpoint");
+  cmd->footer(
+      "Examples:\n  lowbit inspect w2a2.safetensors\n"
+      "  lowbit inspect w2a2.safetensors --compare runs/w2a2/best.ckpt --data fashion-mnist --json");
+  cmd->add_option("model", *model, "Model file from lowbit export")->required();
+  cmd->add_option("--compare", *compare, "QAT checkpoint the model was exported from");
+  cmd->add_option("--data", *data, "Dataset spec for --compare (test split)");
+  cmd->add_option("--batch", *batch, "Batch size for --compare")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--limit", *limit, "Only the first N test images (0 = all)");
+  cmd->add_option("--threads", *threads, "Threads (0 = all cores)")->capture_default_str();
+  cmd->add_flag("--json", *as_json, "Print a JSON summary as the last stdout line");
+  cmd->callback([=] {
+    set_num_threads(*threads);
+    const intq::IntModel m = intq::load_int_model(*model);
+    if (compare->empty()) {
+      std::printf("%-16s %-8s %-22s %-8s %-8s %10s  %s\n", "name", "op", "shape", "bits W/A", "out", "bytes",
+                  "scale range / params");
+      json rows = json::array();
+      for (const auto& op : m.ops) {
+        const auto& in = m.values[static_cast<size_t>(op.inputs[0])];
+        const auto& out = m.values[static_cast<size_t>(op.output)];
+        char shape[64];
+        std::snprintf(shape, sizeof shape, "%lldx%lldx%lld->%lldx%lldx%lld", (long long)in.c, (long long)in.h,
+                      (long long)in.w, (long long)out.c, (long long)out.h, (long long)out.w);
+        std::string bits = "-", extra;
+        int64_t bytes = 0;
+        json row = {{"name", op.name}, {"op", intq::op_kind_name(op.kind)}, {"in", {in.c, in.h, in.w}},
+                    {"out", {out.c, out.h, out.w}}, {"out_type", intq::value_type_name(out.type)}};
+        if (op.kind == intq::OpKind::conv || op.kind == intq::OpKind::linear) {
+          bits = std::to_string(op.weight_bits) + "/" + std::to_string(op.act_bits);
+          bytes = static_cast<int64_t>(op.weights->blocks.size()) + 8 * op.out_channels;
+          const auto [smin, smax] = std::minmax_element(op.scale.begin(), op.scale.end());
+          const auto [bmin, bmax] = std::minmax_element(op.bias.begin(), op.bias.end());
+          char buf[160];
+          std::snprintf(buf, sizeof buf, "scale [%.3g, %.3g] bias [%.3g, %.3g] w %s %s", *smin, *smax, *bmin, *bmax,
+                        op.weight_method.c_str(), op.weight_grid.c_str());
+          extra = buf;
+          row["weight_bits"] = op.weight_bits;
+          row["act_bits"] = op.act_bits;
+          row["bytes"] = bytes;
+          row["scale_range"] = {*smin, *smax};
+          row["bias_range"] = {*bmin, *bmax};
+        } else if (op.kind == intq::OpKind::quantize) {
+          bits = "-/" + std::to_string(op.bits);
+          char buf[96];
+          std::snprintf(buf, sizeof buf, "%s p=(%.4g, %.4g)", op.method.c_str(), op.p0, op.p1);
+          extra = buf;
+          row["method"] = op.method;
+          row["bits"] = op.bits;
+        }
+        std::printf("%-16s %-8s %-22s %-8s %-8s %10lld  %s\n", op.name.c_str(), intq::op_kind_name(op.kind), shape,
+                    bits.c_str(), intq::value_type_name(out.type), static_cast<long long>(bytes), extra.c_str());
+        rows.push_back(row);
+      }
+      std::printf("parameters: %lld bytes; method %s; %lld classes\n", static_cast<long long>(m.parameter_bytes()),
+                  m.method.c_str(), static_cast<long long>(m.num_classes()));
+      if (*as_json) print_json_line(json{{"layers", rows}, {"parameter_bytes", m.parameter_bytes()}}.dump());
+      return;
+    }
+    LOWBIT_CHECK(!data->empty(), "inspect --compare needs --data SPEC");
+    LoadedCheckpoint lc = load_checkpoint(*compare);
+    const Dataset test = load_dataset(*data, Split::Test);
+    check_dataset_fits(m, test, *data);
+    DataLoader loader(test, LoaderOptions::evaluation(*batch));
+    const int64_t n = *limit > 0 ? std::min<int64_t>(*limit, test.size()) : test.size();
+    intq::CompareStats st;
+    for (int64_t s = 0; s < loader.steps() && st.images < n; ++s) {
+      Batch b = loader.batch(s);
+      intq::compare_batch(*lc.model, m, b.images, b.labels, st);
+    }
+    json layers = json::array();
+    std::printf("%-16s %14s %12s\n", "layer", "mismatched", "rate");
+    for (const auto& l : st.layers) {
+      std::printf("%-16s %14lld %12.3g\n", l.name.c_str(), static_cast<long long>(l.mismatched), l.rate());
+      layers.push_back({{"name", l.name}, {"code_mismatch", l.rate()}, {"mismatched", l.mismatched}, {"codes", l.total}});
+    }
+    const double fake_acc = 100.0 * static_cast<double>(st.fake_correct) / static_cast<double>(std::max<int64_t>(1, st.images));
+    const double int_acc = 100.0 * static_cast<double>(st.int_correct) / static_cast<double>(std::max<int64_t>(1, st.images));
+    std::printf("prediction agreement %.4f%% on %lld images; accuracy fake-quant %.2f%%, integer %.2f%%\n",
+                100.0 * st.prediction_agreement(), static_cast<long long>(st.images), fake_acc, int_acc);
+    if (*as_json)
+      print_json_line(json{{"prediction_agreement", st.prediction_agreement()},
+                           {"images", st.images},
+                           {"fake_quant_acc", fake_acc},
+                           {"int_acc", int_acc},
+                           {"max_code_mismatch", st.max_code_mismatch()},
+                           {"layers", layers}}
+                          .dump());
+  });
+}
+
+void register_bench_infer(CLI::App& bench) {
+  auto model = std::make_shared<std::string>();
+  auto batch = std::make_shared<int64_t>(256);
+  auto threads = std::make_shared<int>(0);
+  auto seconds = std::make_shared<double>(3.0);
+  auto as_json = std::make_shared<bool>(false);
+  CLI::App* cmd = bench.add_subcommand("infer", "Integer runtime vs the float32 model it came from, same run");
+  cmd->add_option("--model", *model, "Model file from lowbit export")->required();
+  cmd->add_option("--batch", *batch, "Batch size")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--threads", *threads, "Threads (0 = all cores)")->capture_default_str();
+  cmd->add_option("--seconds", *seconds, "Time per measurement")->capture_default_str();
+  cmd->add_flag("--json", *as_json, "Print a JSON summary as the last stdout line");
+  cmd->callback([=] {
+    set_num_threads(*threads);
+    const intq::IntModel m = intq::load_int_model(*model);
+    // The float model: the architecture named in the provenance (weights do not change its speed).
+    const json& p = m.provenance;
+    LOWBIT_CHECK(p.contains("model") && p["model"].is_string() && p.contains("model_config"),
+                 "model file ", *model, " has no provenance model/model_config to rebuild the float model from");
+    const json& mc = p["model_config"];
+    ModelConfig config{mc.value("in_channels", int64_t{1}), mc.value("height", int64_t{28}), mc.value("width", int64_t{28}),
+                       mc.value("num_classes", int64_t{10})};
+    manual_seed(0);
+    auto fp = make_model(p["model"].get<std::string>(), config);
+    fp->eval();
+    const auto& in = m.input_info();
+    Tensor x = Tensor::randn({*batch, in.c, in.h, in.w}, global_generator());
+    Tensor x1 = Tensor::randn({1, in.c, in.h, in.w}, global_generator());
+    // Images per second over at least `seconds` (after one warm-up call).
+    auto measure = [&](const std::function<void()>& f, int64_t images) {
+      f();
+      int64_t iters = 0;
+      const auto t0 = Clock::now();
+      do {
+        f();
+        ++iters;
+      } while (seconds_since(t0) < *seconds);
+      return static_cast<double>(iters * images) / seconds_since(t0);
+    };
+    NoGradGuard no_grad;
+    const double int_ips = measure([&] { m.run(x); }, *batch);
+    const double fp_ips = measure([&] { fp->forward(x); }, *batch);
+    const double b1_ips = measure([&] { m.run(x1); }, 1);
+    const double b1_ms = 1000.0 / b1_ips;
+    std::fprintf(stderr,
+                 "integer runtime %.0f images/s, float32 %.0f images/s (%.2fx) at batch %lld; batch-1 latency %.3f ms; "
+                 "%d threads\n",
+                 int_ips, fp_ips, int_ips / fp_ips, static_cast<long long>(*batch), b1_ms, num_threads());
+    if (*as_json)
+      print_json_line(json{{"images_per_s", int_ips},
+                           {"float_images_per_s", fp_ips},
+                           {"ratio", int_ips / fp_ips},
+                           {"batch1_ms", b1_ms},
+                           {"batch", *batch},
+                           {"threads", num_threads()}}
+                          .dump());
+  });
+}
+
+}  // namespace lowbit::cli
