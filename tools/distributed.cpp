@@ -16,6 +16,8 @@
 #include "core/comm.h"
 #include "core/threading.h"
 #include "layers/batchnorm.h"
+#include "quant/input_quantizer.h"
+#include "quant/quantizer.h"
 
 namespace lowbit::cli {
 
@@ -179,6 +181,19 @@ void reduce_totals(double& loss_sum, int64_t& correct, int64_t& seen) {
   seen = std::llround(v[2]);
 }
 
+namespace {
+
+// Collective: the largest of every rank's value (one slot per rank, summed).
+float allreduce_max(float local) {
+  Comm& c = comm();
+  std::vector<double> slots(static_cast<size_t>(c.size()), 0.0);
+  slots[static_cast<size_t>(c.rank())] = local;
+  c.allreduce_sum(slots.data(), c.size());
+  return static_cast<float>(*std::max_element(slots.begin(), slots.end()));
+}
+
+}  // namespace
+
 DataParallel::DataParallel(Module& model, DataParallelOptions options)
     : model_(model), options_(options), world_(comm().size()) {
   if (world_ == 1) return;
@@ -190,6 +205,24 @@ DataParallel::DataParallel(Module& model, DataParallelOptions options)
   for (const auto& [name, t] : model_.named_buffers())
     if (name == "initialized" || name.ends_with(".initialized")) initialized_flags_ += t.item();
   bucket_.resize(static_cast<size_t>(options_.bucket_bytes / sizeof(float)));
+  for (auto& [name, m] : model_.named_modules()) {
+    if (auto bn = std::dynamic_pointer_cast<BatchNorm2d>(m)) batch_norms_.push_back(bn.get());
+    // The first layer's input quantizer keeps a running max of |x| over training batches: give it
+    // the max over the GLOBAL batch before it looks at the local one (its own update then finds
+    // nothing larger), so its scale is the one a single process would use.
+    if (auto q = std::dynamic_pointer_cast<SignedInputQuantizer>(m)) {
+      SignedInputQuantizer* raw = q.get();
+      raw->set_observer([raw](const Tensor& x) {
+        if (!quantization_enabled() || !raw->is_training()) return;
+        float local = 0.f;
+        const float* p = x.data();
+        for (int64_t i = 0; i < x.numel(); ++i) local = std::max(local, std::fabs(p[i]));
+        const float global = std::max(allreduce_max(local), 1e-6f);
+        if (!raw->initialized() || global > raw->max_abs->data()[0]) raw->set_clip(global);
+      });
+      input_quantizers_.push_back(raw);
+    }
+  }
   if (options_.sync_bn) {
     Comm* c = &comm();
     BatchNorm2d::set_sync(
@@ -205,6 +238,7 @@ DataParallel::DataParallel(Module& model, DataParallelOptions options)
 
 DataParallel::~DataParallel() {
   if (world_ > 1 && options_.sync_bn) BatchNorm2d::set_sync({}, {});
+  for (SignedInputQuantizer* q : input_quantizers_) q->set_observer(nullptr);
 }
 
 int64_t DataParallel::gradient_bytes() const {
@@ -310,6 +344,19 @@ double DataParallel::measure_allreduce_seconds(int reps) {
 void DataParallel::end_epoch(double& loss_sum, int64_t& correct, int64_t& seen) {
   reduce_totals(loss_sum, correct, seen);
   if (world_ == 1) return;
+  if (!options_.sync_bn) {
+    // Per-rank BN saw only local batches: evaluate and checkpoint the mean of the ranks' running
+    // statistics (with --sync-bn they are identical already).
+    std::vector<float> stats;
+    for (BatchNorm2d* bn : batch_norms_)
+      for (const Tensor* t : {&bn->running_mean.tensor(), &bn->running_var.tensor()})
+        stats.insert(stats.end(), t->data(), t->data() + t->numel());
+    comm().allreduce_sum(stats.data(), static_cast<int64_t>(stats.size()));
+    size_t at = 0;
+    for (BatchNorm2d* bn : batch_norms_)
+      for (Parameter* p : {&bn->running_mean, &bn->running_var})
+        for (int64_t i = 0; i < (*p)->numel(); ++i) (*p)->data()[i] = stats[at++] / static_cast<float>(world_);
+  }
   uint64_t h = 1469598103934665603ull;
   for (const auto& [name, t] : model_state(model_))
     h = fingerprint(h, t.data(), static_cast<size_t>(t.numel()) * sizeof(float));

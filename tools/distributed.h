@@ -13,6 +13,10 @@
 // Sync BN (--sync-bn): every BatchNorm2d allreduces its per-channel [sum x, sum x^2] and count in
 // forward and [sum g, sum g*xhat] in backward, so with equal local batches N ranks compute the
 // statistics and input gradients of one process with the global batch.
+// Per-rank BN (default): running statistics are averaged over the ranks at the end of each epoch.
+// Quantizer statistics: SAWB's alpha_w follows the (identical) weights; the first layer's input
+// quantizer gets the running max of |x| over the global batch (an observer on it); data-driven
+// inits (PACT mse/p99, LSQ, QIL) see the local batch and rank 0's result is broadcast.
 // With one rank (no MPI launcher) every function here is a no-op or a plain pass-through.
 #pragma once
 #include <cstdint>
@@ -26,6 +30,11 @@
 #include "core/error.h"
 #include "core/state_dict.h"
 #include "layers/module.h"
+
+namespace lowbit {
+class BatchNorm2d;
+class SignedInputQuantizer;
+}  // namespace lowbit
 
 namespace lowbit::cli {
 
@@ -136,6 +145,8 @@ class DataParallel {
   int world_ = 1;
   std::vector<Tensor> params_;  // reverse registration order
   std::vector<float> bucket_;
+  std::vector<BatchNorm2d*> batch_norms_;                 // running stats averaged per epoch (local BN)
+  std::vector<SignedInputQuantizer*> input_quantizers_;  // observed: global running max of |x|
   double initialized_flags_ = 0;  // sum of quantizers' "initialized" buffers at the last step
 };
 
