@@ -35,7 +35,7 @@ std::shared_ptr<Module> build_model(const ModelSpec& spec) {
 }
 
 ModelSpec model_spec_for(const std::string& name, const Dataset& data) {
-  return {name, {data.channels, data.height, data.width, data.num_classes()}};
+  return {name, {data.channels, data.height, data.width, data.num_classes()}, QuantPolicy{}};
 }
 
 EvalResult evaluate(Module& model, const Dataset& data, int64_t batch, int64_t limit, bool progress) {
@@ -180,8 +180,17 @@ TrainResult train(const TrainOptions& o) {
   if (quantized && is_root()) std::fprintf(stderr, "%s", bits_table(*model).c_str());
   // Quantizer parameters (PACT alpha, QIL c/d/gamma, LSQ s) get their own groups, clamps and
   // gradient scales (quant/training.h); a float model has one group.
-  std::vector<ParamGroup> groups = quantized ? make_param_groups(*model, o.lr, o.weight_decay)
-                                             : std::vector<ParamGroup>{{"weights", model->parameters(), o.lr, o.weight_decay}};
+  std::vector<ParamGroup> groups;
+  if (quantized) {
+    groups = make_param_groups(*model, o.lr, o.weight_decay);
+  } else {
+    ParamGroup all;
+    all.name = "weights";
+    all.params = model->parameters();
+    all.lr = o.lr;
+    all.weight_decay = o.weight_decay;
+    groups.push_back(std::move(all));
+  }
   OptimizerConfig oc;
   oc.sgd.momentum = o.momentum;
   auto optimizer = make_optimizer(o.optimizer, groups, oc);
