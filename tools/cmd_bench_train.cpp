@@ -14,6 +14,8 @@
 #include "models/registry.h"
 #include "optim/make_optimizer.h"
 #include "tools/commands.h"
+#include "tools/quant_options.h"
+#include "tools/training.h"
 #include "tools/distributed.h"
 
 namespace lowbit::cli {
@@ -38,16 +40,20 @@ void register_bench_train(CLI::App& bench) {
   cmd->add_option("--warmup", o->warmup, "Warm-up steps")->capture_default_str();
   cmd->add_flag("--json", o->json, "Print a JSON summary as the last stdout line");
   cmd->add_flag("--sync-bn", o->sync_bn, "Under mpirun/srun: BatchNorm statistics over the global batch");
-  cmd->callback([o] {
+  auto qflags = std::make_shared<QuantFlags>();
+  add_quant_flags(cmd, *qflags);
+  cmd->callback([o, qflags] {
     set_num_threads(threads_for(o->threads));
     LOWBIT_CHECK(o->batch % world_size() == 0, "--batch ", o->batch, " (the global batch) must be a multiple of the ",
                  world_size(), " ranks");
     const int64_t local_batch = o->batch / world_size();
     o->width = o->height;
     manual_seed(0);
-    auto model = make_model(o->model, {o->channels, o->height, o->width, o->classes});
+    // The same model and optimizer groups as `lowbit train` with these flags (QAT included).
+    const QuantPolicy policy = make_policy(*qflags);
+    auto model = build_model({o->model, {o->channels, o->height, o->width, o->classes}, policy});
     model->train();
-    auto opt = make_optimizer("sgd", {{"weights", model->parameters(), 0.01, 5e-4}});
+    auto opt = make_optimizer("sgd", parameter_groups(*model, policy, 0.01, 5e-4));
     DataParallel dp(*model, {o->sync_bn});
     Generator gen(1 + static_cast<uint64_t>(world_rank()));
     const Tensor x = Tensor::randn({local_batch, o->channels, o->height, o->width}, gen);
@@ -82,7 +88,8 @@ void register_bench_train(CLI::App& bench) {
                    allreduce_ms);
     std::fprintf(stderr, "\n");
     if (o->json)
-      print_json_line(nlohmann::json{{"model", o->model}, {"batch", o->batch}, {"threads", num_threads()},
+      print_json_line(nlohmann::json{{"model", o->model}, {"method", policy.method}, {"wbits", policy.wbits},
+                                     {"abits", policy.abits}, {"batch", o->batch}, {"threads", num_threads()},
                                      {"ranks", world_size()}, {"images_per_s", ips}, {"peak_rss_mb", peak_rss_mb()},
                                      {"step_ms", 1e3 * el / steps}, {"allreduce_bytes", dp.active() ? dp.gradient_bytes() : 0},
                                      {"allreduce_ms", allreduce_ms}}.dump());

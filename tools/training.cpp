@@ -34,6 +34,16 @@ std::shared_ptr<Module> build_model(const ModelSpec& spec) {
   return model;
 }
 
+std::vector<ParamGroup> parameter_groups(Module& model, const QuantPolicy& policy, double lr, double weight_decay) {
+  if (policy.quantized()) return make_param_groups(model, lr, weight_decay);
+  ParamGroup all;
+  all.name = "weights";
+  all.params = model.parameters();
+  all.lr = lr;
+  all.weight_decay = weight_decay;
+  return {all};
+}
+
 ModelSpec model_spec_for(const std::string& name, const Dataset& data) {
   return {name, {data.channels, data.height, data.width, data.num_classes()}, QuantPolicy{}};
 }
@@ -180,17 +190,7 @@ TrainResult train(const TrainOptions& o) {
   if (quantized && is_root()) std::fprintf(stderr, "%s", bits_table(*model).c_str());
   // Quantizer parameters (PACT alpha, QIL c/d/gamma, LSQ s) get their own groups, clamps and
   // gradient scales (quant/training.h); a float model has one group.
-  std::vector<ParamGroup> groups;
-  if (quantized) {
-    groups = make_param_groups(*model, o.lr, o.weight_decay);
-  } else {
-    ParamGroup all;
-    all.name = "weights";
-    all.params = model->parameters();
-    all.lr = o.lr;
-    all.weight_decay = o.weight_decay;
-    groups.push_back(std::move(all));
-  }
+  std::vector<ParamGroup> groups = parameter_groups(*model, spec.policy, o.lr, o.weight_decay);
   OptimizerConfig oc;
   oc.sgd.momentum = o.momentum;
   auto optimizer = make_optimizer(o.optimizer, groups, oc);

@@ -13,6 +13,7 @@
 #include "core/state_dict.h"
 #include "layers/module.h"
 #include "models/registry.h"
+#include "optim/optimizer.h"
 #include "quant/policy.h"
 
 namespace lowbit::cli {
@@ -63,6 +64,9 @@ struct ModelSpec {
 };
 std::shared_ptr<Module> build_model(const ModelSpec& spec);
 ModelSpec model_spec_for(const std::string& name, const Dataset& data);
+// Optimizer groups: one group for a float model; for a quantized one, quantizer parameters get
+// their own groups with clamps and gradient scales (quant/training.h).
+std::vector<ParamGroup> parameter_groups(Module& model, const QuantPolicy& policy, double lr, double weight_decay);
 
 TrainResult train(const TrainOptions& options);
 EvalResult evaluate(Module& model, const Dataset& data, int64_t batch, int64_t limit = 0, bool progress = false);
