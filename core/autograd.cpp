@@ -135,7 +135,6 @@ Tensor sum_to_shape(const Tensor& grad, const Shape& shape) {
   Shape target(rank - shape.size(), 1);
   target.insert(target.end(), shape.begin(), shape.end());
   Tensor out = Tensor::zeros(shape);
-  const auto gstrides = contiguous_strides(gs);
   const auto tstrides = contiguous_strides(target);
   const float* g = grad.data();
   float* o = out.data();
@@ -151,7 +150,6 @@ Tensor sum_to_shape(const Tensor& grad, const Shape& shape) {
       idx[d] = 0;
     }
   }
-  (void)gstrides;
   return out;
 }
 
