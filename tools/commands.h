@@ -8,6 +8,7 @@ namespace lowbit::cli {
 
 void register_train(CLI::App& app);
 void register_eval(CLI::App& app);
+void register_calibrate(CLI::App& app);
 void register_bench_train(CLI::App& bench);
 void register_bench_gemm(CLI::App& bench);
 void register_export(CLI::App& app);       // cmd_export.cpp

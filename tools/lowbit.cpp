@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
   });
   lowbit::cli::register_train(app);
   lowbit::cli::register_eval(app);
+  lowbit::cli::register_calibrate(app);
   lowbit::cli::register_export(app);
   lowbit::cli::register_infer(app);
   lowbit::cli::register_inspect(app);

@@ -161,6 +161,15 @@ void load_float_weights(Module& model, const std::string& path) {
   model.load_state_dict(sd, /*strict=*/false);
 }
 
+void save_model_checkpoint(const std::string& path, const Module& model, const ModelSpec& spec,
+                           const std::map<std::string, std::string>& strings) {
+  StateDict sd;
+  sd.merge(model.state_dict(), "model");
+  put_spec(sd, spec);
+  for (const auto& [k, v] : strings) sd.strings[k] = v;
+  save_state_dict(path, sd);
+}
+
 LoadedCheckpoint load_checkpoint(const std::string& path) {
   LoadedCheckpoint lc;
   lc.state = load_state_dict_file(path);

@@ -6,6 +6,7 @@
 // bit-for-bit: model parameters and buffers, optimizer state, epoch, RNG state, options.
 #pragma once
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -81,5 +82,9 @@ LoadedCheckpoint load_checkpoint(const std::string& path);
 // Copy a checkpoint's model weights into `model` (which may be quantized: its quantizer
 // parameters are left as they are). Every checkpoint entry must exist in the model.
 void load_float_weights(Module& model, const std::string& path);
+// Write a model-only checkpoint (weights, buffers, spec incl. quantization policy) that
+// `lowbit eval` / `lowbit export` accept.
+void save_model_checkpoint(const std::string& path, const Module& model, const ModelSpec& spec,
+                           const std::map<std::string, std::string>& strings = {});
 
 }  // namespace lowbit::cli

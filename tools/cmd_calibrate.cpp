@@ -1,0 +1,68 @@
+// cmd_calibrate.cpp: `lowbit calibrate`, the post-training quantization baselines (max,
+// fraction of max, percentile, KL) on a trained float checkpoint: the model is converted with
+// PACT-style fixed activation clips and SAWB (or max) weight scales, the clips are set from a
+// few training batches, and the result is saved as a checkpoint that eval and export accept.
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "core/data/loader.h"
+#include "core/error.h"
+#include "core/threading.h"
+#include "quant/calibrate.h"
+#include "tools/commands.h"
+#include "tools/training.h"
+
+namespace lowbit::cli {
+
+void register_calibrate(CLI::App& app) {
+  struct Opts {
+    std::string checkpoint, data = "fashion-mnist", method = "kl", weights = "sawb", out;
+    int wbits = 4, abits = 4, first_last_bits = 8, batches = 10, threads = 0;
+    bool json = false;
+  };
+  auto o = std::make_shared<Opts>();
+  CLI::App* cmd = app.add_subcommand("calibrate", "Post-training quantization of a float checkpoint (max/percentile/KL)");
+  cmd->footer("Example:\n  lowbit calibrate --checkpoint runs/convnet/best.ckpt --method kl --wbits 4 --abits 4 --out ptq4.ckpt\n"
+              "  lowbit eval --checkpoint ptq4.ckpt");
+  cmd->add_option("--checkpoint", o->checkpoint, "Trained float checkpoint")->required();
+  cmd->add_option("--method", o->method, "Activation range: max | fraction | percentile | kl")
+      ->capture_default_str()->check(CLI::IsMember({"max", "fraction", "percentile", "kl"}));
+  cmd->add_option("--weights", o->weights, "Weight scale: sawb | max")->capture_default_str()
+      ->check(CLI::IsMember({"sawb", "max"}));
+  cmd->add_option("--wbits", o->wbits, "Weight bits of the middle layers")->capture_default_str();
+  cmd->add_option("--abits", o->abits, "Activation bits of the middle layers")->capture_default_str();
+  cmd->add_option("--first-last-bits", o->first_last_bits, "Bits of the first and last layers")->capture_default_str();
+  cmd->add_option("--data", o->data, "Dataset spec (calibration uses its training split)")->capture_default_str();
+  cmd->add_option("--batches", o->batches, "Calibration batches of 128 images")->capture_default_str();
+  cmd->add_option("--threads", o->threads, "Threads (0 = all cores)")->capture_default_str();
+  cmd->add_option("--out", o->out, "Output checkpoint")->required();
+  cmd->add_flag("--json", o->json, "Print a JSON summary as the last stdout line");
+  cmd->callback([o] {
+    set_num_threads(o->threads);
+    LoadedCheckpoint fp = load_checkpoint(o->checkpoint);
+    LOWBIT_CHECK(!fp.spec.policy.quantized(), "calibrate: ", o->checkpoint, " is already quantized (method ",
+                 fp.spec.policy.method, "); calibrate a float checkpoint");
+    ModelSpec spec = fp.spec;
+    spec.policy.method = "pact-sawb";  // fixed activation clips (PACT form) + SAWB-grid weights
+    spec.policy.wbits = o->wbits;
+    spec.policy.abits = o->abits;
+    spec.policy.first_last_bits = o->first_last_bits;
+    spec.policy.validate();
+    auto model = build_model(spec);
+    load_float_weights(*model, o->checkpoint);
+    const Dataset train = load_dataset(o->data, Split::Train);
+    LoaderOptions lo;
+    lo.batch_size = 128;
+    DataLoader loader(train, lo);
+    CalibrationOptions co;
+    co.weights = o->weights == "max" ? WeightCalibration::max : WeightCalibration::sawb;
+    const auto clips = calibrate(*model, loader, o->batches, calibration_method_from_name(o->method), co);
+    save_model_checkpoint(o->out, *model, spec, {{"calibration", o->method}, {"calibrated_from", o->checkpoint}});
+    for (const auto& [name, clip] : clips) std::fprintf(stderr, "  %-32s clip %.5g\n", name.c_str(), clip);
+    std::fprintf(stderr, "calibrated %s (%s, W%d/A%d) -> %s\n", o->checkpoint.c_str(), o->method.c_str(), o->wbits,
+                 o->abits, o->out.c_str());
+    if (o->json) print_json_line(nlohmann::json{{"checkpoint", o->out}, {"method", o->method}, {"clips", clips}}.dump());
+  });
+}
+
+}  // namespace lowbit::cli
