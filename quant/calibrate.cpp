@@ -142,9 +142,10 @@ std::map<std::string, double> calibrate(Module& model, const DataLoader& loader,
       for (auto& site : sites) {
         site.hist.assign(static_cast<size_t>(options.bins), 0.0);
         const double width = std::max(site.max, 1e-12) / options.bins;
-        site.q->set_observer([&site, width, bins = options.bins](const Tensor& x) {
+        site.q->set_observer([&site, width, bins = options.bins, skip = options.skip_zeros](const Tensor& x) {
           const float* xp = x.data();
           for (int64_t i = 0; i < x.numel(); ++i) {
+            if (skip && xp[i] == 0.f) continue;
             const int b = std::min(bins - 1, static_cast<int>(std::fabs(xp[i]) / width));
             site.hist[static_cast<size_t>(b)] += 1.0;
           }

@@ -33,6 +33,10 @@ struct CalibrationOptions {
   double fraction = 0.8;       // fraction_of_max
   double percentile = 99.99;   // percentile
   int bins = 2048;
+  // Histogram methods ignore exact zeros (pytorch-quantization's skip_zeros). Post-ReLU zeros
+  // are code 0 at any clip, yet their spike in bin 0 pulls KL at 16 levels or fewer to
+  // degenerate, very tight clips. Off by default: the reference algorithm counts them.
+  bool skip_zeros = false;
   WeightCalibration weights = WeightCalibration::sawb;
 };
 

@@ -18,7 +18,7 @@ void register_calibrate(CLI::App& app) {
   struct Opts {
     std::string checkpoint, data = "fashion-mnist", method = "kl", weights = "sawb", out;
     int wbits = 4, abits = 4, first_last_bits = 8, batches = 10, threads = 0;
-    bool json = false;
+    bool json = false, skip_zeros = false;
   };
   auto o = std::make_shared<Opts>();
   CLI::App* cmd = app.add_subcommand("calibrate", "Post-training quantization of a float checkpoint (max/percentile/KL)");
@@ -32,6 +32,9 @@ void register_calibrate(CLI::App& app) {
   cmd->add_option("--wbits", o->wbits, "Weight bits of the middle layers")->capture_default_str();
   cmd->add_option("--abits", o->abits, "Activation bits of the middle layers")->capture_default_str();
   cmd->add_option("--first-last-bits", o->first_last_bits, "Bits of the first and last layers")->capture_default_str();
+  cmd->add_flag("--skip-zeros", o->skip_zeros,
+               "percentile/kl: leave exact zeros out of the histogram (post-ReLU zeros are code 0 at any "
+               "clip; at 4 bits or fewer their spike drives KL to far too tight clips)");
   cmd->add_option("--data", o->data, "Dataset spec (calibration uses its training split)")->capture_default_str();
   cmd->add_option("--batches", o->batches, "Calibration batches of 128 images")->capture_default_str();
   cmd->add_option("--threads", o->threads, "Threads (0 = all cores)")->capture_default_str();
@@ -56,6 +59,7 @@ void register_calibrate(CLI::App& app) {
     DataLoader loader(train, lo);
     CalibrationOptions co;
     co.weights = o->weights == "max" ? WeightCalibration::max : WeightCalibration::sawb;
+    co.skip_zeros = o->skip_zeros;
     const auto clips = calibrate(*model, loader, o->batches, calibration_method_from_name(o->method), co);
     save_model_checkpoint(o->out, *model, spec, {{"calibration", o->method}, {"calibrated_from", o->checkpoint}});
     for (const auto& [name, clip] : clips) std::fprintf(stderr, "  %-32s clip %.5g\n", name.c_str(), clip);
