@@ -39,6 +39,7 @@ void register_train(CLI::App& app) {
       "  lowbit train --epochs 30 --out runs/long && lowbit train --epochs 30 --out runs/long --resume\n"
       "  lowbit train --method pact-sawb --wbits 2 --abits 2 --out runs/w2a2   # 2-bit QAT, 8-bit first/last\n"
       "  lowbit train --method lsq --wbits 4 --abits 4 --init-from runs/convnet/best.ckpt\n"
+      "  lowbit train --method qil --progressive 8,4,3,2 --epochs 5 --init-from runs/convnet/best.ckpt\n"
       "With --method, unset --epochs/--lr/--weight-decay/--float-epochs come from the method's tested recipe.\n"
       "Data specs: fashion-mnist | mnist:DIR | idx:DIR | cifar10:DIR | folder:DIR\n"
       "Outputs in --out: metrics.jsonl, metrics.csv (one line per epoch), last.ckpt, best.ckpt.");
@@ -69,8 +70,13 @@ void register_train(CLI::App& app) {
   add_quant_flags(cmd, *qflags);
   cmd->add_option("--float-epochs", opts->float_epochs, "Float warm-up epochs before the quantizers switch on");
   cmd->add_option("--init-from", opts->init_from, "Start from this checkpoint's (float) weights, e.g. to fine-tune QAT");
+  auto progressive = std::make_shared<std::vector<int>>();
+  cmd->add_option("--progressive", *progressive,
+                  "QIL's progressive schedule, e.g. 8,4,3,2: one run of --epochs per width, each starting from the "
+                  "previous one's weights and quantizer intervals (earlier stages in OUT/stage-w<b>a<b>/)")
+      ->delimiter(',');
   cmd->add_flag("--json", *as_json, "Print a JSON summary as the last stdout line");
-  cmd->callback([opts, as_json, qflags, cmd] {
+  cmd->callback([opts, as_json, qflags, cmd, progressive] {
     opts->policy = make_policy(*qflags);
     if (opts->policy.quantized()) {  // the method's recipe fills what the user left unset
       const QatRecipe r = default_recipe(opts->policy.method, opts->policy.wbits, opts->policy.abits);
@@ -82,7 +88,7 @@ void register_train(CLI::App& app) {
       if (!cmd->count("--schedule")) opts->schedule = r.schedule;
       if (!cmd->count("--momentum")) opts->momentum = r.momentum;
     }
-    const TrainResult r = train(*opts);
+    const TrainResult r = progressive->empty() ? train(*opts) : train_progressive(*opts, *progressive);
     if (!is_root()) return;  // rank 0 reports for the whole job
     std::fprintf(stderr, "done: test accuracy %.2f%% after %lld epochs, %.0f train images/s, %.1f s; checkpoint %s\n",
                  r.test_acc, static_cast<long long>(r.epochs), r.train_images_per_s, r.seconds, r.checkpoint.c_str());

@@ -359,4 +359,31 @@ TrainResult train(const TrainOptions& o) {
   return result;
 }
 
+TrainResult train_progressive(const TrainOptions& o, const std::vector<int>& bits) {
+  LOWBIT_CHECK(o.policy.quantized(), "--progressive needs a quantization --method, got ", o.policy.method);
+  LOWBIT_CHECK(!bits.empty(), "--progressive: give the bit widths, e.g. 8,4,3,2");
+  for (size_t i = 0; i < bits.size(); ++i)
+    LOWBIT_CHECK(bits[i] >= 2 && bits[i] <= 8 && (i == 0 || bits[i] < bits[i - 1]),
+                 "--progressive: bit widths must be in 2..8 and strictly decreasing, got ", bits[i], " at position ",
+                 i + 1);
+  TrainResult result;
+  std::string previous;
+  for (size_t i = 0; i < bits.size(); ++i) {
+    TrainOptions stage = o;
+    stage.policy.wbits = stage.policy.abits = bits[i];
+    const bool final_stage = i + 1 == bits.size();
+    stage.out = final_stage ? o.out : detail::concat(o.out, "/stage-w", bits[i], "a", bits[i]);
+    if (i > 0) {
+      stage.init_from = previous;
+      stage.float_epochs = 0;
+    }
+    stage.resume = o.resume && std::filesystem::exists(stage.out + "/last.ckpt");
+    if (is_root()) std::fprintf(stderr, "progressive stage %zu/%zu: W%dA%d -> %s\n", i + 1, bits.size(), bits[i],
+                                bits[i], stage.out.c_str());
+    result = train(stage);
+    previous = result.checkpoint;
+  }
+  return result;
+}
+
 }  // namespace lowbit::cli

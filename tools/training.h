@@ -70,6 +70,12 @@ ModelSpec model_spec_for(const std::string& name, const Dataset& data);
 std::vector<ParamGroup> parameter_groups(Module& model, const QuantPolicy& policy, double lr, double weight_decay);
 
 TrainResult train(const TrainOptions& options);
+// QIL's progressive schedule (e.g. bits {8, 4, 3, 2}): one training run per bit width, each
+// initialised from the previous stage's last checkpoint (weights AND quantizer parameters, so the
+// learned intervals carry down). Stages before the last write to OUT/stage-w<b>a<b>/, the last to
+// OUT itself. Only the first stage uses options.init_from and options.float_epochs; with
+// options.resume, every stage whose folder holds a checkpoint resumes (finished ones are skipped).
+TrainResult train_progressive(const TrainOptions& options, const std::vector<int>& bits);
 EvalResult evaluate(Module& model, const Dataset& data, int64_t batch, int64_t limit = 0, bool progress = false);
 
 // A checkpoint's model, rebuilt and loaded.

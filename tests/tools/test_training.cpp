@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "core/data/synthetic.h"
@@ -185,6 +186,36 @@ TEST_CASE("quantization-aware training: policy in the checkpoint, logged quantiz
   cli::TrainOptions wrong = ft;
   wrong.model = "mlp";
   CHECK_THROWS_WITH_AS(cli::train(wrong), doctest::Contains("does not match the model"), Error);
+}
+
+TEST_CASE("QIL progressive schedule: each stage starts from the previous stage's checkpoint") {
+  fs::path dir = temp_dir("progressive");
+  cli::TrainOptions o = quick_options((dir / "run").string());
+  o.policy.method = "qil";
+  o.epochs = 1;
+  o.float_epochs = 0;
+  o.max_steps = 6;
+  const cli::TrainResult r = cli::train_progressive(o, {4, 3, 2});
+  CHECK(r.checkpoint == (dir / "run" / "last.ckpt").string());
+  const auto final_ckpt = cli::load_checkpoint(r.checkpoint);
+  CHECK(final_ckpt.spec.policy.wbits == 2);
+  CHECK(final_ckpt.spec.policy.abits == 2);
+  // Stage 3-bit was initialised from the 4-bit stage, the final one from the 3-bit stage.
+  const auto options_of = [](const fs::path& p) {
+    return nlohmann::json::parse(load_state_dict_file(p.string()).strings.at("options"));
+  };
+  CHECK(options_of(dir / "run" / "stage-w3a3" / "last.ckpt")["init_from"] ==
+        (dir / "run" / "stage-w4a4" / "last.ckpt").string());
+  CHECK(options_of(dir / "run" / "last.ckpt")["init_from"] == (dir / "run" / "stage-w3a3" / "last.ckpt").string());
+  CHECK(cli::load_checkpoint((dir / "run" / "stage-w4a4" / "last.ckpt").string()).spec.policy.wbits == 4);
+  // Resuming a finished schedule trains nothing and reports the same accuracy.
+  cli::TrainOptions again = o;
+  again.resume = true;
+  CHECK(cli::train_progressive(again, {4, 3, 2}).test_acc == doctest::Approx(r.test_acc));
+  CHECK_THROWS_WITH_AS(cli::train_progressive(o, {4, 4}), doctest::Contains("strictly decreasing"), Error);
+  cli::TrainOptions fp = o;
+  fp.policy.method = "fp32";
+  CHECK_THROWS_WITH_AS(cli::train_progressive(fp, {4, 2}), doctest::Contains("needs a quantization --method"), Error);
 }
 
 TEST_CASE("training errors: NaN loss, bad options, resume without checkpoint") {
