@@ -8,6 +8,7 @@
 
 #include "core/autograd.h"
 #include "core/blas.h"
+#include "core/deterministic_sum.h"
 #include "core/error.h"
 #include "core/threading.h"
 
@@ -118,10 +119,10 @@ ConvGeometry geometry(const Tensor& x, const Tensor& weight, const Conv2dOptions
   g.wo = conv_output_size(g.w, g.kw, opt);
   g.k = g.cin_g * g.kh * g.kw;
   g.hwo = g.ho * g.wo;
-  // ~2048 columns per sgemm; at least one chunk per thread.
-  const int64_t threads = num_threads();
-  g.chunk = std::max<int64_t>(1, (2048 + g.hwo - 1) / std::max<int64_t>(g.hwo, 1));
-  g.chunk = std::min(g.chunk, std::max<int64_t>(1, (g.n + threads - 1) / threads));
+  // One chunk is one leaf of the deterministic batch sum (core/deterministic_sum.h): the weight
+  // and bias gradients are per-chunk partials, and fixed chunks keep every sgemm's shape, hence
+  // every output, independent of the thread count and of where a rank's share of the batch starts.
+  g.chunk = kReduceChunkImages;
   return g;
 }
 
@@ -168,8 +169,9 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
                 [x = x.detach(), w = weight.detach(), opt, g, gx, gw, gb](const Tensor& gy) {
     Tensor dx = gx ? Tensor::zeros(x.shape()) : Tensor();
     const int64_t chunks = (g.n + g.chunk - 1) / g.chunk;
-    // Per-chunk weight/bias gradients, summed in chunk order afterwards (deterministic).
-    std::vector<std::vector<float>> dw_parts(gw ? chunks : 0), db_parts(gb ? chunks : 0);
+    // Per-chunk weight/bias gradients ([chunks, cout*k] and [chunks, cout]), then the fixed tree.
+    std::vector<float> dw_parts(gw ? static_cast<size_t>(chunks * g.cout * g.k) : 0),
+        db_parts(gb ? static_cast<size_t>(chunks * g.cout) : 0);
     const float* px = x.data();
     const float* pw = w.data();
     const float* pg = gy.data();
@@ -178,15 +180,15 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
       auto gtmp = std::make_unique_for_overwrite<float[]>(static_cast<size_t>(g.cout_g * g.chunk * g.hwo));
       for (int64_t ch = c0; ch < c1; ++ch) {
         const int64_t n0 = ch * g.chunk, nb = std::min(g.chunk, g.n - n0), ld = nb * g.hwo;
-        if (gw) dw_parts[ch].assign(static_cast<size_t>(g.cout * g.k), 0.f);
+        float* dw_chunk = gw ? dw_parts.data() + ch * g.cout * g.k : nullptr;
         if (gb) {
-          db_parts[ch].assign(static_cast<size_t>(g.cout), 0.f);
+          float* db_chunk = db_parts.data() + ch * g.cout;
           for (int64_t b = 0; b < nb; ++b)
             for (int64_t oc = 0; oc < g.cout; ++oc) {
               const float* src = pg + ((n0 + b) * g.cout + oc) * g.hwo;
               float s = 0.f;
               for (int64_t j = 0; j < g.hwo; ++j) s += src[j];
-              db_parts[ch][oc] += s;
+              db_chunk[oc] += s;
             }
         }
         if (!gx && !gw) continue;
@@ -201,8 +203,8 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
               im2col(px + ((n0 + b) * g.cin + gr * g.cin_g) * g.h * g.w, g.cin_g, g.h, g.w, g.kh, g.kw,
                      opt, g.ho, g.wo, col.get() + b * g.hwo, ld);
             // dW_g += dy_g [cout_g, ld] x col^T [ld, k]
-            sgemm(false, true, g.cout_g, g.k, ld, 1.f, gtmp.get(), ld, col.get(), ld, 1.f,
-                  dw_parts[ch].data() + gr * g.cout_g * g.k, g.k);
+            sgemm(false, true, g.cout_g, g.k, ld, 1.f, gtmp.get(), ld, col.get(), ld, 0.f,
+                  dw_chunk + gr * g.cout_g * g.k, g.k);
           }
           if (gx) {
             // dcol = W_g^T [k, cout_g] x dy_g [cout_g, ld]
@@ -217,16 +219,14 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
     });
     Tensor dw, db;
     if (gw) {
-      dw = Tensor::zeros(w.shape());
-      float* p = dw.data();
-      for (const auto& part : dw_parts)
-        for (size_t i = 0; i < part.size(); ++i) p[i] += part[i];
+      tree_sum_rows(dw_parts.data(), chunks, g.cout * g.k);
+      dw = Tensor::empty(w.shape());
+      std::copy_n(dw_parts.data(), g.cout * g.k, dw.data());
     }
     if (gb) {
-      db = Tensor::zeros({g.cout});
-      float* p = db.data();
-      for (const auto& part : db_parts)
-        for (size_t i = 0; i < part.size(); ++i) p[i] += part[i];
+      tree_sum_rows(db_parts.data(), chunks, g.cout);
+      db = Tensor::empty({g.cout});
+      std::copy_n(db_parts.data(), g.cout, db.data());
     }
     return std::vector<Tensor>{dx, dw, db};
   });

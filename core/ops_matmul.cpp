@@ -1,8 +1,11 @@
 // ops_matmul.cpp: matmul and linear with gradients.
 #include "core/ops_matmul.h"
 
+#include <algorithm>
+
 #include "core/autograd.h"
 #include "core/blas.h"
+#include "core/deterministic_sum.h"
 #include "core/error.h"
 #include "core/threading.h"
 
@@ -29,6 +32,20 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   });
 }
 
+namespace {
+// body(r0, r1) over the batch in the fixed chunks of core/deterministic_sum.h, in parallel. Why
+// not one sgemm over all rows: OpenBLAS's rounding of a row depends on the call's M (seen on
+// 0.3.21 Haswell kernels), so rows must always be computed in calls of the same fixed shape for
+// --threads and a rank split of the batch to leave every output bit unchanged.
+template <class Body>
+void for_row_chunks(int64_t rows, Body&& body) {
+  parallel_for(0, reduce_leaves(rows), 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c)
+      body(c * kReduceChunkImages, std::min(rows, (c + 1) * kReduceChunkImages));
+  });
+}
+}  // namespace
+
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   LOWBIT_CHECK(x.dim() == 2, "linear: input must be [N, in_features], got ", to_string(x.shape()));
   LOWBIT_CHECK(weight.dim() == 2 && weight.size(1) == x.size(1), "linear: weight ",
@@ -45,27 +62,43 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t o = 0; o < out_f; ++o) py[r * out_f + o] = pb[o];
   }
-  sgemm_parallel(false, true, rows, out_f, in, 1.f, x.data(), in, weight.data(), in,
-                 bias.defined() ? 1.f : 0.f, py, out_f);
+  const float* px = x.data();
+  const float* pw = weight.data();
+  for_row_chunks(rows, [&](int64_t r0, int64_t r1) {
+    sgemm(false, true, r1 - r0, out_f, in, 1.f, px + r0 * in, in, pw, in, bias.defined() ? 1.f : 0.f,
+          py + r0 * out_f, out_f);
+  });
   const bool gx = x.requires_grad(), gw = weight.requires_grad();
   const bool gbias = bias.defined() && bias.requires_grad();
   return record(y, "linear", {x, weight, bias},
                 [x = x.detach(), w = weight.detach(), rows, in, out_f, gx, gw, gbias](const Tensor& g) {
     Tensor dx, dw, db;
+    const float* pg = g.data();
     if (gx) {
       dx = Tensor::empty({rows, in});
-      sgemm_parallel(false, false, rows, in, out_f, 1.f, g.data(), out_f, w.data(), in, 0.f, dx.data(), in);
+      float* pdx = dx.data();
+      const float* pw = w.data();
+      for_row_chunks(rows, [&](int64_t r0, int64_t r1) {
+        sgemm(false, false, r1 - r0, in, out_f, 1.f, pg + r0 * out_f, out_f, pw, in, 0.f, pdx + r0 * in, in);
+      });
     }
+    // dW = dY^T X and db = sum of dY rows are sums over the batch: per-chunk sgemms and row sums,
+    // combined by the fixed tree (core/deterministic_sum.h), never one sgemm with K = batch.
     if (gw) {
+      const float* px = x.data();
+      const auto sums = batch_sum<float>(rows, out_f * in, [&](int64_t r0, int64_t r1, float* acc) {
+        sgemm(true, false, out_f, in, r1 - r0, 1.f, pg + r0 * out_f, out_f, px + r0 * in, in, 0.f, acc, in);
+      });
       dw = Tensor::empty({out_f, in});
-      sgemm_parallel(true, false, out_f, in, rows, 1.f, g.data(), out_f, x.data(), in, 0.f, dw.data(), in);
+      std::copy(sums.begin(), sums.end(), dw.data());
     }
     if (gbias) {
-      db = Tensor::zeros({out_f});
-      const float* pg = g.data();
-      float* pdb = db.data();
-      for (int64_t r = 0; r < rows; ++r)
-        for (int64_t o = 0; o < out_f; ++o) pdb[o] += pg[r * out_f + o];
+      const auto sums = batch_sum<float>(rows, out_f, [&](int64_t r0, int64_t r1, float* acc) {
+        for (int64_t r = r0; r < r1; ++r)
+          for (int64_t o = 0; o < out_f; ++o) acc[o] += pg[r * out_f + o];
+      });
+      db = Tensor::empty({out_f});
+      std::copy(sums.begin(), sums.end(), db.data());
     }
     return std::vector<Tensor>{dx, dw, db};
   });

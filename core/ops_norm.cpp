@@ -1,4 +1,4 @@
-// ops_norm.cpp: batch normalization forward/backward, parallel over channels.
+// ops_norm.cpp: batch normalization forward/backward; batch sums by the deterministic chunk tree.
 #include "core/ops_norm.h"
 
 #include <algorithm>
@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/autograd.h"
+#include "core/deterministic_sum.h"
 #include "core/error.h"
 #include "core/threading.h"
 
@@ -28,23 +29,20 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
   std::vector<float> mean(c), invstd(c);
   double count = static_cast<double>(n * hw);
   if (opt.training) {
-    std::vector<double> sums(2 * c);
-    parallel_for(0, c, 1, [&](int64_t c0, int64_t c1) {
-      for (int64_t ch = c0; ch < c1; ++ch) {
-        double s = 0, s2 = 0;
-        for (int64_t i = 0; i < n; ++i) {
+    // [sum x (C), sum x^2 (C)] by the deterministic batch tree in double, the type sync-BN
+    // allreduces them in (core/deterministic_sum.h).
+    std::vector<double> sums = batch_sum<double>(n, 2 * c, [&](int64_t i0, int64_t i1, double* acc) {
+      for (int64_t i = i0; i < i1; ++i)
+        for (int64_t ch = 0; ch < c; ++ch) {
           const float* p = px + (i * c + ch) * hw;
           float fs = 0.f, fs2 = 0.f;  // per-plane float partials vectorise; planes are short
           for (int64_t j = 0; j < hw; ++j) {
             fs += p[j];
             fs2 += p[j] * p[j];
           }
-          s += fs;
-          s2 += fs2;
+          acc[ch] += fs;
+          acc[c + ch] += fs2;
         }
-        sums[ch] = s;
-        sums[c + ch] = s2;
-      }
     });
     if (opt.reduce_forward) opt.reduce_forward(sums, count);
     LOWBIT_CHECK(count > 1, "batch_norm: training needs more than one value per channel, got input ",
@@ -99,14 +97,20 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
     // With the fused ReLU the incoming gradient is first masked where bn(x) <= 0 (recomputed from
     // x); the masked gradient is parked in dx, which the final pass then overwrites in place.
     const float* pg = relu_out ? pdx : gy_in.data();
-    // Per-channel sums of g and g*xh.
-    std::vector<double> sums(2 * c);
-    parallel_for(0, c, 1, [&](int64_t c0, int64_t c1) {
-      for (int64_t ch = c0; ch < c1; ++ch) {
+    // Per-channel sums of g and g*xh: per-chunk partials in double ([chunks, 2C]), combined by the
+    // deterministic tree twice: in double for the input gradient (the type sync-BN allreduces),
+    // and in float, after rounding each chunk, for dbeta/dgamma (the type the gradient allreduce
+    // adds), so both are bit-identical under any thread count and a rank split of the batch.
+    const int64_t chunks = reduce_leaves(n);
+    std::vector<double> parts(static_cast<size_t>(chunks * 2 * c));
+    const int64_t grain = std::max<int64_t>(1, 16384 / (kReduceChunkImages * hw));  // tasks of ~16k values
+    parallel_for(0, chunks * c, grain, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t chunk = t / c, ch = t % c;
         const float scale = invstd[ch] * (pgamma ? pgamma[ch] : 1.f);
         const float shift = (pbeta ? pbeta[ch] : 0.f) - mean[ch] * scale;
         double sg = 0, sgx = 0;
-        for (int64_t i = 0; i < n; ++i) {
+        for (int64_t i = chunk * kReduceChunkImages; i < std::min(n, (chunk + 1) * kReduceChunkImages); ++i) {
           const float* xp = px + (i * c + ch) * hw;
           const float* gp = gy_in.data() + (i * c + ch) * hw;
           float* masked = pdx + (i * c + ch) * hw;
@@ -127,15 +131,17 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
           sg += fsg;
           sgx += static_cast<double>(fsgx) * invstd[ch];
         }
-        sums[ch] = sg;
-        sums[c + ch] = sgx;
+        parts[chunk * 2 * c + ch] = sg;
+        parts[chunk * 2 * c + c + ch] = sgx;
       }
     });
+    std::vector<float> fparts(parts.begin(), parts.end());
+    tree_sum_rows(fparts.data(), chunks, 2 * c);
+    tree_sum_rows(parts.data(), chunks, 2 * c);
+    std::vector<double> sums(parts.begin(), parts.begin() + 2 * c);
     Tensor dgamma = Tensor::empty({c}), dbeta = Tensor::empty({c});
-    for (int64_t ch = 0; ch < c; ++ch) {
-      dbeta.data()[ch] = static_cast<float>(sums[ch]);
-      dgamma.data()[ch] = static_cast<float>(sums[c + ch]);
-    }
+    std::copy_n(fparts.data(), c, dbeta.data());
+    std::copy_n(fparts.data() + c, c, dgamma.data());
     // Sync BN: the input gradient needs the global sums; the parameter gradients stay local
     // (the data-parallel gradient allreduce sums them like every other parameter).
     if (training && reduce_backward) reduce_backward(sums);

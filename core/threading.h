@@ -12,9 +12,10 @@ void set_num_threads(int n);  // n <= 0: all cores
 int num_threads();
 int hardware_threads();
 
-// parallel_for over [begin, end) in chunks of at least `grain`; runs serially when the range
-// is one chunk or only one thread is allowed. Chunks are fixed by (range, grain) alone, so a
-// per-chunk reduction is deterministic for a given thread count.
+// parallel_for over [begin, end) in pieces of at most `grain`; runs serially (one piece: the
+// whole range) when the range is one grain or only one thread is allowed. So the pieces DO depend
+// on the thread count: a body must give the same result however the range is cut. Sums over the
+// batch use core/deterministic_sum.h, whose leaves are fixed by the batch size alone.
 void parallel_for(int64_t begin, int64_t end, int64_t grain,
                   const std::function<void(int64_t, int64_t)>& body);
 

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/autograd.h"
+#include "core/deterministic_sum.h"
 #include "core/error.h"
 #include "quant/fused.h"
 
@@ -33,7 +34,11 @@ Tensor lsq_quantize(const Tensor& v, const Tensor& s_t, int qn, int qp, double g
       dv = Tensor::empty(v.shape());
       dvp = dv.data();
     }
-    auto sum = reduce_chunks<1>(v.numel(), [&](int64_t b, int64_t e, double* acc) {
+    // ds is a sum over the batch (over dimension 0 for weights): per-chunk sums, scaled and rounded
+    // to float before the fixed float tree, so that the tree's root is the gradient itself
+    // (core/deterministic_sum.h: thread-count and rank-split invariant).
+    const int64_t rows = v.dim() ? v.size(0) : 1;
+    auto sum = batch_sum_elements<float>(v.numel(), rows, 1, [&](int64_t b, int64_t e, float* acc) {
       double ds = 0;
       for (int64_t i = b; i < e; ++i) {
         const float r = vp[i] / s;
@@ -42,9 +47,9 @@ Tensor lsq_quantize(const Tensor& v, const Tensor& s_t, int qn, int qp, double g
         const float dq = inside ? quant_detail::round_half_even(r) - r : (r <= lo ? lo : hi);
         ds += static_cast<double>(gp[i]) * dq;
       }
-      acc[0] += ds;
+      acc[0] = static_cast<float>(ds * g_scale);
     });
-    return {dv, Tensor::full({1}, static_cast<float>(sum[0] * g_scale))};
+    return {dv, Tensor::full({1}, sum[0])};
   });
 }
 

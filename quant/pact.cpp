@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "core/autograd.h"
+#include "core/deterministic_sum.h"
 #include "core/error.h"
 #include "quant/clip_search.h"
 #include "quant/fused.h"
@@ -12,7 +13,6 @@
 namespace lowbit {
 
 using quant_detail::for_chunks;
-using quant_detail::reduce_chunks;
 
 const char* pact_init_name(PactInit init) {
   switch (init) {
@@ -81,15 +81,19 @@ Tensor pact_quantize(const Tensor& x, const Tensor& alpha, int bits) {
       dx = Tensor::empty(x.shape());
       dp = dx.data();
     }
-    // One pass: dx and the sum of g over the clipped elements.
-    auto s = reduce_chunks<1>(count, [&](int64_t b, int64_t e, double* acc) {
+    // One pass: dx and the sum of g over the clipped elements, a sum over the batch: per-chunk
+    // sums rounded to float, then the fixed float tree (core/deterministic_sum.h).
+    const int64_t images = x.dim() ? x.size(0) : 1;
+    auto s = batch_sum_elements<float>(count, images, 1, [&](int64_t b, int64_t e, float* acc) {
+      double chunk = 0;
       for (int64_t i0 = b; i0 < e; i0 += 1024) {
         const int64_t len = std::min<int64_t>(1024, e - i0);
-        acc[0] += dp ? pact_backward_block<true>(xp + i0, gp + i0, dp + i0, len, a)
-                     : pact_backward_block<false>(xp + i0, gp + i0, nullptr, len, a);
+        chunk += dp ? pact_backward_block<true>(xp + i0, gp + i0, dp + i0, len, a)
+                    : pact_backward_block<false>(xp + i0, gp + i0, nullptr, len, a);
       }
+      acc[0] = static_cast<float>(chunk);
     });
-    return {dx, Tensor::full({1}, static_cast<float>(s[0]))};
+    return {dx, Tensor::full({1}, s[0])};
   });
 }
 

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "core/autograd.h"
+#include "core/deterministic_sum.h"
 #include "core/error.h"
 #include "quant/clip_search.h"
 #include "quant/fused.h"
@@ -96,7 +97,11 @@ Tensor qil_act_quantize(const Tensor& x, const Tensor& c_t, const Tensor& d_t, i
       dx = Tensor::empty(x.shape());
       dxp = dx.data();
     }
-    auto sums = reduce_chunks<2>(x.numel(), [&](int64_t b, int64_t e, double* acc) {
+    // dc, dd are sums over the batch: per-chunk sums, scaled and rounded to float before the fixed
+    // float tree (core/deterministic_sum.h: thread-count and rank-split invariant).
+    const double inv2d = 1.0 / (2.0 * d);
+    const int64_t images = x.dim() ? x.size(0) : 1;
+    auto sums = batch_sum_elements<float>(x.numel(), images, 2, [&](int64_t b, int64_t e, float* acc) {
       double sg = 0, sgx = 0;  // sum of g and of g*(c - x) over the inside
       for (int64_t i = b; i < e; ++i) {
         const float u = (xp[i] - c + d) * inv_2d;
@@ -107,12 +112,10 @@ Tensor qil_act_quantize(const Tensor& x, const Tensor& c_t, const Tensor& d_t, i
           sgx += static_cast<double>(gp[i]) * (static_cast<double>(c) - xp[i]);
         }
       }
-      acc[0] += sg;
-      acc[1] += sgx;
+      acc[0] = static_cast<float>(-sg * inv2d);
+      acc[1] = static_cast<float>(sgx * inv2d / d);
     });
-    const double inv2d = 1.0 / (2.0 * d);
-    return {dx, Tensor::full({1}, static_cast<float>(-sums[0] * inv2d)),
-            Tensor::full({1}, static_cast<float>(sums[1] * inv2d / d))};
+    return {dx, Tensor::full({1}, sums[0]), Tensor::full({1}, sums[1])};
   });
 }
 
