@@ -81,7 +81,6 @@ void register_export(CLI::App& app) {
                  {"exporter", "lowbit 0.1.0"}};
     for (const char* k : {"epoch", "test_acc"})
       if (auto it = lc.state.scalars.find(k); it != lc.state.scalars.end()) prov[k] = it->second;
-    if (auto it = lc.state.strings.find("options"); it != lc.state.strings.end()) prov["train_options"] = json::parse(it->second, nullptr, false);
     info.provenance = prov;
     const intq::IntModel m = intq::convert_to_int(*lc.model, info);
     const std::string bytes = intq::serialize_int_model(m);

@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <limits>
@@ -24,11 +26,45 @@ using Limits = ModelFileLimits;
 
 // ---------------------------------------------------------------- writer
 
+// The file stores weights densely (no channel or K padding, which would cost up to 60 % on a
+// 10-class linear layer): row n holds W[n][0..K) at pack width b, P = 8/b codes per byte, code
+// k in byte k/P at bits [b*(k%P), b*(k%P) + b); the tail bits of a row's last byte are zero.
+// The loader repacks them into the kernels' 16-channel blocks.
+int64_t dense_row_bytes(int64_t k, int bits) {
+  const int64_t per_byte = kernels::codes_per_byte(bits);
+  return (k + per_byte - 1) / per_byte;
+}
+
+std::vector<uint8_t> dense_weight_rows(const kernels::PackedWeights& w) {
+  std::vector<uint8_t> codes(static_cast<size_t>(w.n * w.k));
+  kernels::unpack_weights(w, codes.data(), w.k);
+  const int64_t row_bytes = dense_row_bytes(w.k, w.bits), per_byte = kernels::codes_per_byte(w.bits);
+  std::vector<uint8_t> rows(static_cast<size_t>(w.n * row_bytes), 0);
+  for (int64_t n = 0; n < w.n; ++n)
+    for (int64_t k = 0; k < w.k; ++k)
+      rows[static_cast<size_t>(n * row_bytes + k / per_byte)] |=
+          static_cast<uint8_t>(codes[static_cast<size_t>(n * w.k + k)] << (w.bits * (k % per_byte)));
+  return rows;
+}
+
+// A float as the shortest decimal that reads back to the same float (9 significant digits at
+// most, instead of the 17 of its double): the header stays small and the values exact.
+json float_json(float f) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.9g", static_cast<double>(f));
+  return std::strtod(buf, nullptr);
+}
+json floats_json(const std::vector<float>& v) {
+  json a = json::array();
+  for (float f : v) a.push_back(float_json(f));
+  return a;
+}
+
 json value_json(const ValueInfo& v) {
   json j = {{"name", v.name}, {"type", value_type_name(v.type)}, {"shape", {v.c, v.h, v.w}}};
   if (v.type == ValueType::codes) {
     j["bits"] = v.bits;
-    j["scale"] = static_cast<double>(v.scale);
+    j["scale"] = float_json(v.scale);
     j["zero_point"] = v.zero_point;
   }
   return j;
@@ -44,7 +80,7 @@ json op_json(const IntModel& m, const IntOp& op) {
     case OpKind::quantize:
       j["method"] = op.method;
       j["bits"] = op.bits;
-      j["params"] = {static_cast<double>(op.p0), static_cast<double>(op.p1)};
+      j["params"] = {float_json(op.p0), float_json(op.p1)};
       break;
     case OpKind::conv:
     case OpKind::linear:
@@ -58,15 +94,11 @@ json op_json(const IntModel& m, const IntOp& op) {
       j["act_zero_point"] = op.act_zero_point;
       j["weight_method"] = op.weight_method;
       j["weight_grid"] = op.weight_grid;
-      j["weight_scale"] = static_cast<double>(op.weight_scale);
+      j["weight_scale"] = float_json(op.weight_scale);
       j["acc_mul"] = op.acc_mul;
       j["rowsum_mul"] = op.rowsum_mul;
       j["epilogue"] = op.out_codes ? "codes" : "float";
       j["out_max_code"] = op.out_max_code;
-      j["packing"] = {{"layout", "blocks16"}, {"pack_bits", op.weights->bits}, {"k", op.weights->k},
-                      {"k_pad", op.weights->k_pad}, {"n_blocks", op.weights->n_blocks},
-                      {"k_blocks", op.weights->k_blocks}, {"act_pack_bits", pack_bits(op.act_bits)}};
-      j["tensors"] = {{"weight", op.name + ".weight"}, {"scale", op.name + ".scale"}, {"bias", op.name + ".bias"}};
       break;
     case OpKind::maxpool:
       j["kernel"] = op.pool_kernel;
@@ -83,8 +115,7 @@ json op_json(const IntModel& m, const IntOp& op) {
 json graph_to_json(const IntModel& m) {
   json g;
   const ValueInfo& in = m.input_info();
-  g["input"] = {{"value", in.name}, {"shape", {in.c, in.h, in.w}}, {"mean", m.mean}, {"std", m.std},
-                {"normalisation", "x = (pixel / 255 - mean[c]) / std[c], NCHW float32"}};
+  g["input"] = {{"value", in.name}, {"shape", {in.c, in.h, in.w}}, {"mean", floats_json(m.mean)}, {"std", floats_json(m.std)}};
   g["output"] = m.values.at(static_cast<size_t>(m.output)).name;
   g["classes"] = {{"count", m.num_classes()}, {"names", m.class_names}};
   g["method"] = m.method;
@@ -108,10 +139,12 @@ std::string serialize_int_model(const IntModel& m) {
   };
   for (const auto& op : m.ops) {
     if (op.kind != OpKind::conv && op.kind != OpKind::linear) continue;
-    add(op.name + ".weight", "U8", {op.weights->n_blocks, op.weights->k_blocks, kernels::kBlockBytes},
-        op.weights->blocks.data(), op.weights->blocks.size());
-    add(op.name + ".scale", "F32", {op.out_channels}, op.scale.data(), op.scale.size() * sizeof(float));
-    add(op.name + ".bias", "F32", {op.out_channels}, op.bias.data(), op.bias.size() * sizeof(float));
+    const std::vector<uint8_t> rows = dense_weight_rows(*op.weights);
+    add(op.name + ".weight", "U8", {op.out_channels, dense_row_bytes(op.weights->k, op.weights->bits)}, rows.data(),
+        rows.size());
+    std::vector<float> epilogue(op.scale);
+    epilogue.insert(epilogue.end(), op.bias.begin(), op.bias.end());
+    add(op.name + ".epilogue", "F32", {2, op.out_channels}, epilogue.data(), epilogue.size() * sizeof(float));
   }
   header["__metadata__"] = {{"format", kModelFormat},
                             {"format_version", std::to_string(kModelFormatVersion)},
@@ -450,9 +483,8 @@ IntModel parse_int_model(const std::string& bytes, const std::string& what) {
         const int64_t k_pad = (K + kernels::kPadK - 1) / kernels::kPadK * kernels::kPadK;
         const int64_t limit = kernels::gemm_k_limit(wpb, apb, op.acc_mul, op.rowsum_mul);
         if (k_pad > limit) cx.fail(where, " K = ", K, " could overflow the int32 accumulator (limit ", limit, ")");
-        const json& tn = field(cx, j, "tensors", where);
         auto tensor = [&](const char* role, const std::string& dtype, const std::vector<int64_t>& shape) -> TensorEntry& {
-          const std::string name = get_string(cx, tn, role, where + ".tensors");
+          const std::string name = op.name + "." + role;
           auto it = tensors.find(name);
           if (it == tensors.end()) cx.fail(where, " refers to missing tensor '", name, "'");
           if (it->second.used) cx.fail(where, " reuses tensor '", name, "'");
@@ -464,41 +496,36 @@ IntModel parse_int_model(const std::string& bytes, const std::string& what) {
           it->second.used = true;
           return it->second;
         };
-        const int64_t nb = (op.out_channels + kernels::kBlockChannels - 1) / kernels::kBlockChannels;
-        const int64_t kb = k_pad / kernels::block_k(wpb);
-        TensorEntry& tw = tensor("weight", "U8", {nb, kb, kernels::kBlockBytes});
-        TensorEntry& ts = tensor("scale", "F32", {op.out_channels});
-        TensorEntry& tb = tensor("bias", "F32", {op.out_channels});
-        // Weights: copy the blocks, check padding is zero and codes fit weight_bits.
-        op.weights = std::make_shared<kernels::PackedWeights>();
-        kernels::PackedWeights& w = *op.weights;
-        w.bits = wpb;
-        w.n = op.out_channels;
-        w.k = K;
-        w.n_blocks = nb;
-        w.k_pad = k_pad;
-        w.k_blocks = kb;
-        w.blocks = kernels::AlignedBytes(static_cast<size_t>(tw.end - tw.begin));
-        std::memcpy(w.blocks.data(), data + tw.begin, static_cast<size_t>(tw.end - tw.begin));
-        w.row_sums.assign(static_cast<size_t>(op.out_channels), 0);
+        const int64_t row_bytes = dense_row_bytes(K, wpb), per_byte = kernels::codes_per_byte(wpb);
+        TensorEntry& tw = tensor("weight", "U8", {op.out_channels, row_bytes});
+        TensorEntry& te = tensor("epilogue", "F32", {2, op.out_channels});
+        // Weights: unpack the dense rows (codes within weight_bits, zero tail bits), then pack
+        // them into the kernels' blocks. The codes buffer is at most 4x the tensor's bytes,
+        // which lie inside the file, so a hostile shape cannot cause a huge allocation.
+        const auto* rows = reinterpret_cast<const uint8_t*>(data + tw.begin);
+        std::vector<uint8_t> codes(static_cast<size_t>(op.out_channels * K));
         const int wmax = (1 << op.weight_bits) - 1;
-        for (int64_t n = 0; n < nb * kernels::kBlockChannels; ++n)
-          for (int64_t k = 0; k < k_pad; ++k) {
-            const int code = kernels::weight_code(w, n, k);
-            if (n >= op.out_channels || k >= K) {
-              if (code != 0) cx.fail("tensor '", op.name, ".weight' has a non-zero code in its padding (channel ", n, ", k ", k, ")");
-            } else {
-              if (code > wmax) cx.fail("tensor '", op.name, ".weight' has code ", code, " above the ", op.weight_bits, "-bit maximum");
-              w.row_sums[static_cast<size_t>(n)] += code;
-            }
+        for (int64_t n = 0; n < op.out_channels; ++n) {
+          const uint8_t* row = rows + n * row_bytes;
+          for (int64_t k = 0; k < K; ++k) {
+            const int code = (row[k / per_byte] >> (wpb * (k % per_byte))) & kernels::max_code(wpb);
+            if (code > wmax)
+              cx.fail("tensor '", op.name, ".weight' has code ", code, " above the ", op.weight_bits,
+                      "-bit maximum (channel ", n, ", k ", k, ")");
+            codes[static_cast<size_t>(n * K + k)] = static_cast<uint8_t>(code);
           }
+          if (K % per_byte != 0 && (row[row_bytes - 1] >> (wpb * (K % per_byte))) != 0)
+            cx.fail("tensor '", op.name, ".weight' has non-zero bits after the last code of channel ", n);
+        }
+        op.weights = std::make_shared<kernels::PackedWeights>(
+            kernels::pack_weights(codes.data(), op.out_channels, K, K, wpb));
         op.scale.resize(static_cast<size_t>(op.out_channels));
         op.bias.resize(static_cast<size_t>(op.out_channels));
-        std::memcpy(op.scale.data(), data + ts.begin, op.scale.size() * sizeof(float));
-        std::memcpy(op.bias.data(), data + tb.begin, op.bias.size() * sizeof(float));
+        std::memcpy(op.scale.data(), data + te.begin, op.scale.size() * sizeof(float));
+        std::memcpy(op.bias.data(), data + te.begin + op.scale.size() * sizeof(float), op.bias.size() * sizeof(float));
         for (size_t c = 0; c < op.scale.size(); ++c)
           if (!std::isfinite(op.scale[c]) || !std::isfinite(op.bias[c]))
-            cx.fail("tensor '", op.name, ".scale/.bias' has a non-finite value at channel ", c);
+            cx.fail("tensor '", op.name, ".epilogue' has a non-finite scale or bias at channel ", c);
         break;
       }
       case OpKind::maxpool: {

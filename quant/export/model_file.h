@@ -8,15 +8,16 @@
 //   "format": "lowbit-int-model", "format_version": "1",
 //   "graph": the IntModel as JSON (input normalisation, classes, values, ops in order),
 //   "provenance": JSON of where the model came from (checkpoint, model, policy, accuracy).
-// Tensors per conv/linear op NAME: NAME.weight (U8 [n_blocks, k_blocks, 64], the packed blocks
-// of quant/kernels/packing.h), NAME.scale and NAME.bias (F32 [out_channels], the epilogue).
+// Tensors per conv/linear op NAME: NAME.weight (U8 [out_channels, ceil(K / P)]: each channel's
+// K codes densely packed, P = 8 / pack width per byte; repacked into the kernels' blocks at load),
+// NAME.epilogue (F32 [2, out_channels]: row 0 the per-channel scale, row 1 the bias).
 //
 // The loader validates everything and throws ONE lowbit::Error naming the file and the problem:
 // length and header bounds, JSON syntax and types, dtypes, shapes (overflow-checked products),
 // offsets inside the data and contiguous/non-overlapping, the format version, every graph field
 // (known op kinds, value references defined before use, bits, zero points, shapes recomputed from
 // the op parameters), every tensor's dtype/shape against the graph, no unreferenced tensors,
-// packed weight padding zero and codes within the weight bits, finite scales, the int32
+// zero tail bits and codes within the weight bits, finite scales, the int32
 // accumulator guard, and size limits (kLimits) so a hostile header never causes a huge allocation.
 #pragma once
 #include <string>
@@ -26,7 +27,7 @@
 namespace lowbit::intq {
 
 inline constexpr const char* kModelFormat = "lowbit-int-model";
-inline constexpr int kModelFormatVersion = 1;
+inline constexpr int kModelFormatVersion = 2;
 
 // Upper bounds the loader enforces (a valid lowbit export is far below all of them).
 struct ModelFileLimits {
