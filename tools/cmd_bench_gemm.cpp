@@ -1,4 +1,4 @@
-// cmd_bench_gemm.cpp: `lowbit bench gemm [--threads N] [--json] [--quick] [--filter S]`:
+// cmd_bench_gemm.cpp: `lowbit bench gemm [--threads N] [--json] [--quick] [--filter S] [--cpu-time]`:
 // GMAC/s of the packed low-bit GEMM/GEMV kernels next to OpenBLAS sgemm/sgemv of the same shape.
 // With --json the LAST stdout line is the JSON object of lowbit::kernels::bench_gemm.
 #include <CLI/CLI.hpp>
@@ -18,6 +18,8 @@ void register_bench_gemm(CLI::App& bench) {
   cmd->add_flag("--json", *json, "print the result as one JSON line (last line of stdout)");
   cmd->add_flag("--quick", opt->quick, "small shapes only (smoke test)");
   cmd->add_option("--repeats", opt->repeats, "interleaved samples per measurement (median)")->check(CLI::PositiveNumber);
+  cmd->add_flag("--cpu-time", opt->cpu_time,
+                "time with the thread's CPU clock (needs --threads 1): robust on a time-sliced machine");
   cmd->add_option("--filter", opt->filter, "only cases whose tag contains this, e.g. 'gemv w4a4'");
   cmd->callback([opt, json] {
     const nlohmann::json r = kernels::bench_gemm(*opt);

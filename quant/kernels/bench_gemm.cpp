@@ -2,6 +2,7 @@
 #include "quant/kernels/bench_gemm.h"
 
 #include <cblas.h>
+#include <time.h>
 
 #include <algorithm>
 #include <chrono>
@@ -11,6 +12,7 @@
 #include <sstream>
 #include <vector>
 
+#include "core/error.h"
 #include "core/threading.h"
 #include "quant/kernels/gemm.h"
 #include "quant/kernels/gemm_internal.h"
@@ -19,33 +21,39 @@ namespace lowbit::kernels {
 
 namespace {
 
-double now_s() {
+// Seconds on the wall clock, or (cpu) CPU seconds of the calling thread.
+double now_s(bool cpu = false) {
+  if (cpu) {
+    timespec ts{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+  }
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
 // Seconds per call: repeat fn until min_s has passed.
-double time_per_call(const std::function<void()>& fn, double min_s) {
+double time_per_call(const std::function<void()>& fn, double min_s, bool cpu) {
   fn();  // warm caches / scratch buffers
   int64_t calls = 0;
-  const double t0 = now_s();
+  const double t0 = now_s(cpu);
   double t = t0;
   do {
     fn();
     ++calls;
-    t = now_s();
+    t = now_s(cpu);
   } while (t - t0 < min_s);
   return (t - t0) / static_cast<double>(calls);
 }
 
 // Seconds for a register-only peak loop of the active ISA, converted to GMAC/s (0: scalar).
-double probe_peak_gmacs(Isa isa) {
+double probe_peak_gmacs(Isa isa, bool cpu) {
   if (isa == Isa::scalar) return 0.0;
   const int64_t iters = 200000;
   double best = 0.0;
   for (int rep = 0; rep < 3; ++rep) {
-    const double t0 = now_s();
+    const double t0 = now_s(cpu);
     const double macs = isa == Isa::avx512 ? detail::avx512::peak_probe(iters) : detail::avx2::peak_probe(iters);
-    best = std::max(best, macs / (now_s() - t0) / 1e9);
+    best = std::max(best, macs / (now_s(cpu) - t0) / 1e9);
   }
   return best;
 }
@@ -93,7 +101,13 @@ std::vector<Case> bench_cases(bool quick) {
     c.push_back({"conv", pairs[i][0], pairs[i][1], 8 * 16 * 16, 32, 9 * 32});
     c.push_back({"conv", pairs[i][0], pairs[i][1], 8 * 8 * 8, 64, 9 * 64});
   }
-  // batch-1 GEMV: weights in cache (4096^2) and in DRAM (16384^2).
+  // GEMV with the packed weights in L2 (512 KiB of a 1 MiB L2), 1..8 rows.
+  for (int64_t m : {1, 2, 4, 8}) {
+    c.push_back({"gemv", 8, 8, m, 512, 1024});
+    c.push_back({"gemv", 4, 4, m, 1024, 1024});
+    c.push_back({"gemv", 2, 2, m, 1024, 2048});
+  }
+  // batch-1 GEMV: weights in L3 (4096^2: 4-16 MiB) and in DRAM (16384^2).
   for (int i = 0; i < 3; ++i) c.push_back({"gemv", pairs[i][0], pairs[i][1], 1, 4096, 4096});
   c.push_back({"gemv", 4, 8, 1, 4096, 4096});
   c.push_back({"gemv", 2, 8, 1, 4096, 4096});
@@ -107,16 +121,16 @@ std::vector<Case> bench_cases(bool quick) {
 
 }  // namespace
 
-double infer_clock_ghz() {
+double infer_clock_ghz(bool cpu_time) {
 #if defined(__x86_64__)
   std::vector<double> ghz;
   for (int rep = 0; rep < 5; ++rep) {
     uint64_t x = 0;
     const int64_t n = 20000000;
-    const double t0 = now_s();
+    const double t0 = now_s(cpu_time);
     for (int64_t i = 0; i < n; ++i)
       asm volatile("add $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\tadd $1, %0" : "+r"(x));
-    ghz.push_back(4.0 * static_cast<double>(n) / (now_s() - t0) / 1e9);
+    ghz.push_back(4.0 * static_cast<double>(n) / (now_s(cpu_time) - t0) / 1e9);
   }
   return *std::max_element(ghz.begin(), ghz.end());  // interference only ever slows it down
 #else
@@ -127,15 +141,18 @@ double infer_clock_ghz() {
 nlohmann::json bench_gemm(const BenchGemmOptions& opt) {
   set_num_threads(opt.threads);
   const int threads = num_threads();
+  LOWBIT_CHECK(!opt.cpu_time || threads == 1, "bench gemm: --cpu-time needs --threads 1 (got ", threads,
+               "): a thread's CPU clock does not see the other threads' work");
+  const bool cpu = opt.cpu_time;
   const Isa isa = active_isa_level();
-  const double clock = infer_clock_ghz();
+  const double clock = infer_clock_ghz(cpu);
   // Nominal MAC/cycle/core of the ISA's multiply-accumulate on THIS core, from the probe loop
   // rounded to a power of two: vpdpbusd zmm is 64 on Zen 4 (2x256-bit halves), 128 on Zen 5
   // (two full 512-bit pipes); the vpmaddubsw+vpmaddwd pair is 32 on Zen 4, 64 on Zen 5.
   double macs_per_cycle = 0.0;
   if (isa != Isa::scalar && clock > 0) {
     double best = 0.0;
-    for (int i = 0; i < 5; ++i) best = std::max(best, probe_peak_gmacs(isa));
+    for (int i = 0; i < 5; ++i) best = std::max(best, probe_peak_gmacs(isa, cpu));
     // Nearest known design point (log scale): a time-sliced clock loop must not invent a 256.
     const double measured = best / clock;
     const double lo = isa == Isa::avx512 ? 64.0 : 32.0;
@@ -145,6 +162,7 @@ nlohmann::json bench_gemm(const BenchGemmOptions& opt) {
   out["isa"] = isa_name(isa);
   out["threads"] = threads;
   out["clock_ghz"] = clock;
+  out["timer"] = cpu ? "thread_cpu" : "wall";
   out["peak_macs_per_cycle_per_core"] = macs_per_cycle;
   out["peak_gmacs_per_core"] = macs_per_cycle * clock;
   out["results"] = nlohmann::json::array();
@@ -176,12 +194,12 @@ nlohmann::json bench_gemm(const BenchGemmOptions& opt) {
     };
     std::vector<double> t_ours, t_blas, probe;
     for (int rep = 0; rep < std::max(1, opt.repeats); ++rep) {  // interleaved: same noise
-      t_ours.push_back(time_per_call(ours, opt.min_sample_s));
+      t_ours.push_back(time_per_call(ours, opt.min_sample_s, cpu));
       // OpenBLAS gets the same thread count, outside any TBB task; pinned back to 1 after.
       openblas_set_num_threads(threads);
-      t_blas.push_back(time_per_call(blas, opt.min_sample_s));
+      t_blas.push_back(time_per_call(blas, opt.min_sample_s, cpu));
       openblas_set_num_threads(1);
-      probe.push_back(probe_peak_gmacs(isa));  // single-core peak right now (same noise)
+      probe.push_back(probe_peak_gmacs(isa, cpu));  // single-core peak right now (same noise)
     }
     const double macs = static_cast<double>(cs.m) * static_cast<double>(cs.n) * static_cast<double>(cs.k);
     const double g = macs / median(t_ours) / 1e9, gs = macs / median(t_blas) / 1e9;
@@ -199,8 +217,9 @@ nlohmann::json bench_gemm(const BenchGemmOptions& opt) {
 std::string format_bench_gemm(const nlohmann::json& r) {
   std::ostringstream os;
   char line[256];
-  std::snprintf(line, sizeof line, "isa %s, threads %d, inferred clock %.2f GHz (peak %.0f MAC/cycle/core)\n",
-                r["isa"].get<std::string>().c_str(), r["threads"].get<int>(), r["clock_ghz"].get<double>(),
+  std::snprintf(line, sizeof line, "isa %s, threads %d, %s timer, inferred clock %.2f GHz (peak %.0f MAC/cycle/core)\n",
+                r["isa"].get<std::string>().c_str(), r["threads"].get<int>(),
+                r.value("timer", std::string("wall")).c_str(), r["clock_ghz"].get<double>(),
                 r["peak_macs_per_cycle_per_core"].get<double>());
   os << line;
   std::snprintf(line, sizeof line, "%-6s %-5s %7s %6s %6s %4s %9s %9s %7s %6s %6s %7s\n", "kernel", "bits", "m", "n",

@@ -10,6 +10,8 @@
 // machine the clock loop and the kernel see different interference, so each measurement also
 // times a register-only peak loop of the ISA (probe_peak_gmacs, one core, interleaved with the
 // kernel) and pct_probe_peak = gmacs / (probe * threads): the % of what the core delivered then.
+// cpu_time (1 thread only) times everything with the thread's CPU clock instead of the wall
+// clock: on a time-sliced machine the kernel is then charged only for the time it ran.
 #pragma once
 #include <nlohmann/json.hpp>
 #include <string>
@@ -22,12 +24,14 @@ struct BenchGemmOptions {
   int repeats = 5;       // interleaved samples per measurement; the median is reported
   double min_sample_s = 0.05;  // each sample repeats the call until at least this long
   std::string filter;    // substring of "kernel wWaA MxNxK" to run a subset ("" = all)
+  bool cpu_time = false; // time with CLOCK_THREAD_CPUTIME_ID (requires threads == 1)
 };
 
 nlohmann::json bench_gemm(const BenchGemmOptions& opt);
 // A fixed-width text table of bench_gemm's result.
 std::string format_bench_gemm(const nlohmann::json& result);
-// Inferred core clock in GHz from a timed chain of dependent integer adds (1 add/cycle).
-double infer_clock_ghz();
+// Inferred core clock in GHz from a timed chain of dependent integer adds (1 add/cycle),
+// timed with the wall clock or (cpu_time) the calling thread's CPU clock.
+double infer_clock_ghz(bool cpu_time = false);
 
 }  // namespace lowbit::kernels

@@ -193,7 +193,8 @@ void gemv_kernel(const GemmProblem& p, const int8_t* a, int64_t lda, int64_t m0,
     const int8_t* ak = a + kb * BK;
 #pragma GCC unroll 8
     for (int b = 0; b < NB; ++b) {
-      const __m512i v = _mm512_load_si512(wk + b * wstride);
+      __m512i v = _mm512_load_si512(wk + b * wstride);
+      asm("" : "+v"(v));  // one load per block: GCC otherwise folds it into every field's vpandd
 #pragma GCC unroll 4
       for (int j = 0; j < P; ++j) {
         const __m512i u =
