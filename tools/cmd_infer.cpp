@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <ctime>
+#include <functional>
 #include <numeric>
 
 #include <nlohmann/json.hpp>
@@ -54,6 +56,41 @@ Tensor load_image(const intq::IntModel& m, const std::string& path) {
       x.data()[c * in.h * in.w + p] =
           (static_cast<float>(px[p * in.c + c]) / 255.0f - m.mean[static_cast<size_t>(c)]) / m.std[static_cast<size_t>(c)];
   return x;
+}
+
+// Throughput of f (images per call) over at least `seconds` after one warm-up call, by wall clock
+// and by process CPU time (steadier on a shared machine; with several threads it also counts
+// time the workers spend spinning).
+struct Rate {
+  double wall = 0, cpu = 0;  // images per second
+};
+double process_cpu_seconds() {
+  timespec t{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
+}
+Rate measure(const std::function<void()>& f, int64_t images, double seconds) {
+  f();
+  int64_t iters = 0;
+  const double c0 = process_cpu_seconds();
+  const auto t0 = Clock::now();
+  do {
+    f();
+    ++iters;
+  } while (seconds_since(t0) < seconds);
+  const double n = static_cast<double>(iters * images);
+  return {n / seconds_since(t0), n / std::max(process_cpu_seconds() - c0, 1e-9)};
+}
+template <class T>
+double median(std::vector<T> v, double T::*field) {
+  std::vector<double> x;
+  for (const auto& e : v) x.push_back(e.*field);
+  std::sort(x.begin(), x.end());
+  return x[x.size() / 2];
+}
+double median(std::vector<double> x) {
+  std::sort(x.begin(), x.end());
+  return x[x.size() / 2];
 }
 
 std::string class_name(const intq::IntModel& m, int64_t k) {
@@ -213,11 +250,16 @@ void register_inspect(CLI::App& app) {
       Batch b = loader.batch(s);
       intq::compare_batch(*lc.model, m, b.images, b.labels, st);
     }
+    // isolated: each layer fed the fake-quant codes (locates a divergence); end to end: the
+    // runtime on its own codes, as deployed (quant/export/compare.h).
     json layers = json::array();
-    std::printf("%-16s %14s %12s\n", "layer", "mismatched", "rate");
+    std::printf("%-16s %12s %12s %14s %12s\n", "layer", "codes", "isolated", "end-to-end", "e2e rate");
     for (const auto& l : st.layers) {
-      std::printf("%-16s %14lld %12.3g\n", l.name.c_str(), static_cast<long long>(l.mismatched), l.rate());
-      layers.push_back({{"name", l.name}, {"code_mismatch", l.rate()}, {"mismatched", l.mismatched}, {"codes", l.total}});
+      std::printf("%-16s %12lld %12.3g %14lld %12.3g\n", l.name.c_str(), static_cast<long long>(l.total),
+                  l.isolated_rate(), static_cast<long long>(l.end_to_end), l.end_to_end_rate());
+      layers.push_back({{"name", l.name}, {"code_mismatch", l.isolated_rate()},
+                        {"code_mismatch_end_to_end", l.end_to_end_rate()}, {"mismatched", l.isolated},
+                        {"mismatched_end_to_end", l.end_to_end}, {"codes", l.total}});
     }
     const double fake_acc = 100.0 * static_cast<double>(st.fake_correct) / static_cast<double>(std::max<int64_t>(1, st.images));
     const double int_acc = 100.0 * static_cast<double>(st.int_correct) / static_cast<double>(std::max<int64_t>(1, st.images));
@@ -228,7 +270,8 @@ void register_inspect(CLI::App& app) {
                            {"images", st.images},
                            {"fake_quant_acc", fake_acc},
                            {"int_acc", int_acc},
-                           {"max_code_mismatch", st.max_code_mismatch()},
+                           {"max_code_mismatch", st.max_isolated_mismatch()},
+                           {"max_code_mismatch_end_to_end", st.max_end_to_end_mismatch()},
                            {"layers", layers}}
                           .dump());
   });
@@ -239,12 +282,16 @@ void register_bench_infer(CLI::App& bench) {
   auto batch = std::make_shared<int64_t>(256);
   auto threads = std::make_shared<int>(0);
   auto seconds = std::make_shared<double>(3.0);
+  auto rounds = std::make_shared<int>(3);
   auto as_json = std::make_shared<bool>(false);
   CLI::App* cmd = bench.add_subcommand("infer", "Integer runtime vs the float32 model it came from, same run");
   cmd->add_option("--model", *model, "Model file from lowbit export")->required();
   cmd->add_option("--batch", *batch, "Batch size")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--threads", *threads, "Threads (0 = all cores)")->capture_default_str();
-  cmd->add_option("--seconds", *seconds, "Time per measurement")->capture_default_str();
+  cmd->add_option("--seconds", *seconds, "Time per measurement, split over the rounds")->capture_default_str();
+  cmd->add_option("--rounds", *rounds, "Alternating rounds (medians are reported)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   cmd->add_flag("--json", *as_json, "Print a JSON summary as the last stdout line");
   cmd->callback([=] {
     set_num_threads(*threads);
@@ -262,33 +309,40 @@ void register_bench_infer(CLI::App& bench) {
     const auto& in = m.input_info();
     Tensor x = Tensor::randn({*batch, in.c, in.h, in.w}, global_generator());
     Tensor x1 = Tensor::randn({1, in.c, in.h, in.w}, global_generator());
-    // Images per second over at least `seconds` (after one warm-up call).
-    auto measure = [&](const std::function<void()>& f, int64_t images) {
-      f();
-      int64_t iters = 0;
-      const auto t0 = Clock::now();
-      do {
-        f();
-        ++iters;
-      } while (seconds_since(t0) < *seconds);
-      return static_cast<double>(iters * images) / seconds_since(t0);
-    };
     NoGradGuard no_grad;
-    const double int_ips = measure([&] { m.run(x); }, *batch);
-    const double fp_ips = measure([&] { fp->forward(x); }, *batch);
-    const double b1_ips = measure([&] { m.run(x1); }, 1);
-    const double b1_ms = 1000.0 / b1_ips;
+    // Rounds alternate integer, float and batch-1 runs so that machine noise hits all three;
+    // each figure is the median over rounds (the ratios: medians of the per-round ratios).
+    std::vector<Rate> int_r, fp_r, b1_r;
+    std::vector<double> ratio, cpu_ratio;
+    const double per = *seconds / static_cast<double>(*rounds);
+    for (int r = 0; r < *rounds; ++r) {
+      int_r.push_back(measure([&] { m.run(x); }, *batch, per));
+      fp_r.push_back(measure([&] { fp->forward(x); }, *batch, per));
+      b1_r.push_back(measure([&] { m.run(x1); }, 1, per));
+      ratio.push_back(int_r.back().wall / fp_r.back().wall);
+      cpu_ratio.push_back(int_r.back().cpu / fp_r.back().cpu);
+    }
+    auto wall = [](const std::vector<Rate>& v) { return median(v, &Rate::wall); };
+    auto cpu = [](const std::vector<Rate>& v) { return median(v, &Rate::cpu); };
+    const double int_ips = wall(int_r), fp_ips = wall(fp_r), b1_ms = 1000.0 / wall(b1_r);
+    const double med_ratio = median(ratio), med_cpu_ratio = median(cpu_ratio);
     std::fprintf(stderr,
-                 "integer runtime %.0f images/s, float32 %.0f images/s (%.2fx) at batch %lld; batch-1 latency %.3f ms; "
-                 "%d threads\n",
-                 int_ips, fp_ips, int_ips / fp_ips, static_cast<long long>(*batch), b1_ms, num_threads());
+                 "integer runtime %.0f images/s, float32 %.0f images/s (%.2fx; by CPU time %.2fx) at batch %lld; "
+                 "batch-1 latency %.3f ms; %d threads; medians of %d rounds\n",
+                 int_ips, fp_ips, med_ratio, med_cpu_ratio, static_cast<long long>(*batch), b1_ms, num_threads(),
+                 *rounds);
     if (*as_json)
       print_json_line(json{{"images_per_s", int_ips},
                            {"float_images_per_s", fp_ips},
-                           {"ratio", int_ips / fp_ips},
+                           {"ratio", med_ratio},
                            {"batch1_ms", b1_ms},
+                           {"images_per_cpu_s", cpu(int_r)},
+                           {"float_images_per_cpu_s", cpu(fp_r)},
+                           {"cpu_ratio", med_cpu_ratio},
+                           {"batch1_cpu_ms", 1000.0 / cpu(b1_r)},
                            {"batch", *batch},
-                           {"threads", num_threads()}}
+                           {"threads", num_threads()},
+                           {"rounds", *rounds}}
                           .dump());
   });
 }

@@ -11,9 +11,15 @@
 
 namespace lowbit::intq {
 
-double CompareStats::max_code_mismatch() const {
+double CompareStats::max_isolated_mismatch() const {
   double m = 0;
-  for (const auto& l : layers) m = std::max(m, l.rate());
+  for (const auto& l : layers) m = std::max(m, l.isolated_rate());
+  return m;
+}
+
+double CompareStats::max_end_to_end_mismatch() const {
+  double m = 0;
+  for (const auto& l : layers) m = std::max(m, l.end_to_end_rate());
   return m;
 }
 
@@ -57,11 +63,11 @@ void compare_batch(Module& model, const IntModel& im, const Tensor& images, cons
   if (stats.layers.empty())
     for (const auto& op : im.ops)
       if (op.kind == OpKind::conv || op.kind == OpKind::linear) stats.layers.push_back({op.name, 0, 0});
-  std::mutex mu;
-  auto trace = [&](const IntOp& op, int64_t image0, int64_t count, const uint8_t* codes) {
+  // The fake-quant codes of layer `op` for images [image0, image0 + count) in the runtime's
+  // layout (NHWC of the value a flatten flattened, or of the value itself).
+  auto reference_codes = [&](const IntOp& op, int64_t image0, int64_t count) {
     auto it = fq_codes.find(op.name);
     LOWBIT_CHECK(it != fq_codes.end(), "compare: the fake-quant model has no quantized layer '", op.name, "'");
-    // The spatial shape the NHWC order refers to: the value itself, or what a flatten flattened.
     ValueInfo v = im.values[static_cast<size_t>(op.inputs[0])];
     for (const IntOp* p = producer[static_cast<size_t>(op.inputs[0])]; p; p = producer[static_cast<size_t>(p->inputs[0])]) {
       if (p->kind == OpKind::flatten) {
@@ -73,19 +79,40 @@ void compare_batch(Module& model, const IntModel& im, const Tensor& images, cons
     const int64_t per = v.numel(), hw = v.h * v.w;
     LOWBIT_CHECK(static_cast<int64_t>(it->second.size()) >= (image0 + count) * per, "compare: layer '", op.name,
                  "' has ", it->second.size(), " fake-quant codes, expected ", images.size(0) * per);
-    int64_t bad = 0;
+    std::vector<uint8_t> nhwc(static_cast<size_t>(count * per));
     for (int64_t img = 0; img < count; ++img)
       for (int64_t p = 0; p < hw; ++p)
         for (int64_t c = 0; c < v.c; ++c)
-          bad += codes[(img * hw + p) * v.c + c] != it->second[static_cast<size_t>((image0 + img) * per + c * hw + p)];
-    std::lock_guard<std::mutex> lock(mu);
-    for (auto& l : stats.layers)
-      if (l.name == op.name) {
-        l.mismatched += bad;
-        l.total += count * per;
-      }
+          nhwc[static_cast<size_t>((img * hw + p) * v.c + c)] = it->second[static_cast<size_t>((image0 + img) * per + c * hw + p)];
+    return nhwc;
   };
-  const Tensor int_logits = im.run(images, trace);
+  auto layer = [&](const std::string& name) -> LayerMismatch& {
+    for (auto& l : stats.layers)
+      if (l.name == name) return l;
+    throw Error("compare: no layer " + name);
+  };
+  std::mutex mu;
+  // forced: hand the runtime the fake-quant codes (kept alive until run() returns).
+  std::vector<std::unique_ptr<std::vector<uint8_t>>> forced_inputs;
+  auto count_mismatches = [&](bool forced) {
+    return [&, forced](const IntOp& op, int64_t image0, int64_t count, const uint8_t* codes) -> const uint8_t* {
+      auto ref = std::make_unique<std::vector<uint8_t>>(reference_codes(op, image0, count));
+      int64_t bad = 0;
+      for (size_t i = 0; i < ref->size(); ++i) bad += codes[i] != (*ref)[i];
+      std::lock_guard<std::mutex> lock(mu);
+      LayerMismatch& l = layer(op.name);
+      if (forced) {
+        l.isolated += bad;
+        forced_inputs.push_back(std::move(ref));
+        return forced_inputs.back()->data();
+      }
+      l.end_to_end += bad;
+      l.total += static_cast<int64_t>(ref->size());
+      return codes;
+    };
+  };
+  im.run(images, count_mismatches(true));
+  const Tensor int_logits = im.run(images, count_mismatches(false));
   const auto a = argmax_rows(fq_logits), b = argmax_rows(int_logits);
   for (size_t i = 0; i < a.size(); ++i) {
     stats.agree += a[i] == b[i];

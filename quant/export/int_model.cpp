@@ -1,14 +1,17 @@
-// int_model.cpp: the integer graph runtime: im2col on NHWC codes, packing, packed GEMM with the
-// fused requantization epilogue, pooling on codes, float residual path.
+// int_model.cpp: the integer graph runtime: packed im2col on NHWC codes (im2col_packed.h), packed
+// GEMM with the fused requantization epilogue, pooling on codes, float residual path; chunks of
+// images run on pooled workspaces, so serving allocates nothing once warm.
 #include "quant/export/int_model.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <mutex>
 
 #include "core/error.h"
 #include "core/threading.h"
+#include "quant/export/im2col_packed.h"
 #include "quant/kernels/gemm.h"
 
 namespace lowbit::intq {
@@ -36,41 +39,94 @@ namespace {
 // Round half to even, as the quantizers (std::nearbyint under the default rounding mode).
 inline float rne(float v) { return std::nearbyint(v); }
 
-// Buffers of one chunk of images: codes or floats per value.
-struct ChunkBuffers {
-  std::vector<std::vector<uint8_t>> codes;
-  std::vector<std::vector<float>> floats;
-};
-
-void run_quantize(const IntOp& op, const float* x, int64_t count, uint8_t* out) {
-  for (int64_t i = 0; i < count; ++i) out[i] = quantize_value(op, x[i]);
+// The same rounding for |v| <= 2^22 (every clamped quantizer argument): adding 1.5 * 2^23 leaves
+// no fraction bits, so the add rounds half to even, and the loop vectorises (nearbyint is a call
+// on the baseline ISA). A fused multiply-add would drop the rounding of the product before it,
+// so where the compiler may contract (FMA in the target) the exact call is used.
+inline float rne_small(float v) {
+#if defined(__FMA__) || defined(__FMA4__)
+  return std::nearbyint(v);
+#else
+  constexpr float kShift = 12582912.f;  // 1.5 * 2^23
+  return (v + kShift) - kShift;
+#endif
 }
 
-// im2col of NHWC codes: row (img, oh, ow) holds, for kh, kw, c, the input code (pad = zero point).
-void im2col_nhwc(const uint8_t* x, int64_t images, const ValueInfo& in, const IntOp& op, int64_t ho, int64_t wo,
-                 uint8_t* col, int64_t ldc) {
-  const int64_t C = in.c, H = in.h, W = in.w, K = op.kernel;
-  const uint8_t pad = static_cast<uint8_t>(op.act_zero_point);
-  for (int64_t img = 0; img < images; ++img) {
-    const uint8_t* xi = x + img * H * W * C;
-    for (int64_t oh = 0; oh < ho; ++oh)
-      for (int64_t ow = 0; ow < wo; ++ow) {
-        uint8_t* row = col + ((img * ho + oh) * wo + ow) * ldc;
-        for (int64_t kh = 0; kh < K; ++kh) {
-          const int64_t ih = oh * op.stride - op.padding + kh;
-          for (int64_t kw = 0; kw < K; ++kw) {
-            const int64_t iw = ow * op.stride - op.padding + kw;
-            uint8_t* dst = row + (kh * K + kw) * C;
-            if (ih < 0 || ih >= H || iw < 0 || iw >= W)
-              std::memset(dst, pad, static_cast<size_t>(C));
-            else
-              std::memcpy(dst, xi + (ih * W + iw) * C, static_cast<size_t>(C));
-          }
-        }
-      }
+// Working memory of one task of run(): per value a buffer (codes or floats) and per op a packed
+// activation matrix. Buffers only grow, and workspaces are pooled across calls, so a steady
+// stream of batches allocates nothing.
+struct Workspace {
+  std::vector<std::vector<uint8_t>> codes;
+  std::vector<std::vector<float>> floats;
+  std::vector<kernels::PackedActivations> packed;
+  Im2colScratch im2col;
+};
+
+// A pool rather than thread_local: a thread blocked in a nested parallel GEMM may pick up
+// another chunk of the same run(), which must not share its workspace.
+class WorkspacePool {
+ public:
+  std::unique_ptr<Workspace> acquire() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (free_.empty()) return std::make_unique<Workspace>();
+    auto w = std::move(free_.back());
+    free_.pop_back();
+    return w;
+  }
+  void release(std::unique_ptr<Workspace> w) {
+    std::lock_guard<std::mutex> lock(mu_);
+    free_.push_back(std::move(w));
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<std::unique_ptr<Workspace>> free_;
+};
+
+WorkspacePool& workspace_pool() {
+  static WorkspacePool pool;
+  return pool;
+}
+
+template <class T>
+T* grow(std::vector<T>& v, int64_t n) {
+  if (v.size() < static_cast<size_t>(n)) v.resize(static_cast<size_t>(n));
+  return v.data();
+}
+
+}  // namespace
+
+// The method is chosen once; the same expressions as quantize_value, rounded by rne_small (every
+// argument is clamped to [0, 255] or [-127, 127] first), so the same codes.
+void quantize_values(const IntOp& op, const float* x, int64_t count, uint8_t* out) {
+  const float n = static_cast<float>((1 << op.bits) - 1);
+  if (op.method == "pact") {
+    const float a = op.p0, inv = n / a;
+    for (int64_t i = 0; i < count; ++i)
+      out[i] = static_cast<uint8_t>(static_cast<int32_t>(rne_small(std::min(std::max(x[i], 0.f), a) * inv)));
+  } else if (op.method == "dorefa") {
+    for (int64_t i = 0; i < count; ++i)
+      out[i] = static_cast<uint8_t>(static_cast<int32_t>(rne_small(n * std::min(std::max(x[i], 0.f), 1.f))));
+  } else if (op.method == "qil") {
+    const float c = op.p0, d = op.p1, inv_2d = 1.f / (2.f * d);
+    for (int64_t i = 0; i < count; ++i)
+      out[i] = static_cast<uint8_t>(
+          static_cast<int32_t>(rne_small(std::min(std::max((x[i] - c + d) * inv_2d, 0.f), 1.f) * n)));
+  } else if (op.method == "lsq") {
+    const float step = op.p0;
+    for (int64_t i = 0; i < count; ++i)
+      out[i] = static_cast<uint8_t>(static_cast<int32_t>(rne_small(std::min(std::max(x[i] / step, 0.f), n))));
+  } else {
+    const int q = (1 << (op.bits - 1)) - 1;
+    const float qf = static_cast<float>(q), step = op.p0;
+    for (int64_t i = 0; i < count; ++i)
+      out[i] = static_cast<uint8_t>(static_cast<int32_t>(rne_small(std::min(std::max(x[i] / step, -qf), qf)) + qf));
   }
 }
 
+namespace {
+
+// Max pooling, any geometry: padding never wins.
 template <class T>
 void maxpool_nhwc(const T* x, int64_t images, const ValueInfo& in, const ValueInfo& out, const IntOp& op, T* y) {
   const int64_t C = in.c, H = in.h, W = in.w;
@@ -84,7 +140,7 @@ void maxpool_nhwc(const T* x, int64_t images, const ValueInfo& in, const ValueIn
           if (ih < 0 || ih >= H) continue;
           for (int64_t kw = 0; kw < op.pool_kernel; ++kw) {
             const int64_t iw = ow * op.pool_stride - op.pool_padding + kw;
-            if (iw < 0 || iw >= W) continue;  // padding never wins
+            if (iw < 0 || iw >= W) continue;
             const T* src = x + ((img * H + ih) * W + iw) * C;
             if (first) {
               std::memcpy(dst, src, sizeof(T) * static_cast<size_t>(C));
@@ -97,20 +153,63 @@ void maxpool_nhwc(const T* x, int64_t images, const ValueInfo& in, const ValueIn
       }
 }
 
+// Max pooling when every window lies inside the input (no bounds checks). KP: the pool size when known at compile time (0 = op.pool_kernel): the window loops unroll
+// inside the channel loop, which then vectorises (one load per tap, one store per channel).
+template <int KP, class T>
+void maxpool_valid_nhwc(const T* x, int64_t images, const ValueInfo& in, const ValueInfo& out, const IntOp& op, T* y) {
+  const int64_t C = in.c, H = in.h, W = in.w, S = op.pool_stride, K = KP > 0 ? KP : op.pool_kernel;
+  const int64_t oh_n = out.h, ow_n = out.w;
+  for (int64_t img = 0; img < images; ++img)
+    for (int64_t oh = 0; oh < oh_n; ++oh)
+      for (int64_t ow = 0; ow < ow_n; ++ow) {
+        T* __restrict dst = y + ((img * oh_n + oh) * ow_n + ow) * C;
+        const T* __restrict base = x + ((img * H + oh * S) * W + ow * S) * C;
+        for (int64_t c = 0; c < C; ++c) {
+          T m = base[c];
+          for (int64_t kh = 0; kh < K; ++kh)
+            for (int64_t kw = 0; kw < K; ++kw) m = std::max(m, base[(kh * W + kw) * C + c]);
+          dst[c] = m;
+        }
+      }
+}
+
+bool pool_windows_inside(const ValueInfo& in, const ValueInfo& out, const IntOp& op) {
+  return op.pool_padding == 0 && (out.h - 1) * op.pool_stride + op.pool_kernel <= in.h &&
+         (out.w - 1) * op.pool_stride + op.pool_kernel <= in.w;
+}
+
+template <class T>
+void maxpool_any(const T* x, int64_t images, const ValueInfo& in, const ValueInfo& out, const IntOp& op, T* y) {
+  if (!pool_windows_inside(in, out, op))
+    maxpool_nhwc(x, images, in, out, op, y);
+  else if (op.pool_kernel == 2)
+    maxpool_valid_nhwc<2>(x, images, in, out, op, y);
+  else
+    maxpool_valid_nhwc<0>(x, images, in, out, op, y);
+}
+
+// conv / linear: packed im2col (or the codes themselves for linear and 1x1 stride-1 convs),
+// then the GEMM with its fused epilogue into `out` (uint8_t codes or float).
 void run_gemm_op(const IntOp& op, const ValueInfo& in, const ValueInfo& out, const uint8_t* x, int64_t images,
-                 ChunkBuffers& buf) {
-  const int64_t ho = out.h, wo = out.w;
-  const int64_t M = images * ho * wo;
+                 Workspace& ws, kernels::PackedActivations& pa, void* y) {
+  const int bits = pack_bits(op.act_bits);
   const int64_t K = op.weights->k;
-  const uint8_t* a = x;
-  std::vector<uint8_t> col;
-  const bool direct = op.kind == OpKind::linear || (op.kernel == 1 && op.stride == 1 && op.padding == 0);
-  if (!direct) {
-    col.resize(static_cast<size_t>(M * K));
-    im2col_nhwc(x, images, in, op, ho, wo, col.data(), K);
-    a = col.data();
+  if (op.kind == OpKind::linear || (op.kernel == 1 && op.stride == 1 && op.padding == 0)) {
+    pack_rows(x, images * out.h * out.w, K, K, bits, pa);
+  } else {
+    ConvGeometry g;
+    g.channels = in.c;
+    g.height = in.h;
+    g.width = in.w;
+    g.kernel = op.kernel;
+    g.stride = op.stride;
+    g.padding = op.padding;
+    g.out_height = out.h;
+    g.out_width = out.w;
+    g.bits = bits;
+    g.pad_code = static_cast<uint8_t>(op.act_zero_point);
+    im2col_packed(x, images, g, ws.im2col, pa);
   }
-  const kernels::PackedActivations pa = kernels::pack_activations(a, M, K, K, pack_bits(op.act_bits));
   kernels::Epilogue ep;
   ep.kind = op.out_codes ? kernels::EpilogueKind::codes : kernels::EpilogueKind::float32;
   ep.acc_mul = op.acc_mul;
@@ -118,15 +217,7 @@ void run_gemm_op(const IntOp& op, const ValueInfo& in, const ValueInfo& out, con
   ep.scale = op.scale.data();
   ep.bias = op.bias.data();
   ep.max_code_out = op.out_max_code;
-  if (op.out_codes) {
-    auto& y = buf.codes[static_cast<size_t>(op.output)];
-    y.resize(static_cast<size_t>(M * op.out_channels));
-    kernels::gemm(pa, *op.weights, ep, y.data(), op.out_channels);
-  } else {
-    auto& y = buf.floats[static_cast<size_t>(op.output)];
-    y.resize(static_cast<size_t>(M * op.out_channels));
-    kernels::gemm(pa, *op.weights, ep, y.data(), op.out_channels);
-  }
+  kernels::gemm(pa, *op.weights, ep, y, op.out_channels);
 }
 
 }  // namespace
@@ -167,55 +258,73 @@ Tensor IntModel::run(const Tensor& images, const CodeTrace& trace) const {
   Tensor logits = Tensor::empty({N, classes});
   if (N == 0) return logits;
   // Chunks of images run in parallel; the GEMMs inside parallelise further (nested TBB). A chunk
-  // is big enough that each GEMM has thousands of rows.
+  // gives each GEMM about 4096 rows (the convnet at 1 thread ran alike with 2 to 16 images).
   const int64_t pixels = std::max<int64_t>(1, in.h * in.w);
   const int64_t chunk = std::clamp<int64_t>(4096 / pixels, 1, 64);
   const int64_t chunks = (N + chunk - 1) / chunk;
   const float* src = images.data();
   float* dst = logits.data();
+  const size_t nv = values.size();
   parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
+    std::unique_ptr<Workspace> ws = workspace_pool().acquire();
+    if (ws->codes.size() < nv) ws->codes.resize(nv);
+    if (ws->floats.size() < nv) ws->floats.resize(nv);
+    if (ws->packed.size() < ops.size()) ws->packed.resize(ops.size());
+    // Where each value of the current chunk lives (flatten aliases its input).
+    std::vector<const uint8_t*> codes(nv, nullptr);
+    std::vector<const float*> floats(nv, nullptr);
     for (int64_t ci = c0; ci < c1; ++ci) {
       const int64_t i0 = ci * chunk, cnt = std::min(chunk, N - i0);
-      ChunkBuffers buf;
-      buf.codes.resize(values.size());
-      buf.floats.resize(values.size());
-      // NCHW -> NHWC
-      auto& x = buf.floats[static_cast<size_t>(input)];
-      x.resize(static_cast<size_t>(cnt * in.numel()));
+      // NCHW -> NHWC (the same memory for one channel)
       const int64_t hw = in.h * in.w;
-      for (int64_t img = 0; img < cnt; ++img)
-        for (int64_t c = 0; c < in.c; ++c)
-          for (int64_t p = 0; p < hw; ++p)
-            x[static_cast<size_t>((img * hw + p) * in.c + c)] = src[((i0 + img) * in.c + c) * hw + p];
-      for (const IntOp& op : ops) {
+      if (in.c == 1) {
+        floats[static_cast<size_t>(input)] = src + i0 * hw;
+      } else {
+        float* x = grow(ws->floats[static_cast<size_t>(input)], cnt * in.numel());
+        for (int64_t img = 0; img < cnt; ++img)
+          for (int64_t c = 0; c < in.c; ++c)
+            for (int64_t p = 0; p < hw; ++p) x[(img * hw + p) * in.c + c] = src[((i0 + img) * in.c + c) * hw + p];
+        floats[static_cast<size_t>(input)] = x;
+      }
+      for (size_t oi_op = 0; oi_op < ops.size(); ++oi_op) {
+        const IntOp& op = ops[oi_op];
         const ValueInfo& vo = values[static_cast<size_t>(op.output)];
         const ValueInfo& vi = values[static_cast<size_t>(op.inputs.at(0))];
         const size_t ii = static_cast<size_t>(op.inputs[0]), oi = static_cast<size_t>(op.output);
         const int64_t count = cnt * vo.numel();
+        // The model output goes straight into the logits.
+        float* fout = static_cast<int>(oi) == output ? dst + i0 * classes : nullptr;
+        auto float_out = [&] {
+          if (!fout) fout = grow(ws->floats[oi], count);
+          floats[oi] = fout;
+          return fout;
+        };
+        auto codes_out = [&] {
+          uint8_t* y = grow(ws->codes[oi], count);
+          codes[oi] = y;
+          return y;
+        };
         switch (op.kind) {
           case OpKind::quantize:
-            buf.codes[oi].resize(static_cast<size_t>(count));
-            run_quantize(op, buf.floats[ii].data(), count, buf.codes[oi].data());
+            quantize_values(op, floats[ii], count, codes_out());
             break;
           case OpKind::conv:
-          case OpKind::linear:
-            if (trace) trace(op, i0, cnt, buf.codes[ii].data());
-            run_gemm_op(op, vi, vo, buf.codes[ii].data(), cnt, buf);
+          case OpKind::linear: {
+            if (trace) codes[ii] = trace(op, i0, cnt, codes[ii]);
+            void* y = op.out_codes ? static_cast<void*>(codes_out()) : static_cast<void*>(float_out());
+            run_gemm_op(op, vi, vo, codes[ii], cnt, *ws, ws->packed[oi_op], y);
             break;
+          }
           case OpKind::maxpool:
-            if (vi.type == ValueType::codes) {
-              buf.codes[oi].resize(static_cast<size_t>(count));
-              maxpool_nhwc(buf.codes[ii].data(), cnt, vi, vo, op, buf.codes[oi].data());
-            } else {
-              buf.floats[oi].resize(static_cast<size_t>(count));
-              maxpool_nhwc(buf.floats[ii].data(), cnt, vi, vo, op, buf.floats[oi].data());
-            }
+            if (vi.type == ValueType::codes)
+              maxpool_any(codes[ii], cnt, vi, vo, op, codes_out());
+            else
+              maxpool_any(floats[ii], cnt, vi, vo, op, float_out());
             break;
           case OpKind::gap: {
-            buf.floats[oi].assign(static_cast<size_t>(count), 0.f);
             const int64_t C = vi.c, P = vi.h * vi.w;
-            const float* xi = buf.floats[ii].data();
-            float* yo = buf.floats[oi].data();
+            const float* xi = floats[ii];
+            float* yo = float_out();
             for (int64_t img = 0; img < cnt; ++img)
               for (int64_t c = 0; c < C; ++c) {
                 // Same order as global_avg_pool2d: sum over H*W, then divide.
@@ -226,30 +335,35 @@ Tensor IntModel::run(const Tensor& images, const CodeTrace& trace) const {
             break;
           }
           case OpKind::add: {
-            const auto& a = buf.floats[ii];
-            const auto& b = buf.floats[static_cast<size_t>(op.inputs.at(1))];
-            auto& y = buf.floats[oi];
-            y.resize(static_cast<size_t>(count));
+            const float* a = floats[ii];
+            const float* b = floats[static_cast<size_t>(op.inputs.at(1))];
+            float* y = float_out();
             for (int64_t i = 0; i < count; ++i) y[i] = a[i] + b[i];
             break;
           }
           case OpKind::relu: {
-            const auto& a = buf.floats[ii];
-            auto& y = buf.floats[oi];
-            y.resize(static_cast<size_t>(count));
+            const float* a = floats[ii];
+            float* y = float_out();
             for (int64_t i = 0; i < count; ++i) y[i] = std::max(a[i], 0.f);
             break;
           }
           case OpKind::flatten:
-            // Same bytes, new shape: move the buffer (values are single-use after a flatten).
-            if (vi.type == ValueType::codes) buf.codes[oi] = buf.codes[ii];
-            else buf.floats[oi] = buf.floats[ii];
+            // Same bytes, new shape.
+            if (vi.type == ValueType::codes) {
+              codes[oi] = codes[ii];
+            } else if (fout) {
+              std::memcpy(fout, floats[ii], sizeof(float) * static_cast<size_t>(count));
+              floats[oi] = fout;
+            } else {
+              floats[oi] = floats[ii];
+            }
             break;
         }
       }
-      const auto& y = buf.floats[static_cast<size_t>(output)];
-      std::memcpy(dst + i0 * classes, y.data(), sizeof(float) * static_cast<size_t>(cnt * classes));
+      const float* y = floats[static_cast<size_t>(output)];
+      if (y != dst + i0 * classes) std::memcpy(dst + i0 * classes, y, sizeof(float) * static_cast<size_t>(cnt * classes));
     }
+    workspace_pool().release(std::move(ws));
   });
   return logits;
 }

@@ -89,8 +89,11 @@ struct IntOp {
 int pack_bits(int bits);
 
 // Called for every conv/linear op with its input codes for images [image0, image0 + count),
-// NHWC, value_numel bytes per image.
-using CodeTrace = std::function<void(const IntOp& op, int64_t image0, int64_t count, const uint8_t* codes)>;
+// NHWC, value_numel bytes per image. Returns the codes the op (and later readers of that value in
+// this chunk) should use: `codes` itself, or a replacement of the same size that stays valid
+// until run() returns (quant/export/compare.h feeds the fake-quant codes this way).
+using CodeTrace =
+    std::function<const uint8_t*(const IntOp& op, int64_t image0, int64_t count, const uint8_t* codes)>;
 
 struct IntModel {
   std::vector<ValueInfo> values;
@@ -113,5 +116,7 @@ struct IntModel {
 
 // The standalone float -> code rule of a quantize op (scalar, the exact training expression).
 uint8_t quantize_value(const IntOp& op, float x);
+// quantize_value over count floats (vectorised; the same codes).
+void quantize_values(const IntOp& op, const float* x, int64_t count, uint8_t* out);
 
 }  // namespace lowbit::intq

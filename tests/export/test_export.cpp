@@ -16,10 +16,12 @@
 #include "core/error.h"
 #include "core/ops_loss.h"
 #include "core/random.h"
+#include "core/threading.h"
 #include "models/registry.h"
 #include "optim/make_optimizer.h"
 #include "quant/export/compare.h"
 #include "quant/export/convert.h"
+#include "quant/export/im2col_packed.h"
 #include "quant/export/model_file.h"
 #include "quant/policy.h"
 #include "quant/quant_layers.h"
@@ -103,8 +105,10 @@ void check_parity(const std::string& model, const std::string& method, int wbits
   const CompareStats st = compare_on_test(t, loaded);
   MESSAGE(model << " " << method << " W" << wbits << "A" << abits << ": agreement " << st.prediction_agreement()
                 << ", fake acc " << st.fake_correct << "/" << st.images << ", int acc " << st.int_correct
-                << ", max code mismatch " << st.max_code_mismatch());
-  for (const auto& l : st.layers) MESSAGE("  layer " << l.name << ": " << l.mismatched << "/" << l.total);
+                << ", max code mismatch isolated " << st.max_isolated_mismatch() << ", end to end "
+                << st.max_end_to_end_mismatch());
+  for (const auto& l : st.layers)
+    MESSAGE("  layer " << l.name << ": " << l.isolated << " isolated, " << l.end_to_end << " end to end, of " << l.total);
   // The weight codes the file holds are the weights the fake-quant forward uses.
   for (auto& [name, m] : t.model->named_modules()) {
     std::shared_ptr<Quantizer> wq;
@@ -135,14 +139,18 @@ void check_parity(const std::string& model, const std::string& method, int wbits
   CHECK(std::abs(st.fake_correct - st.int_correct) <= 1);  // 256 images: within one prediction
   // Mismatches come from the fake-quant side's float conv accumulation near rounding ties; the
   // low-bit pre-activations sit on a lattice, so one near-tie value recurs over many pixels.
-  // 8-bit inputs (the last layer) have 64x finer steps than 2-bit ones, hence the looser bound.
+  // Isolated (each layer fed the fake-quant codes), every layer stays within the 1e-4 at
+  // 2/4-bit inputs; 8-bit inputs (the last layer) have 64x finer steps, hence a looser bound.
+  // End to end, a flip is carried into every later layer (a 1e-6 flip at resnet20's stage 3
+  // became 3.5e-4 by its last stage), so that bound is looser for deep nets.
   for (const auto& l : st.layers) {
     CAPTURE(l.name);
     CHECK(l.total > 0);
     int act_bits = 8;
     for (const auto& op : loaded.ops)
       if (op.name == l.name) act_bits = op.act_bits;
-    CHECK(l.rate() <= (act_bits >= 8 ? 2e-3 : 2e-4));
+    CHECK(l.isolated_rate() <= (act_bits >= 8 ? 2e-4 : 1e-4));
+    CHECK(l.end_to_end_rate() <= (act_bits >= 8 ? 6e-3 : 2e-3));
   }
   // Weight bytes: packed codes are bits/32 of float.
   CHECK(loaded.parameter_bytes() == t.im.parameter_bytes());
@@ -244,11 +252,11 @@ TEST_CASE("file round trip and malformed-file corpus") {
   }
   SUBCASE("bad offsets, overlap, holes") {
     expect_error(edit_json(good, [](json& h, json&) { h["0.weight"]["data_offsets"][1] = 1ull << 40; }), "outside");
-    expect_error(edit_json(good, [](json& h, json&) { h["0.scale"]["data_offsets"] = {0, 128}; }), "overlaps");
+    expect_error(edit_json(good, [](json& h, json&) { h["0.epilogue"]["data_offsets"] = {0, 256}; }), "overlaps");
     expect_error(edit_json(good, [](json& h, json&) { h["0.weight"]["data_offsets"] = {-1, 3}; }), "data_offsets");
     expect_error(edit_json(good, [](json& h, json&) {
-                   auto o = h["0.bias"]["data_offsets"];
-                   h["0.bias"]["data_offsets"] = {o[0].get<uint64_t>() + 4, o[1].get<uint64_t>() + 4};
+                   auto o = h["0.epilogue"]["data_offsets"];
+                   h["0.epilogue"]["data_offsets"] = {o[0].get<uint64_t>() + 4, o[1].get<uint64_t>() + 4};
                  }),
                  "");
   }
@@ -282,13 +290,185 @@ TEST_CASE("file round trip and malformed-file corpus") {
     expect_error(edit_json(good, [](json& h, json&) { h.erase("__metadata__"); }), "__metadata__");
   }
   SUBCASE("tensor content") {
-    // A non-zero code in the padding channels of the first conv (32 channels: no padding) ->
-    // use the linear layer (10 channels, padded to 16).
-    json h = json::parse(header_of(good));
-    const auto o = h["10.weight"]["data_offsets"];
-    std::string b = good;
-    const size_t data0 = 8 + header_of(good).size();
-    b[data0 + o[0].get<size_t>() + 4 * 15] = 1;  // channel 15 of block 0
-    expect_error(b, "padding");
+    // The first conv re-coded at 3 weight bits (stored at pack width 4) with K = 9: each channel
+    // is 5 bytes, the last one with a 4-bit tail. A code above 7 and a non-zero tail are refused.
+    IntModel m3 = parse_int_model(good, "good");
+    IntOp& first = m3.ops.at(1);
+    REQUIRE(first.name == "0");
+    REQUIRE(first.weights->k == 9);
+    std::vector<uint8_t> codes(static_cast<size_t>(first.out_channels * 9));
+    for (size_t i = 0; i < codes.size(); ++i) codes[i] = static_cast<uint8_t>(i % 8);
+    first.weight_bits = 3;
+    first.weights = std::make_shared<kernels::PackedWeights>(kernels::pack_weights(codes.data(), first.out_channels, 9, 9, 4));
+    const std::string ok = serialize_int_model(m3);
+    const IntModel back3 = parse_int_model(ok, "ok");
+    std::vector<uint8_t> unpacked(codes.size());
+    kernels::unpack_weights(*back3.ops.at(1).weights, unpacked.data(), 9);
+    CHECK(unpacked == codes);
+    json h = json::parse(header_of(ok));
+    REQUIRE(h["0.weight"]["shape"] == json({first.out_channels, 5}));
+    const size_t w0 = 8 + header_of(ok).size() + h["0.weight"]["data_offsets"][0].get<size_t>();
+    std::string big = ok;
+    big[w0] = static_cast<char>(0x09);  // code 9 at channel 0, k 0
+    expect_error(big, "above the 3-bit maximum");
+    std::string tail = ok;
+    tail[w0 + 4] = static_cast<char>(tail[w0 + 4] | 0x10);  // the bits after k = 8
+    expect_error(tail, "non-zero bits after the last code");
+  }
+}
+
+// ---------------------------------------------------------------- runtime fast paths --
+namespace {
+
+// The plain im2col of NHWC codes (one byte per code), the ground truth of im2col_packed.
+std::vector<uint8_t> im2col_bytes(const std::vector<uint8_t>& x, int64_t images, const ConvGeometry& g) {
+  const int64_t k = g.k(), rows = images * g.out_height * g.out_width;
+  std::vector<uint8_t> col(static_cast<size_t>(rows * k));
+  for (int64_t img = 0; img < images; ++img)
+    for (int64_t oh = 0; oh < g.out_height; ++oh)
+      for (int64_t ow = 0; ow < g.out_width; ++ow)
+        for (int64_t kh = 0; kh < g.kernel; ++kh)
+          for (int64_t kw = 0; kw < g.kernel; ++kw)
+            for (int64_t c = 0; c < g.channels; ++c) {
+              const int64_t ih = oh * g.stride - g.padding + kh, iw = ow * g.stride - g.padding + kw;
+              const bool inside = ih >= 0 && ih < g.height && iw >= 0 && iw < g.width;
+              const int64_t r = (img * g.out_height + oh) * g.out_width + ow;
+              col[static_cast<size_t>(r * k + (kh * g.kernel + kw) * g.channels + c)] =
+                  inside ? x[static_cast<size_t>(((img * g.height + ih) * g.width + iw) * g.channels + c)] : g.pad_code;
+            }
+  return col;
+}
+
+// Same layout, same bytes up to k_pad, same row sums.
+void check_same_packing(const kernels::PackedActivations& got, const kernels::PackedActivations& want) {
+  REQUIRE(got.m == want.m);
+  REQUIRE(got.k == want.k);
+  REQUIRE(got.k_pad == want.k_pad);
+  REQUIRE(got.row_stride == want.row_stride);
+  const size_t bytes = static_cast<size_t>(want.k_pad * want.bits / 8);
+  int64_t bad_rows = 0, bad_sums = 0;
+  for (int64_t r = 0; r < want.m; ++r) {
+    bad_rows += std::memcmp(got.row(r), want.row(r), bytes) != 0;
+    bad_sums += got.row_sums[static_cast<size_t>(r)] != want.row_sums[static_cast<size_t>(r)];
+  }
+  CHECK(bad_rows == 0);
+  CHECK(bad_sums == 0);
+}
+
+}  // namespace
+
+TEST_CASE("im2col_packed equals im2col + pack_activations (padding, strides, odd channel counts)") {
+  Generator gen(7);
+  // One scratch and one PackedActivations for every case: reuse across shapes and bit widths
+  // (stale bytes from a bigger earlier problem) must not leak into a row.
+  Im2colScratch scratch;
+  kernels::PackedActivations packed;
+  int cases = 0;
+  for (int bits : {8, 2, 4})
+    for (int64_t channels : {1, 3, 4, 7, 17, 28, 32, 64})  // 7, 28, 64: rows that fill their stride
+      for (int64_t kernel : {3, 1, 5})
+        for (int64_t stride : {1, 2})
+          for (int64_t padding : {1, 0, 2}) {
+            ConvGeometry g;
+            g.channels = channels;
+            g.height = 9;
+            g.width = 7;
+            g.kernel = kernel;
+            g.stride = stride;
+            g.padding = padding;
+            g.out_height = (g.height + 2 * padding - kernel) / stride + 1;
+            g.out_width = (g.width + 2 * padding - kernel) / stride + 1;
+            g.bits = bits;
+            const int max = (1 << bits) - 1;
+            g.pad_code = static_cast<uint8_t>(cases % (max + 1));
+            const int64_t images = 1 + cases % 3;
+            CAPTURE(bits);
+            CAPTURE(channels);
+            CAPTURE(kernel);
+            CAPTURE(stride);
+            CAPTURE(padding);
+            std::vector<uint8_t> x(static_cast<size_t>(images * g.height * g.width * channels));
+            for (auto& v : x) v = static_cast<uint8_t>(gen.next_u64() % static_cast<uint64_t>(max + 1));
+            const std::vector<uint8_t> col = im2col_bytes(x, images, g);
+            const auto want = kernels::pack_activations(col.data(), images * g.out_height * g.out_width, g.k(), g.k(), bits);
+            im2col_packed(x.data(), images, g, scratch, packed);
+            check_same_packing(packed, want);
+            ++cases;
+          }
+  CHECK(cases == 432);
+}
+
+TEST_CASE("pack_rows equals pack_activations (odd k, leading dimension > k, reused buffers)") {
+  Generator gen(11);
+  kernels::PackedActivations packed;
+  for (int bits : {2, 4, 8})
+    for (int64_t k : {1000, 1, 3, 17, 63, 65, 1152})
+      for (int64_t m : {5, 1, 33}) {
+        CAPTURE(bits);
+        CAPTURE(k);
+        CAPTURE(m);
+        const int64_t ld = k + 5;
+        std::vector<uint8_t> codes(static_cast<size_t>(m * ld));
+        for (auto& v : codes) v = static_cast<uint8_t>(gen.next_u64() % static_cast<uint64_t>(1 << bits));
+        pack_rows(codes.data(), m, k, ld, bits, packed);
+        check_same_packing(packed, kernels::pack_activations(codes.data(), m, k, ld, bits));
+      }
+}
+
+TEST_CASE("quantize_values gives quantize_value's codes (every method, ties, clamping)") {
+  Generator gen(3);
+  std::vector<float> x;
+  for (int i = 0; i < 4000; ++i) x.push_back(static_cast<float>(gen.normal()) * 3.f);
+  for (int i = -600; i <= 600; ++i) x.push_back(0.5f * static_cast<float>(i));  // ties for step 1
+  for (float v : {0.f, -0.f, 1e30f, -1e30f, 1e-30f, 255.5f, 127.5f, -127.5f}) x.push_back(v);
+  struct Case {
+    const char* method;
+    int bits;
+    float p0, p1;
+  };
+  for (const Case& c : {Case{"pact", 2, 3.f, 0.f}, Case{"pact", 4, 2.7f, 0.f}, Case{"pact", 8, 255.f, 0.f},
+                        Case{"dorefa", 2, 0.f, 0.f}, Case{"dorefa", 8, 0.f, 0.f}, Case{"qil", 2, 0.8f, 0.5f},
+                        Case{"qil", 4, 1.1f, 0.9f}, Case{"lsq", 2, 1.f, 0.f}, Case{"lsq", 8, 0.37f, 0.f},
+                        Case{"input", 8, 1.f, 0.f}, Case{"input", 8, 0.0159f, 0.f}}) {
+    IntOp op;
+    op.kind = OpKind::quantize;
+    op.method = c.method;
+    op.bits = c.bits;
+    op.p0 = c.p0;
+    op.p1 = c.p1;
+    CAPTURE(op.method);
+    CAPTURE(op.bits);
+    std::vector<uint8_t> got(x.size());
+    quantize_values(op, x.data(), static_cast<int64_t>(x.size()), got.data());
+    int64_t differ = 0;
+    for (size_t i = 0; i < x.size(); ++i) differ += got[i] != quantize_value(op, x[i]);
+    CHECK(differ == 0);
+  }
+}
+
+TEST_CASE("run: chunking, batch size and threads do not change a logit") {
+  // Pooled workspaces are reused across calls, models and batch sizes; every split of the
+  // batch must give the same bits as one image at a time.
+  Trained conv = train_small("convnet", "pact-sawb", 2, 2, 1, 28, 10);
+  Trained res = train_small("resnet20", "pact-sawb", 2, 2, 3, 16, 10);
+  for (Trained* t : {&conv, &res}) {
+    DataLoader loader(t->test, LoaderOptions::evaluation(37));
+    const Tensor x = loader.batch(0).images;
+    const std::vector<float> all = t->im.run(x).to_vector();
+    const int64_t classes = t->im.num_classes();
+    std::vector<float> one_by_one;
+    const int64_t per_image = x.numel() / x.size(0);
+    for (int64_t i = 0; i < x.size(0); ++i) {
+      Tensor xi = Tensor::empty({1, x.size(1), x.size(2), x.size(3)});
+      std::memcpy(xi.data(), x.data() + i * per_image, sizeof(float) * static_cast<size_t>(per_image));
+      const std::vector<float> y = t->im.run(xi).to_vector();
+      one_by_one.insert(one_by_one.end(), y.begin(), y.end());
+    }
+    CHECK(static_cast<int64_t>(all.size()) == x.size(0) * classes);
+    CHECK(one_by_one == all);
+    set_num_threads(2);
+    CHECK(t->im.run(x).to_vector() == all);
+    set_num_threads(1);
+    CHECK(t->im.run(x).to_vector() == all);
   }
 }
