@@ -5,11 +5,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/setup.sh
 meson test -C build --print-errorlogs --num-processes 2 "$@"
-# The model loader under ASan + UBSan: malformed-file corpus and 30 s of libFuzzer (clang only;
-# docs/model-format.md). Skipped when clang++ is missing or a suite was selected by arguments.
+# The model loader and the runtime's packing under ASan + UBSan: malformed-file corpus, packed
+# im2col, whole-model runs, and 30 s of libFuzzer (clang only; docs/model-format.md). Skipped
+# when clang++ is missing or a suite was selected by arguments.
 if [ $# -eq 0 ] && command -v clang++ >/dev/null; then
   [ -d build-fuzz ] || CXX=clang++ meson setup build-fuzz -Db_sanitize=address,undefined -Db_lundef=false
   ninja -C build-fuzz tests/export/fuzz_model_loader tests/export/test_export
-  meson test -C build-fuzz --print-errorlogs --suite export --test-args='-tc=file*,quantize*'
+  meson test -C build-fuzz --print-errorlogs --suite export --test-args='-tc=file*,quantize*,im2col_packed*,pack_rows*,run:*'
   meson test -C build-fuzz --print-errorlogs --suite fuzz
 fi

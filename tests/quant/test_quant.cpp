@@ -304,6 +304,12 @@ std::shared_ptr<Module> tiny_convnet() {
   manual_seed(1);
   return make_model("convnet", ModelConfig{1, 12, 12, 4});
 }
+QuantPolicy pact_sawb(int bits) {
+  QuantPolicy policy;
+  policy.method = "pact-sawb";
+  policy.wbits = policy.abits = bits;
+  return policy;
+}
 }  // namespace
 
 TEST_CASE("calibrate(): sets PACT clips of a converted model from data") {
@@ -311,9 +317,7 @@ TEST_CASE("calibrate(): sets PACT clips of a converted model from data") {
   const Dataset ds = tiny_dataset(Split::Train);
   DataLoader loader(ds, LoaderOptions::evaluation(64));
   auto model = tiny_convnet();
-  QuantPolicy policy;
-  policy.method = "pact-sawb";
-  policy.wbits = policy.abits = 4;
+  const QuantPolicy policy = pact_sawb(4);
   convert_model(*model, policy);
   const auto plan = plan_layers(*tiny_convnet(), policy);
   auto max_clips = calibrate(*model, loader, 2, CalibrationMethod::max);
@@ -344,10 +348,7 @@ TEST_CASE("calibrate(): skip_zeros leaves post-ReLU zeros out of the histogram")
   const Dataset ds = tiny_dataset(Split::Train);
   DataLoader loader(ds, LoaderOptions::evaluation(64));
   auto model = tiny_convnet();
-  QuantPolicy policy;
-  policy.method = "pact-sawb";
-  policy.wbits = policy.abits = 2;
-  convert_model(*model, policy);
+  convert_model(*model, pact_sawb(2));
   const auto with_zeros = calibrate(*model, loader, 2, CalibrationMethod::percentile);
   CalibrationOptions skip;
   skip.skip_zeros = true;
