@@ -29,7 +29,7 @@ json export_layers_json(const intq::IntModel& m) {
                       {"weight_bits", op.weight_bits},
                       {"act_bits", op.act_bits},
                       {"out", op.out_codes ? "codes" : "float"},
-                      {"bytes", static_cast<int64_t>(op.weights->blocks.size()) + 8 * op.out_channels}});
+                      {"bytes", intq::stored_bytes(op)}});
   }
   return layers;
 }

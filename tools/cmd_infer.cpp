@@ -210,7 +210,7 @@ void register_inspect(CLI::App& app) {
                     {"out", {out.c, out.h, out.w}}, {"out_type", intq::value_type_name(out.type)}};
         if (op.kind == intq::OpKind::conv || op.kind == intq::OpKind::linear) {
           bits = std::to_string(op.weight_bits) + "/" + std::to_string(op.act_bits);
-          bytes = static_cast<int64_t>(op.weights->blocks.size()) + 8 * op.out_channels;
+          bytes = intq::stored_bytes(op);
           const auto [smin, smax] = std::minmax_element(op.scale.begin(), op.scale.end());
           const auto [bmin, bmax] = std::minmax_element(op.bias.begin(), op.bias.end());
           char buf[160];

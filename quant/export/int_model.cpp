@@ -240,11 +240,15 @@ uint8_t quantize_value(const IntOp& op, float x) {
   return static_cast<uint8_t>(rne(std::min(std::max(x / op.p0, -qf), qf)) + static_cast<float>(q));
 }
 
+int64_t stored_bytes(const IntOp& op) {
+  const int64_t per_byte = kernels::codes_per_byte(op.weights->bits);
+  return op.out_channels * ((op.weights->k + per_byte - 1) / per_byte) + 8 * op.out_channels;
+}
+
 int64_t IntModel::parameter_bytes() const {
   int64_t bytes = 0;
   for (const auto& op : ops)
-    if (op.kind == OpKind::conv || op.kind == OpKind::linear)
-      bytes += static_cast<int64_t>(op.weights->blocks.size()) + 8 * op.out_channels;
+    if (op.kind == OpKind::conv || op.kind == OpKind::linear) bytes += stored_bytes(op);
   return bytes;
 }
 

@@ -110,9 +110,13 @@ struct IntModel {
   // images: [N, C, H, W] float (normalised). Returns logits [N, classes]. Parallel over chunks of
   // images and inside the GEMMs (lowbit::parallel_for); deterministic for any thread count.
   Tensor run(const Tensor& images, const CodeTrace& trace = nullptr) const;
-  // Bytes of packed weights + scale/bias tensors (what the file stores).
+  // Bytes of the file's data section: stored_bytes() summed over the conv/linear ops.
   int64_t parameter_bytes() const;
 };
+
+// Bytes the file stores for a conv/linear op: its dense weight rows (out_channels x ceil(K / P),
+// docs/model-format.md) and its [2, out_channels] float32 epilogue.
+int64_t stored_bytes(const IntOp& op);
 
 // The standalone float -> code rule of a quantize op (scalar, the exact training expression).
 uint8_t quantize_value(const IntOp& op, float x);

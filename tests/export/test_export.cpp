@@ -228,6 +228,7 @@ TEST_CASE("file round trip and malformed-file corpus") {
   const std::string good = serialize_int_model(t.im);
   const IntModel back = parse_int_model(good, "good");
   REQUIRE(back.ops.size() == t.im.ops.size());
+  CHECK(back.parameter_bytes() == static_cast<int64_t>(good.size() - 8 - header_of(good).size()));
   Tensor x = Tensor::randn({3, 1, 28, 28}, global_generator());
   CHECK(back.run(x).to_vector() == t.im.run(x).to_vector());
   // Size: the W2A2 convnet's weights.
