@@ -62,7 +62,7 @@ void compare_batch(Module& model, const IntModel& im, const Tensor& images, cons
   for (const auto& op : im.ops) producer[static_cast<size_t>(op.output)] = &op;
   if (stats.layers.empty())
     for (const auto& op : im.ops)
-      if (op.kind == OpKind::conv || op.kind == OpKind::linear) stats.layers.push_back({op.name, 0, 0});
+      if (op.kind == OpKind::conv || op.kind == OpKind::linear) stats.layers.push_back(LayerMismatch{op.name});
   // The fake-quant codes of layer `op` for images [image0, image0 + count) in the runtime's
   // layout (NHWC of the value a flatten flattened, or of the value itself).
   auto reference_codes = [&](const IntOp& op, int64_t image0, int64_t count) {
