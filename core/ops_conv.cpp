@@ -1,4 +1,5 @@
-// ops_conv.cpp: conv2d forward and backward (im2col/col2im + sgemm over image chunks).
+// ops_conv.cpp: conv2d forward and backward: the direct kernels over the channel-blocked layout
+// (core/conv_direct.h) where they apply, im2col/col2im + sgemm over image chunks otherwise.
 #include "core/ops_conv.h"
 
 #include <algorithm>
@@ -8,6 +9,7 @@
 
 #include "core/autograd.h"
 #include "core/blas.h"
+#include "core/conv_direct.h"
 #include "core/deterministic_sum.h"
 #include "core/error.h"
 #include "core/threading.h"
@@ -126,6 +128,101 @@ ConvGeometry geometry(const Tensor& x, const Tensor& weight, const Conv2dOptions
   return g;
 }
 
+// Per-thread scratch that grows and is kept: no allocation per call once warm. Safe because a
+// conv body never waits on other TBB work, so a thread runs one body at a time.
+float* scratch(int slot, int64_t floats) {
+  thread_local std::vector<float> buffers[4];
+  auto& b = buffers[slot];
+  if (static_cast<int64_t>(b.size()) < floats) b.resize(static_cast<size_t>(floats));
+  return b.data();
+}
+
+// The direct path: groups 1, dilation 1, and padding the flipped kernel of backward-data can
+// express; an ISA with kernels (the scalar level keeps im2col + sgemm, whose sgemm has its own
+// dispatch).
+bool use_direct(const ConvGeometry& g, const Conv2dOptions& opt, const direct_conv::Kernels& k) {
+  return k.forward != nullptr && g.groups == 1 && opt.dilation == 1 && opt.padding <= g.kh - 1 &&
+         opt.padding <= g.kw - 1;
+}
+
+// The blocked shapes of one conv: forward (x padded -> y) and backward-data (dilated, padded dy ->
+// dx, stride 1; its bottom/right padding also covers input rows/columns the forward never read).
+struct DirectShapes {
+  direct_conv::ConvShape forward, backward_data;
+  int64_t x_floats, y_floats, dy_dilated_floats, dx_floats, w_floats;
+};
+
+DirectShapes direct_shapes(const ConvGeometry& g, const Conv2dOptions& opt) {
+  using direct_conv::blocks_of;
+  const int64_t s = opt.stride, p = opt.padding, B = direct_conv::kConvBlock;
+  DirectShapes d{};
+  d.forward = {g.cin, g.h + 2 * p, g.w + 2 * p, g.cout, g.ho, g.wo, g.kh, g.kw, s};
+  const int64_t hd = (g.ho - 1) * s + 1 + 2 * (g.kh - 1 - p) + (g.h + 2 * p - g.kh) % s;
+  const int64_t wd = (g.wo - 1) * s + 1 + 2 * (g.kw - 1 - p) + (g.w + 2 * p - g.kw) % s;
+  d.backward_data = {g.cout, hd, wd, g.cin, g.h, g.w, g.kh, g.kw, 1};
+  d.x_floats = blocks_of(g.cin) * d.forward.in_h * d.forward.in_w * B;
+  d.y_floats = blocks_of(g.cout) * g.hwo * B;
+  d.dy_dilated_floats = blocks_of(g.cout) * hd * wd * B;
+  d.dx_floats = blocks_of(g.cin) * g.h * g.w * B;
+  d.w_floats = blocks_of(g.cout) * blocks_of(g.cin) * g.kh * g.kw * B * B;
+  return d;
+}
+
+void direct_forward(const direct_conv::Kernels& k, const ConvGeometry& g, const Conv2dOptions& opt,
+                    const float* px, const float* pw, const float* pb, float* py) {
+  const DirectShapes d = direct_shapes(g, opt);
+  std::vector<float> wt(static_cast<size_t>(d.w_floats));
+  direct_conv::pack_weights(pw, g.cout, g.cin, g.kh, g.kw, /*flipped=*/false, wt.data());
+  parallel_for(0, g.n, 1, [&](int64_t n0, int64_t n1) {
+    float* xb = scratch(0, d.x_floats);
+    float* yb = scratch(1, d.y_floats);
+    for (int64_t n = n0; n < n1; ++n) {
+      direct_conv::pack_activation(px + n * g.cin * g.h * g.w, g.cin, g.h, g.w, 1, opt.padding, opt.padding,
+                                   d.forward.in_h, d.forward.in_w, xb);
+      k.forward(d.forward, xb, wt.data(), yb);
+      direct_conv::unpack_activation(yb, g.cout, g.ho, g.wo, pb, py + n * g.cout * g.hwo);
+    }
+  });
+}
+
+// dx (when not null, overwritten) and the per-chunk weight-gradient partials (when not null).
+void direct_backward(const direct_conv::Kernels& k, const ConvGeometry& g, const Conv2dOptions& opt,
+                     const float* px, const float* pw, const float* pg, float* dx, float* dw_parts) {
+  const DirectShapes d = direct_shapes(g, opt);
+  const int64_t s = opt.stride, p = opt.padding;
+  std::vector<float> wt_flipped(dx ? static_cast<size_t>(d.w_floats) : 0);
+  if (dx) direct_conv::pack_weights(pw, g.cout, g.cin, g.kh, g.kw, /*flipped=*/true, wt_flipped.data());
+  const int64_t chunks = (g.n + g.chunk - 1) / g.chunk;
+  parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t ch = c0; ch < c1; ++ch) {
+      const int64_t n0 = ch * g.chunk, nb = std::min(g.chunk, g.n - n0);
+      if (dx) {
+        float* dyb = scratch(0, d.dy_dilated_floats);
+        float* dxb = scratch(1, d.dx_floats);
+        for (int64_t n = n0; n < n0 + nb; ++n) {
+          direct_conv::pack_activation(pg + n * g.cout * g.hwo, g.cout, g.ho, g.wo, s, g.kh - 1 - p, g.kw - 1 - p,
+                                       d.backward_data.in_h, d.backward_data.in_w, dyb);
+          k.forward(d.backward_data, dyb, wt_flipped.data(), dxb);
+          direct_conv::unpack_activation(dxb, g.cin, g.h, g.w, nullptr, dx + n * g.cin * g.h * g.w);
+        }
+      }
+      if (dw_parts) {
+        float* xb = scratch(0, nb * d.x_floats);
+        float* dyb = scratch(1, nb * d.y_floats);
+        float* dwb = scratch(2, d.w_floats);
+        for (int64_t b = 0; b < nb; ++b) {
+          direct_conv::pack_activation(px + (n0 + b) * g.cin * g.h * g.w, g.cin, g.h, g.w, 1, p, p, d.forward.in_h,
+                                       d.forward.in_w, xb + b * d.x_floats);
+          direct_conv::pack_activation(pg + (n0 + b) * g.cout * g.hwo, g.cout, g.ho, g.wo, 1, 0, 0, g.ho, g.wo,
+                                       dyb + b * d.y_floats);
+        }
+        k.weight_grad(d.forward, nb, xb, d.x_floats, dyb, d.y_floats, dwb);
+        direct_conv::unpack_weights(dwb, g.cout, g.cin, g.kh, g.kw, dw_parts + ch * g.cout * g.k);
+      }
+    }
+  });
+}
+
 }  // namespace
 
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& opt) {
@@ -138,7 +235,10 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
   const float* pw = weight.data();
   const float* pb = bias.defined() ? bias.data() : nullptr;
   float* py = y.data();
-  const int64_t chunks = (g.n + g.chunk - 1) / g.chunk;
+  const direct_conv::Kernels direct = direct_conv::kernels_for(kernels::active_isa_level());
+  const bool fast = use_direct(g, opt, direct);
+  if (fast) direct_forward(direct, g, opt, px, pw, pb, py);
+  const int64_t chunks = fast ? 0 : (g.n + g.chunk - 1) / g.chunk;
   parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
     // Scratch is fully overwritten before use: no zero-fill.
     auto col = std::make_unique_for_overwrite<float[]>(static_cast<size_t>(g.k * g.chunk * g.hwo));
@@ -166,8 +266,9 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
   const bool gx = x.requires_grad(), gw = weight.requires_grad();
   const bool gb = bias.defined() && bias.requires_grad();
   return record(y, "conv2d", {x, weight, bias},
-                [x = x.detach(), w = weight.detach(), opt, g, gx, gw, gb](const Tensor& gy) {
-    Tensor dx = gx ? Tensor::zeros(x.shape()) : Tensor();
+                [x = x.detach(), w = weight.detach(), opt, g, gx, gw, gb, fast, direct](const Tensor& gy) {
+    // The direct path writes every element of dx; col2im accumulates into zeros.
+    Tensor dx = gx ? (fast ? Tensor::empty(x.shape()) : Tensor::zeros(x.shape())) : Tensor();
     const int64_t chunks = (g.n + g.chunk - 1) / g.chunk;
     // Per-chunk weight/bias gradients ([chunks, cout*k] and [chunks, cout]), then the fixed tree.
     std::vector<float> dw_parts(gw ? static_cast<size_t>(chunks * g.cout * g.k) : 0),
@@ -191,7 +292,7 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
               db_chunk[oc] += s;
             }
         }
-        if (!gx && !gw) continue;
+        if (fast || (!gx && !gw)) continue;
         for (int64_t gr = 0; gr < g.groups; ++gr) {
           // Gather dy of this chunk and group as [cout_g, nb*hwo].
           for (int64_t b = 0; b < nb; ++b)
@@ -217,6 +318,8 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
         }
       }
     });
+    if (fast && (gx || gw))
+      direct_backward(direct, g, opt, px, pw, pg, gx ? dx.data() : nullptr, gw ? dw_parts.data() : nullptr);
     Tensor dw, db;
     if (gw) {
       tree_sum_rows(dw_parts.data(), chunks, g.cout * g.k);

@@ -10,7 +10,7 @@
 
 #include "core/comm.h"
 #include "core/error.h"
-#include "quant/kernels/cpu_features.h"
+#include "core/cpu_features.h"
 #include "tools/commands.h"
 #include "tools/distributed.h"
 

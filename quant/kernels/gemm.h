@@ -23,7 +23,7 @@
 #pragma once
 #include <cstdint>
 
-#include "quant/kernels/cpu_features.h"
+#include "core/cpu_features.h"
 #include "quant/kernels/packing.h"
 
 namespace lowbit::kernels {

@@ -1,4 +1,5 @@
-// cpu_features.h: which SIMD level the integer kernels run at, chosen ONCE at start-up.
+// cpu_features.h: which SIMD level lowbit's kernels run at (the packed integer GEMMs and the
+// direct float convolution), chosen ONCE at start-up.
 // The level is the best the CPU supports (cpuid via __builtin_cpu_supports), unless the
 // environment variable LOWBIT_ISA=scalar|avx2|avx512 asks for a LOWER one (asking for a level
 // the CPU lacks is an error: lowbit::Error, never a silent fallback).
@@ -26,6 +27,6 @@ void set_active_isa(Isa isa);
 }  // namespace lowbit::kernels
 
 namespace lowbit {
-// Name of the ISA the integer kernels dispatch to right now: "scalar", "avx2" or "avx512".
+// Name of the ISA the kernels dispatch to right now: "scalar", "avx2" or "avx512".
 const char* active_isa();
 }  // namespace lowbit

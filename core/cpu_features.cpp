@@ -1,5 +1,5 @@
 // cpu_features.cpp: cpuid detection and the LOWBIT_ISA override (see cpu_features.h).
-#include "quant/kernels/cpu_features.h"
+#include "core/cpu_features.h"
 
 #include <atomic>
 #include <cstdlib>

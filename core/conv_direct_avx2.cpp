@@ -1,0 +1,36 @@
+// conv_direct_avx2.cpp: the direct-convolution kernels (conv_direct_kernels.inc) on AVX2 + FMA:
+// two ymm per 16-channel block; forward register block 6 pixels x 1 output block (12
+// accumulators), weight gradient 6 input channels (12 accumulators), of 16 ymm registers.
+#include <immintrin.h>
+
+#include "core/conv_direct.h"
+
+namespace {
+struct Pair {
+  __m256 lo, hi;
+};
+struct V {
+  static Pair zero() { return {_mm256_setzero_ps(), _mm256_setzero_ps()}; }
+  static Pair load(const float* p) { return {_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8)}; }
+  static Pair broadcast(const float* p) {
+    const __m256 v = _mm256_broadcast_ss(p);
+    return {v, v};
+  }
+  static Pair fma(Pair a, Pair b, Pair c) {
+    return {_mm256_fmadd_ps(a.lo, b.lo, c.lo), _mm256_fmadd_ps(a.hi, b.hi, c.hi)};
+  }
+  static void store(float* p, Pair v) {
+    _mm256_storeu_ps(p, v.lo);
+    _mm256_storeu_ps(p + 8, v.hi);
+  }
+};
+constexpr int kMaxPixels = 6;
+constexpr int kMaxOutBlocks = 1;
+constexpr int kMaxGradChannels = 6;
+}  // namespace
+
+#include "core/conv_direct_kernels.inc"
+
+namespace lowbit::direct_conv {
+Kernels avx2_kernels() { return {forward_image, weight_grad}; }
+}  // namespace lowbit::direct_conv

@@ -1,0 +1,127 @@
+// test_conv_direct.cpp: the direct convolution (core/conv_direct.h) at every ISA level this CPU
+// has: conv2d's forward, input gradient and weight gradient bit-identical to the plain-loop
+// references on odd shapes (channels not a multiple of 16, 1x1 images, stride 2 with odd sizes,
+// rows wider than a register block, more than one reduction chunk), and finite-difference
+// gradient checks through the op.
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+
+#include <cstring>
+#include <vector>
+
+#include "common/gradcheck.h"
+#include "core/conv_direct.h"
+#include "core/deterministic_sum.h"
+#include "core/ops_conv.h"
+#include "core/ops_elementwise.h"
+#include "core/ops_reduce.h"
+
+using namespace lowbit;
+using kernels::Isa;
+using lowbit::testing::check_gradients;
+
+namespace {
+Generator gen(321);
+Tensor rnd(const Shape& s) { return Tensor::randn(s, gen); }
+
+struct Case {
+  int64_t n, cin, h, w, cout, k, stride, pad;
+};
+const Case kCases[] = {
+    {1, 1, 1, 1, 1, 1, 1, 0},     // 1x1 image, 1x1 kernel
+    {2, 1, 1, 1, 3, 3, 1, 1},     // 1x1 image, 3x3 kernel: all but the centre tap read padding
+    {2, 3, 7, 6, 5, 3, 1, 1},     // tails everywhere
+    {3, 17, 9, 11, 33, 3, 2, 1},  // stride 2, odd sizes, 2 and 3 channel blocks
+    {2, 16, 5, 5, 16, 1, 1, 0},   // 1x1, exact blocks
+    {1, 20, 8, 7, 18, 1, 2, 0},   // 1x1 stride 2 (a ResNet shortcut), odd width
+    {2, 3, 15, 13, 8, 7, 2, 3},   // 7x7 stride 2 (an ImageNet stem)
+    {1, 35, 6, 30, 19, 3, 1, 1},  // rows wider than one register block
+    {10, 5, 6, 6, 7, 3, 1, 1},    // more than one reduction chunk
+    {2, 4, 4, 5, 3, 3, 1, 0},     // no padding
+    {1, 2, 6, 6, 3, 3, 1, 2},     // padding k - 1
+    {2, 64, 7, 7, 64, 3, 1, 1},   // ResNet stage 3
+};
+
+std::vector<Isa> direct_isas() {
+  std::vector<Isa> v;
+  if (static_cast<int>(kernels::detected_isa()) >= static_cast<int>(Isa::avx2)) v.push_back(Isa::avx2);
+  if (kernels::detected_isa() == Isa::avx512) v.push_back(Isa::avx512);
+  return v;
+}
+
+bool same_bits(const float* a, const float* b, int64_t n) { return std::memcmp(a, b, sizeof(float) * n) == 0; }
+
+struct Restore {
+  Isa saved = kernels::active_isa_level();
+  ~Restore() { kernels::set_active_isa(saved); }
+};
+}  // namespace
+
+TEST_CASE("direct conv2d: every ISA level equals the reference bit for bit") {
+  Restore restore;
+  const auto isas = direct_isas();
+  if (isas.empty()) MESSAGE("skipped: this CPU has no AVX2, conv2d runs im2col + sgemm only");
+  for (Isa isa : isas) {
+    kernels::set_active_isa(isa);
+    for (const Case& c : kCases) {
+      CAPTURE(kernels::isa_name(isa));
+      CAPTURE(c.n); CAPTURE(c.cin); CAPTURE(c.h); CAPTURE(c.w); CAPTURE(c.cout); CAPTURE(c.k); CAPTURE(c.stride);
+      Tensor x = rnd({c.n, c.cin, c.h, c.w}), w = rnd({c.cout, c.cin, c.k, c.k});
+      x.set_requires_grad(true);
+      w.set_requires_grad(true);
+      const Conv2dOptions o{c.stride, c.pad, 1, 1};
+      Tensor y = conv2d(x, w, Tensor(), o);
+      const int64_t ho = y.size(2), wo = y.size(3);
+      std::vector<float> ref(static_cast<size_t>(y.numel()));
+      direct_conv::conv_reference_forward(x.data(), w.data(), ref.data(), c.n, c.cin, c.h, c.w, c.cout, c.k, c.k,
+                                          c.stride, c.pad);
+      CHECK(same_bits(y.data(), ref.data(), y.numel()));
+
+      Tensor gy = rnd(y.shape());
+      sum(y * gy).backward();
+      std::vector<float> dx(static_cast<size_t>(x.numel()));
+      direct_conv::conv_reference_backward_data(gy.data(), w.data(), dx.data(), c.n, c.cin, c.h, c.w, c.cout,
+                                                c.k, c.k, c.stride, c.pad);
+      CHECK(same_bits(x.grad().data(), dx.data(), x.numel()));
+
+      // The weight gradient: per 8-image chunk the reference sum, then the fixed tree.
+      const int64_t leaves = reduce_leaves(c.n), wn = w.numel(), in_img = c.cin * c.h * c.w;
+      std::vector<float> parts(static_cast<size_t>(leaves * wn));
+      for (int64_t l = 0; l < leaves; ++l) {
+        const int64_t n0 = l * kReduceChunkImages, nb = std::min(kReduceChunkImages, c.n - n0);
+        direct_conv::conv_reference_weight_grad(x.data() + n0 * in_img, gy.data() + n0 * c.cout * ho * wo,
+                                                parts.data() + l * wn, nb, c.cin, c.h, c.w, c.cout, c.k, c.k,
+                                                c.stride, c.pad);
+      }
+      tree_sum_rows(parts.data(), leaves, wn);
+      CHECK(same_bits(w.grad().data(), parts.data(), wn));
+    }
+  }
+}
+
+TEST_CASE("direct conv2d: gradient checks on odd shapes, with bias") {
+  Restore restore;
+  for (Isa isa : direct_isas()) {
+    kernels::set_active_isa(isa);
+    CAPTURE(kernels::isa_name(isa));
+    for (const Case& c : {Case{2, 3, 5, 4, 17, 3, 2, 1}, Case{1, 18, 3, 3, 2, 1, 1, 0}, Case{1, 2, 1, 1, 3, 3, 1, 1}}) {
+      const Conv2dOptions o{c.stride, c.pad, 1, 1};
+      check_gradients([o](const std::vector<Tensor>& v) { return conv2d(v[0], v[1], v[2], o); },
+                      {rnd({c.n, c.cin, c.h, c.w}), rnd({c.cout, c.cin, c.k, c.k}), rnd({c.cout})});
+    }
+  }
+}
+
+TEST_CASE("conv2d: the direct path and im2col + sgemm agree to rounding") {
+  Restore restore;
+  const Case c{3, 17, 9, 11, 33, 3, 2, 1};
+  const Conv2dOptions o{c.stride, c.pad, 1, 1};
+  Tensor x = rnd({c.n, c.cin, c.h, c.w}), w = rnd({c.cout, c.cin, c.k, c.k}), b = rnd({c.cout});
+  kernels::set_active_isa(Isa::scalar);  // no direct kernels at this level: im2col + sgemm
+  Tensor ref = conv2d(x, w, b, o);
+  for (Isa isa : direct_isas()) {
+    kernels::set_active_isa(isa);
+    Tensor y = conv2d(x, w, b, o);
+    for (int64_t i = 0; i < y.numel(); ++i) CHECK(y.data()[i] == doctest::Approx(ref.data()[i]).epsilon(1e-5));
+  }
+}
