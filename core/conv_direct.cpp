@@ -16,21 +16,21 @@ Kernels kernels_for(kernels::Isa isa) {
     case kernels::Isa::avx2: return avx2_kernels();
     case kernels::Isa::scalar: break;
   }
-  return {nullptr, nullptr};
+  return {nullptr, nullptr, pack_activation, unpack_activation};
 }
 
 void pack_activation(const float* x, int64_t c, int64_t h, int64_t w, int64_t dilation, int64_t pad_top,
                      int64_t pad_left, int64_t out_h, int64_t out_w, float* out) {
   const int64_t B = kConvBlock, blocks = blocks_of(c);
   std::fill(out, out + blocks * out_h * out_w * B, 0.f);
-  for (int64_t ch = 0; ch < c; ++ch) {
-    float* dst = out + (ch / B) * out_h * out_w * B + ch % B;
-    const float* src = x + ch * h * w;
+  for (int64_t cb = 0; cb < blocks; ++cb)
     for (int64_t ih = 0; ih < h; ++ih) {
-      float* row = dst + ((pad_top + ih * dilation) * out_w + pad_left) * B;
-      for (int64_t iw = 0; iw < w; ++iw) row[iw * dilation * B] = src[ih * w + iw];
+      float* row = out + ((cb * out_h + pad_top + ih * dilation) * out_w + pad_left) * B;
+      for (int64_t i = 0; i < std::min(B, c - cb * B); ++i) {
+        const float* src = x + ((cb * B + i) * h + ih) * w;
+        for (int64_t iw = 0; iw < w; ++iw) row[iw * dilation * B + i] = src[iw];
+      }
     }
-  }
 }
 
 void unpack_activation(const float* blk, int64_t c, int64_t h, int64_t w, const float* bias, float* y) {

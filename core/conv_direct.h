@@ -47,11 +47,18 @@ using ForwardKernel = void (*)(const ConvShape& s, const float* x, const float* 
 using WeightGradKernel = void (*)(const ConvShape& s, int64_t images, const float* x, int64_t x_image,
                                   const float* dy, int64_t dy_image, float* dw);
 
+// Layout conversions, see pack_activation / unpack_activation below.
+using PackActivation = void (*)(const float* x, int64_t c, int64_t h, int64_t w, int64_t dilation,
+                                int64_t pad_top, int64_t pad_left, int64_t out_h, int64_t out_w, float* out);
+using UnpackActivation = void (*)(const float* blk, int64_t c, int64_t h, int64_t w, const float* bias, float* y);
+
 struct Kernels {
   ForwardKernel forward;
   WeightGradKernel weight_grad;
+  PackActivation pack;  // exact copies, so every level packs the same bits
+  UnpackActivation unpack;
 };
-// The kernels of an ISA level, or {nullptr, nullptr} for Isa::scalar (ops_conv then uses im2col).
+// The kernels of an ISA level; forward == nullptr for Isa::scalar (ops_conv then uses im2col).
 Kernels kernels_for(kernels::Isa isa);
 
 // Layout conversions (portable code). pack_activation writes out [blocks(c)][out_h][out_w][B]

@@ -32,5 +32,6 @@ constexpr int kMaxGradChannels = 6;
 #include "core/conv_direct_kernels.inc"
 
 namespace lowbit::direct_conv {
-Kernels avx2_kernels() { return {forward_image, weight_grad}; }
+// Packing: the portable loops (a ymm transpose would pay less than on AVX-512).
+Kernels avx2_kernels() { return {forward_image, weight_grad, pack_activation, unpack_activation}; }
 }  // namespace lowbit::direct_conv

@@ -3,6 +3,8 @@
 // accumulators), weight gradient 16 input channels (16 accumulators).
 #include <immintrin.h>
 
+#include <array>
+
 #include "core/conv_direct.h"
 
 namespace {
@@ -20,6 +22,89 @@ constexpr int kMaxGradChannels = 16;
 
 #include "core/conv_direct_kernels.inc"
 
+namespace {
+// In-register transpose of 16 rows of 16 floats: four rounds, round k swapping bit k of the row
+// index with bit k of the column index (one vpermt2ps per row and round). Fully unrolled, so the
+// 16 rows stay in registers.
+template <int D>
+__attribute__((always_inline)) inline void transpose_round(__m512 m[16]) {
+  alignas(64) static constexpr auto lo_idx = [] {
+    std::array<int, 16> a{};
+    for (int c = 0; c < 16; ++c) a[c] = (c & D) ? 16 + c - D : c;  // row r (bit clear): own or row r+D's
+    return a;
+  }();
+  alignas(64) static constexpr auto hi_idx = [] {
+    std::array<int, 16> a{};
+    for (int c = 0; c < 16; ++c) a[c] = (c & D) ? 16 + c : c + D;  // row r+D
+    return a;
+  }();
+  const __m512i lo = _mm512_load_si512(lo_idx.data()), hi = _mm512_load_si512(hi_idx.data());
+#pragma GCC unroll 16
+  for (int r = 0; r < 16; ++r) {
+    if (r & D) continue;
+    const __m512 a = m[r], b = m[r + D];
+    m[r] = _mm512_permutex2var_ps(a, lo, b);
+    m[r + D] = _mm512_permutex2var_ps(a, hi, b);
+  }
+}
+
+__attribute__((always_inline)) inline void transpose16(__m512 m[16]) {
+  transpose_round<1>(m);
+  transpose_round<2>(m);
+  transpose_round<4>(m);
+  transpose_round<8>(m);
+}
+
+__mmask16 first_n(int64_t n) { return static_cast<__mmask16>((1u << n) - 1u); }
+
+void pack_avx512(const float* x, int64_t c, int64_t h, int64_t w, int64_t dilation, int64_t pad_top,
+                 int64_t pad_left, int64_t out_h, int64_t out_w, float* out) {
+  const __m512 zero = _mm512_setzero_ps();
+  for (int64_t cb = 0; cb < lowbit::direct_conv::blocks_of(c); ++cb) {
+    const int64_t channels = std::min(B, c - cb * B);
+    for (int64_t oh = 0; oh < out_h; ++oh) {
+      float* row = out + (cb * out_h + oh) * out_w * B;
+      const int64_t q = oh - pad_top, ih = q / dilation;
+      if (q < 0 || q % dilation != 0 || ih >= h) {
+        for (int64_t j = 0; j < out_w; ++j) _mm512_storeu_ps(row + j * B, zero);
+        continue;
+      }
+      // Columns the pixels do not cover: all of them when dilated, else the padding.
+      const int64_t end = pad_left + (w - 1) * dilation + 1;
+      for (int64_t j = 0; j < out_w; ++j)
+        if (dilation > 1 || j < pad_left || j >= end) _mm512_storeu_ps(row + j * B, zero);
+      for (int64_t iw0 = 0; iw0 < w; iw0 += B) {
+        const int64_t n = std::min(B, w - iw0);
+        __m512 v[16];
+        for (int64_t i = 0; i < 16; ++i)
+          v[i] = i < channels ? _mm512_maskz_loadu_ps(first_n(n), x + ((cb * B + i) * h + ih) * w + iw0) : zero;
+        transpose16(v);
+        for (int64_t p = 0; p < n; ++p) _mm512_storeu_ps(row + (pad_left + (iw0 + p) * dilation) * B, v[p]);
+      }
+    }
+  }
+}
+
+void unpack_avx512(const float* blk, int64_t c, int64_t h, int64_t w, const float* bias, float* y) {
+  const int64_t hw = h * w;
+  for (int64_t cb = 0; cb < lowbit::direct_conv::blocks_of(c); ++cb) {
+    const int64_t channels = std::min(B, c - cb * B);
+    const float* src = blk + cb * hw * B;
+    for (int64_t j0 = 0; j0 < hw; j0 += B) {
+      const int64_t n = std::min(B, hw - j0);
+      __m512 v[16];
+      for (int64_t p = 0; p < 16; ++p) v[p] = p < n ? _mm512_loadu_ps(src + (j0 + p) * B) : _mm512_setzero_ps();
+      transpose16(v);
+      for (int64_t i = 0; i < channels; ++i) {
+        const int64_t ch = cb * B + i;
+        const __m512 out = bias ? _mm512_add_ps(v[i], _mm512_set1_ps(bias[ch])) : v[i];
+        _mm512_mask_storeu_ps(y + ch * hw + j0, first_n(n), out);
+      }
+    }
+  }
+}
+}  // namespace
+
 namespace lowbit::direct_conv {
-Kernels avx512_kernels() { return {forward_image, weight_grad}; }
+Kernels avx512_kernels() { return {forward_image, weight_grad, pack_avx512, unpack_avx512}; }
 }  // namespace lowbit::direct_conv

@@ -177,10 +177,10 @@ void direct_forward(const direct_conv::Kernels& k, const ConvGeometry& g, const 
     float* xb = scratch(0, d.x_floats);
     float* yb = scratch(1, d.y_floats);
     for (int64_t n = n0; n < n1; ++n) {
-      direct_conv::pack_activation(px + n * g.cin * g.h * g.w, g.cin, g.h, g.w, 1, opt.padding, opt.padding,
+      k.pack(px + n * g.cin * g.h * g.w, g.cin, g.h, g.w, 1, opt.padding, opt.padding,
                                    d.forward.in_h, d.forward.in_w, xb);
       k.forward(d.forward, xb, wt.data(), yb);
-      direct_conv::unpack_activation(yb, g.cout, g.ho, g.wo, pb, py + n * g.cout * g.hwo);
+      k.unpack(yb, g.cout, g.ho, g.wo, pb, py + n * g.cout * g.hwo);
     }
   });
 }
@@ -200,10 +200,10 @@ void direct_backward(const direct_conv::Kernels& k, const ConvGeometry& g, const
         float* dyb = scratch(0, d.dy_dilated_floats);
         float* dxb = scratch(1, d.dx_floats);
         for (int64_t n = n0; n < n0 + nb; ++n) {
-          direct_conv::pack_activation(pg + n * g.cout * g.hwo, g.cout, g.ho, g.wo, s, g.kh - 1 - p, g.kw - 1 - p,
+          k.pack(pg + n * g.cout * g.hwo, g.cout, g.ho, g.wo, s, g.kh - 1 - p, g.kw - 1 - p,
                                        d.backward_data.in_h, d.backward_data.in_w, dyb);
           k.forward(d.backward_data, dyb, wt_flipped.data(), dxb);
-          direct_conv::unpack_activation(dxb, g.cin, g.h, g.w, nullptr, dx + n * g.cin * g.h * g.w);
+          k.unpack(dxb, g.cin, g.h, g.w, nullptr, dx + n * g.cin * g.h * g.w);
         }
       }
       if (dw_parts) {
@@ -211,9 +211,9 @@ void direct_backward(const direct_conv::Kernels& k, const ConvGeometry& g, const
         float* dyb = scratch(1, nb * d.y_floats);
         float* dwb = scratch(2, d.w_floats);
         for (int64_t b = 0; b < nb; ++b) {
-          direct_conv::pack_activation(px + (n0 + b) * g.cin * g.h * g.w, g.cin, g.h, g.w, 1, p, p, d.forward.in_h,
+          k.pack(px + (n0 + b) * g.cin * g.h * g.w, g.cin, g.h, g.w, 1, p, p, d.forward.in_h,
                                        d.forward.in_w, xb + b * d.x_floats);
-          direct_conv::pack_activation(pg + (n0 + b) * g.cout * g.hwo, g.cout, g.ho, g.wo, 1, 0, 0, g.ho, g.wo,
+          k.pack(pg + (n0 + b) * g.cout * g.hwo, g.cout, g.ho, g.wo, 1, 0, 0, g.ho, g.wo,
                                        dyb + b * d.y_floats);
         }
         k.weight_grad(d.forward, nb, xb, d.x_floats, dyb, d.y_floats, dwb);

@@ -150,6 +150,19 @@ Tensor relu(const Tensor& x) {
   });
 }
 
+Tensor add_relu(const Tensor& a, const Tensor& b) {
+  LOWBIT_CHECK(a.shape() == b.shape(), "add_relu: shapes ", to_string(a.shape()), " and ", to_string(b.shape()),
+               " differ");
+  Tensor out = map_binary_same(a, b, [](float x, float y) {
+    const float s = x + y;
+    return s > 0.f ? s : 0.f;
+  });
+  return record(out, "add_relu", {a, b}, [y = out.detach()](const Tensor& g) {
+    Tensor masked = map_binary_same(g, y, [](float gv, float yv) { return yv > 0.f ? gv : 0.f; });
+    return std::vector<Tensor>{masked, masked};
+  });
+}
+
 Tensor clamp(const Tensor& x, float lo, float hi) {
   LOWBIT_CHECK(lo <= hi, "clamp: lower bound ", lo, " is above upper bound ", hi);
   Tensor out = map_unary(x, [lo, hi](float v) { return std::fmin(std::fmax(v, lo), hi); });

@@ -16,6 +16,8 @@ Tensor mul_scalar(const Tensor& a, float s);   // a * s
 Tensor neg(const Tensor& a);                   // -a
 
 Tensor relu(const Tensor& x);                        // max(x, 0); d/dx = [x > 0]
+// max(a + b, 0) for same-shape a, b in one pass (a residual join); d/da = d/db = [a + b > 0].
+Tensor add_relu(const Tensor& a, const Tensor& b);
 Tensor clamp(const Tensor& x, float lo, float hi);   // min(max(x, lo), hi); d/dx = [lo <= x <= hi]
 Tensor tanh(const Tensor& x);                        // d/dx = 1 - tanh(x)^2
 Tensor abs(const Tensor& x);                         // d/dx = sign(x), 0 at 0

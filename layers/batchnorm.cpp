@@ -25,12 +25,16 @@ BatchNorm2d::BatchNorm2d(int64_t c, float eps, float momentum, bool fused_relu)
   register_buffer("running_var", running_var, Tensor::ones({c}));
 }
 
-Tensor BatchNorm2d::forward(const Tensor& x) {
+Tensor BatchNorm2d::forward(const Tensor& x) { return run(x, fused_relu); }
+
+Tensor BatchNorm2d::forward_relu(const Tensor& x) { return run(x, true); }  // relu(relu(v)) = relu(v)
+
+Tensor BatchNorm2d::run(const Tensor& x, bool with_relu) {
   BatchNormOptions opt;
   opt.training = is_training();
   opt.momentum = momentum;
   opt.eps = eps;
-  opt.fused_relu = fused_relu;
+  opt.fused_relu = with_relu;
   opt.reduce_forward = g_sync_forward;
   opt.reduce_backward = g_sync_backward;
   return batch_norm(x, weight, bias, running_mean, running_var, opt);

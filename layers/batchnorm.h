@@ -15,6 +15,7 @@ class BatchNorm2d : public Module {
   // fused_relu: the layer computes relu(bn(x)) in one pass (same result as BatchNorm2d + ReLU).
   explicit BatchNorm2d(int64_t channels, float eps = 1e-5f, float momentum = 0.1f, bool fused_relu = false);
   Tensor forward(const Tensor& x) override;
+  Tensor forward_relu(const Tensor& x) override;  // relu(bn(x)) in the normalising pass
   std::string type_name() const override { return "BatchNorm2d"; }
   std::string describe() const override;
 
@@ -26,6 +27,9 @@ class BatchNorm2d : public Module {
   const float eps, momentum;
   const bool fused_relu;
   Parameter weight, bias, running_mean, running_var;
+
+ private:
+  Tensor run(const Tensor& x, bool with_relu);
 };
 
 }  // namespace lowbit

@@ -6,8 +6,11 @@
 
 #include "core/autograd.h"
 #include "core/error.h"
+#include "core/ops_elementwise.h"
 
 namespace lowbit {
+
+Tensor Module::forward_relu(const Tensor& x) { return relu(forward(x)); }
 
 Parameter& Parameter::operator=(const Tensor& value) {
   LOWBIT_CHECK(value.defined(), "assigning an undefined tensor to a parameter");

@@ -47,6 +47,10 @@ class Module {
 
   virtual Tensor forward(const Tensor& x) = 0;
   Tensor operator()(const Tensor& x) { return forward(x); }
+  // relu(forward(x)); a module that can apply the ReLU in its own pass overrides this
+  // (BatchNorm2d). Sequential and BasicBlock call it for a child followed by a ReLU, so every
+  // model built from them gets the fusion; a custom forward can call it too.
+  virtual Tensor forward_relu(const Tensor& x);
   // Short type name ("Conv2d") and a one-line description of the configuration.
   virtual std::string type_name() const = 0;
   virtual std::string describe() const { return type_name(); }

@@ -20,9 +20,13 @@ BasicBlock::BasicBlock(int64_t in, int64_t out, int64_t s) : in_channels(in), ou
 }
 
 Tensor BasicBlock::forward(const Tensor& x) {
-  Tensor y = bn2->forward(conv2->forward(relu1->forward(bn1->forward(conv1->forward(x)))));
+  // Plain ReLUs run fused: bn1 + relu1 in BatchNorm's pass, the join + relu2 as add_relu. An
+  // activation quantizer in their place (after conversion) runs as its own module.
+  const Tensor c1 = conv1->forward(x);
+  const Tensor h = dynamic_cast<ReLU*>(relu1.get()) ? bn1->forward_relu(c1) : relu1->forward(bn1->forward(c1));
+  Tensor y = bn2->forward(conv2->forward(h));
   Tensor skip = shortcut_conv ? shortcut_bn->forward(shortcut_conv->forward(x)) : x;
-  return relu2->forward(add(y, skip));
+  return dynamic_cast<ReLU*>(relu2.get()) ? add_relu(y, skip) : relu2->forward(add(y, skip));
 }
 
 std::string BasicBlock::describe() const {

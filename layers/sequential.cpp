@@ -1,6 +1,8 @@
 // sequential.cpp: Sequential container.
 #include "layers/sequential.h"
 
+#include "layers/activation.h"
+
 namespace lowbit {
 
 Sequential::Sequential(std::initializer_list<std::shared_ptr<Module>> modules) {
@@ -15,7 +17,15 @@ Sequential& Sequential::add(std::shared_ptr<Module> module) {
 
 Tensor Sequential::forward(const Tensor& x) {
   Tensor y = x;
-  for (auto& slot : slots_) y = (*slot)->forward(y);
+  for (size_t i = 0; i < slots_.size(); ++i) {
+    // A child followed by a plain ReLU runs both in one pass where the child can (forward_relu).
+    if (i + 1 < slots_.size() && dynamic_cast<ReLU*>(slots_[i + 1]->get())) {
+      y = (*slots_[i])->forward_relu(y);
+      ++i;
+    } else {
+      y = (*slots_[i])->forward(y);
+    }
+  }
   return y;
 }
 

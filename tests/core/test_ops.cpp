@@ -56,6 +56,14 @@ TEST_CASE("unary ops: gradients away from kinks") {
   CHECK_THROWS_AS(clamp(x, 1.f, 0.f), Error);
 }
 
+TEST_CASE("add_relu: relu(a + b) in one pass, same values and gradients") {
+  Tensor a = random_away_from({3, 2, 5, 7}, gen, -2.f, 2.f, {0.f});
+  Tensor b = mul_scalar(rnd({3, 2, 5, 7}), 1e-3f);  // keeps a + b away from the kink
+  CHECK(add_relu(a, b).to_vector() == relu(add(a, b)).to_vector());
+  check_gradients([](const std::vector<Tensor>& v) { return add_relu(v[0], v[1]); }, {a, b});
+  CHECK_THROWS_WITH_AS(add_relu(a, rnd({3})), doctest::Contains("add_relu: shapes"), Error);
+}
+
 TEST_CASE("reductions") {
   Tensor x = rnd({3, 4, 5});
   check_gradients([](const std::vector<Tensor>& v) { return sum(v[0]); }, {x.clone()});
