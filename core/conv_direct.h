@@ -42,10 +42,15 @@ struct ConvShape {
 // The ISA kernels. `x` blocked [in_blocks][in_h][in_w][B], `w` blocked weights, `y` blocked
 // [out_blocks][out_h][out_w][B] (written entirely).
 using ForwardKernel = void (*)(const ConvShape& s, const float* x, const float* w, float* y);
-// `x`: `images` blocked inputs, image stride x_image; `dy`: blocked [out_blocks][out_h][out_w][B],
-// stride dy_image; `dw`: blocked weights, overwritten with the sum over the images.
+// `x`: `images` blocked inputs, image stride x_image; `dy`: blocked output gradients, output
+// pixel (oh, ow) of block ob at dy + n*dy.image + ob*dy.block + oh*dy.row + ow*dy.pixel (so the
+// dilated, padded dy that backward-data packs serves too); `dw`: blocked weights, overwritten with
+// the sum over the images.
+struct GradLayout {
+  int64_t image, block, row, pixel;
+};
 using WeightGradKernel = void (*)(const ConvShape& s, int64_t images, const float* x, int64_t x_image,
-                                  const float* dy, int64_t dy_image, float* dw);
+                                  const float* dy, const GradLayout& dy_layout, float* dw);
 
 // Layout conversions, see pack_activation / unpack_activation below.
 using PackActivation = void (*)(const float* x, int64_t c, int64_t h, int64_t w, int64_t dilation,

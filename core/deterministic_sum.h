@@ -30,6 +30,30 @@ inline int64_t reduce_leaves(int64_t n_images) {
   return std::max<int64_t>(1, (n_images + kReduceChunkImages - 1) / kReduceChunkImages);
 }
 
+// Within one plane of a leaf: sums over j < n of term(j) (one or two accumulators) kept in
+// kLanes fixed lanes (j goes to lane j % kLanes) and combined by a fixed pairwise tree, so the
+// compiler can vectorise it (a single running float sum is a serial chain of dependent adds)
+// while the result stays a function of the data alone.
+constexpr int kLanes = 16;
+
+inline float combine_lanes(float* lane) {
+  for (int w = kLanes / 2; w >= 1; w /= 2)
+    for (int l = 0; l < w; ++l) lane[l] += lane[l + w];
+  return lane[0];
+}
+
+// term(j, a, b): adds plane element j's contributions to a and b.
+template <class Term>
+inline void lane_sums(int64_t n, float& sum_a, float& sum_b, Term term) {
+  float a[kLanes] = {}, b[kLanes] = {};
+  int64_t j = 0;
+  for (; j + kLanes <= n; j += kLanes)
+    for (int l = 0; l < kLanes; ++l) term(j + l, a[l], b[l]);
+  for (int l = 0; j < n; ++j, ++l) term(j, a[l], b[l]);
+  sum_a = combine_lanes(a);
+  sum_b = combine_lanes(b);
+}
+
 // parts holds `leaves` rows of `width` values; sums them by the fixed pairwise tree into row 0.
 template <class T>
 void tree_sum_rows(T* parts, int64_t leaves, int64_t width) {

@@ -168,17 +168,19 @@ DirectShapes direct_shapes(const ConvGeometry& g, const Conv2dOptions& opt) {
   return d;
 }
 
+// x_keep (when not null, n * x_floats): keeps every packed input for the weight gradient, which
+// then needs no second packing pass.
 void direct_forward(const direct_conv::Kernels& k, const ConvGeometry& g, const Conv2dOptions& opt,
-                    const float* px, const float* pw, const float* pb, float* py) {
+                    const float* px, const float* pw, const float* pb, float* py, float* x_keep) {
   const DirectShapes d = direct_shapes(g, opt);
   std::vector<float> wt(static_cast<size_t>(d.w_floats));
   direct_conv::pack_weights(pw, g.cout, g.cin, g.kh, g.kw, /*flipped=*/false, wt.data());
   parallel_for(0, g.n, 1, [&](int64_t n0, int64_t n1) {
-    float* xb = scratch(0, d.x_floats);
     float* yb = scratch(1, d.y_floats);
     for (int64_t n = n0; n < n1; ++n) {
-      k.pack(px + n * g.cin * g.h * g.w, g.cin, g.h, g.w, 1, opt.padding, opt.padding,
-                                   d.forward.in_h, d.forward.in_w, xb);
+      float* xb = x_keep ? x_keep + n * d.x_floats : scratch(0, d.x_floats);
+      k.pack(px + n * g.cin * g.h * g.w, g.cin, g.h, g.w, 1, opt.padding, opt.padding, d.forward.in_h,
+             d.forward.in_w, xb);
       k.forward(d.forward, xb, wt.data(), yb);
       k.unpack(yb, g.cout, g.ho, g.wo, pb, py + n * g.cout * g.hwo);
     }
@@ -186,37 +188,43 @@ void direct_forward(const direct_conv::Kernels& k, const ConvGeometry& g, const 
 }
 
 // dx (when not null, overwritten) and the per-chunk weight-gradient partials (when not null).
+// Per chunk, dy is packed once, dilated and padded for backward-data, and the weight gradient
+// reads the same buffer. x_packed: the forward's packed inputs, or null to pack them here.
 void direct_backward(const direct_conv::Kernels& k, const ConvGeometry& g, const Conv2dOptions& opt,
-                     const float* px, const float* pw, const float* pg, float* dx, float* dw_parts) {
+                     const float* px, const float* x_packed, const float* pw, const float* pg, float* dx,
+                     float* dw_parts) {
   const DirectShapes d = direct_shapes(g, opt);
-  const int64_t s = opt.stride, p = opt.padding;
+  const int64_t s = opt.stride, p = opt.padding, B = direct_conv::kConvBlock;
+  const int64_t top = g.kh - 1 - p, left = g.kw - 1 - p, hd = d.backward_data.in_h, wd = d.backward_data.in_w;
+  const direct_conv::GradLayout dy_layout{d.dy_dilated_floats, hd * wd * B, s * wd * B, s * B};
   std::vector<float> wt_flipped(dx ? static_cast<size_t>(d.w_floats) : 0);
   if (dx) direct_conv::pack_weights(pw, g.cout, g.cin, g.kh, g.kw, /*flipped=*/true, wt_flipped.data());
   const int64_t chunks = (g.n + g.chunk - 1) / g.chunk;
   parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
     for (int64_t ch = c0; ch < c1; ++ch) {
       const int64_t n0 = ch * g.chunk, nb = std::min(g.chunk, g.n - n0);
+      float* dyb = scratch(0, nb * d.dy_dilated_floats);
+      for (int64_t b = 0; b < nb; ++b)
+        k.pack(pg + (n0 + b) * g.cout * g.hwo, g.cout, g.ho, g.wo, s, top, left, hd, wd,
+               dyb + b * d.dy_dilated_floats);
       if (dx) {
-        float* dyb = scratch(0, d.dy_dilated_floats);
         float* dxb = scratch(1, d.dx_floats);
-        for (int64_t n = n0; n < n0 + nb; ++n) {
-          k.pack(pg + n * g.cout * g.hwo, g.cout, g.ho, g.wo, s, g.kh - 1 - p, g.kw - 1 - p,
-                                       d.backward_data.in_h, d.backward_data.in_w, dyb);
-          k.forward(d.backward_data, dyb, wt_flipped.data(), dxb);
-          k.unpack(dxb, g.cin, g.h, g.w, nullptr, dx + n * g.cin * g.h * g.w);
+        for (int64_t b = 0; b < nb; ++b) {
+          k.forward(d.backward_data, dyb + b * d.dy_dilated_floats, wt_flipped.data(), dxb);
+          k.unpack(dxb, g.cin, g.h, g.w, nullptr, dx + (n0 + b) * g.cin * g.h * g.w);
         }
       }
       if (dw_parts) {
-        float* xb = scratch(0, nb * d.x_floats);
-        float* dyb = scratch(1, nb * d.y_floats);
-        float* dwb = scratch(2, d.w_floats);
-        for (int64_t b = 0; b < nb; ++b) {
-          k.pack(px + (n0 + b) * g.cin * g.h * g.w, g.cin, g.h, g.w, 1, p, p, d.forward.in_h,
-                                       d.forward.in_w, xb + b * d.x_floats);
-          k.pack(pg + (n0 + b) * g.cout * g.hwo, g.cout, g.ho, g.wo, 1, 0, 0, g.ho, g.wo,
-                                       dyb + b * d.y_floats);
+        const float* xb = x_packed ? x_packed + n0 * d.x_floats : nullptr;
+        if (!xb) {
+          float* packed = scratch(2, nb * d.x_floats);
+          for (int64_t b = 0; b < nb; ++b)
+            k.pack(px + (n0 + b) * g.cin * g.h * g.w, g.cin, g.h, g.w, 1, p, p, d.forward.in_h, d.forward.in_w,
+                   packed + b * d.x_floats);
+          xb = packed;
         }
-        k.weight_grad(d.forward, nb, xb, d.x_floats, dyb, d.y_floats, dwb);
+        float* dwb = scratch(3, d.w_floats);
+        k.weight_grad(d.forward, nb, xb, d.x_floats, dyb + (top * wd + left) * B, dy_layout, dwb);
         direct_conv::unpack_weights(dwb, g.cout, g.cin, g.kh, g.kw, dw_parts + ch * g.cout * g.k);
       }
     }
@@ -237,7 +245,10 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
   float* py = y.data();
   const direct_conv::Kernels direct = direct_conv::kernels_for(kernels::active_isa_level());
   const bool fast = use_direct(g, opt, direct);
-  if (fast) direct_forward(direct, g, opt, px, pw, pb, py);
+  // The weight gradient reuses the forward's packed inputs (memory for one pass over them).
+  const bool gx = x.requires_grad(), gw = weight.requires_grad();
+  Tensor x_packed = fast && gw && grad_enabled() ? Tensor::empty({g.n * direct_shapes(g, opt).x_floats}) : Tensor();
+  if (fast) direct_forward(direct, g, opt, px, pw, pb, py, x_packed.defined() ? x_packed.data() : nullptr);
   const int64_t chunks = fast ? 0 : (g.n + g.chunk - 1) / g.chunk;
   parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
     // Scratch is fully overwritten before use: no zero-fill.
@@ -263,10 +274,9 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
     }
   });
 
-  const bool gx = x.requires_grad(), gw = weight.requires_grad();
   const bool gb = bias.defined() && bias.requires_grad();
   return record(y, "conv2d", {x, weight, bias},
-                [x = x.detach(), w = weight.detach(), opt, g, gx, gw, gb, fast, direct](const Tensor& gy) {
+                [x = x.detach(), w = weight.detach(), opt, g, gx, gw, gb, fast, direct, x_packed](const Tensor& gy) {
     // The direct path writes every element of dx; col2im accumulates into zeros.
     Tensor dx = gx ? (fast ? Tensor::empty(x.shape()) : Tensor::zeros(x.shape())) : Tensor();
     const int64_t chunks = (g.n + g.chunk - 1) / g.chunk;
@@ -319,7 +329,8 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
       }
     });
     if (fast && (gx || gw))
-      direct_backward(direct, g, opt, px, pw, pg, gx ? dx.data() : nullptr, gw ? dw_parts.data() : nullptr);
+      direct_backward(direct, g, opt, px, x_packed.defined() ? x_packed.data() : nullptr, pw, pg,
+                      gx ? dx.data() : nullptr, gw ? dw_parts.data() : nullptr);
     Tensor dw, db;
     if (gw) {
       tree_sum_rows(dw_parts.data(), chunks, g.cout * g.k);

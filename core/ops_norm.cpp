@@ -12,6 +12,17 @@
 
 namespace lowbit {
 
+namespace {
+// out[j] = g[j] where x[j]*scale + shift > 0 (the fused ReLU's mask), else 0.
+void mask_where_positive(const float* __restrict x, float scale, float shift, const float* __restrict g,
+                         float* __restrict out, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) {
+    const float gv = g[j];  // loaded unconditionally, so the select vectorises
+    out[j] = x[j] * scale + shift > 0.f ? gv : 0.f;
+  }
+}
+}  // namespace
+
 Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor running_mean,
                   Tensor running_var, const BatchNormOptions& opt) {
   LOWBIT_CHECK(x.dim() == 4 || x.dim() == 2, "batch_norm: input must be [N, C, H, W] or [N, C], got ",
@@ -35,11 +46,11 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
       for (int64_t i = i0; i < i1; ++i)
         for (int64_t ch = 0; ch < c; ++ch) {
           const float* p = px + (i * c + ch) * hw;
-          float fs = 0.f, fs2 = 0.f;  // per-plane float partials vectorise; planes are short
-          for (int64_t j = 0; j < hw; ++j) {
-            fs += p[j];
-            fs2 += p[j] * p[j];
-          }
+          float fs, fs2;  // per-plane float partials in fixed lanes (vectorised)
+          lane_sums(hw, fs, fs2, [p](int64_t j, float& s, float& s2) {
+            s += p[j];
+            s2 += p[j] * p[j];
+          });
           acc[ch] += fs;
           acc[c + ch] += fs2;
         }
@@ -114,20 +125,17 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
           const float* xp = px + (i * c + ch) * hw;
           const float* gp = gy_in.data() + (i * c + ch) * hw;
           float* masked = pdx + (i * c + ch) * hw;
-          float fsg = 0.f, fsgx = 0.f;
-          if (relu_out) {
-            for (int64_t j = 0; j < hw; ++j) {
-              const float g = xp[j] * scale + shift > 0.f ? gp[j] : 0.f;
-              masked[j] = g;
-              fsg += g;
-              fsgx += g * (xp[j] - mean[ch]);
-            }
-          } else {
-            for (int64_t j = 0; j < hw; ++j) {
-              fsg += gp[j];
-              fsgx += gp[j] * (xp[j] - mean[ch]);
-            }
+          float fsg, fsgx;
+          const float m = mean[ch];
+          const float* g = gp;
+          if (relu_out) {  // mask first (its own loop, so both loops vectorise), then sum
+            mask_where_positive(xp, scale, shift, gp, masked, hw);
+            g = masked;
           }
+          lane_sums(hw, fsg, fsgx, [=](int64_t j, float& sg, float& sgx) {
+            sg += g[j];
+            sgx += g[j] * (xp[j] - m);
+          });
           sg += fsg;
           sgx += static_cast<double>(fsgx) * invstd[ch];
         }
