@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 
 PACKAGES=(g++ meson ninja-build pkg-config libopenblas-dev libtbb-dev libstb-dev doctest-dev zlib1g-dev
           nlohmann-json3-dev libcli11-dev libopenmpi-dev openmpi-bin dataset-fashion-mnist
-          clang libclang-rt-14-dev)  # clang: the model-loader fuzz target and sanitizer build
+          clang libclang-rt-14-dev  # clang: the model-loader fuzz target and sanitizer build
+          python3-matplotlib)       # tools/plot_runs.py (and its test)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
