@@ -26,6 +26,7 @@ struct V {
 };
 constexpr int kMaxPixels = 6;
 constexpr int kMaxOutBlocks = 1;
+constexpr int kMaxGradOutBlocks = 1;
 constexpr int kMaxGradChannels = 6;
 }  // namespace
 

@@ -1,6 +1,7 @@
 // conv_direct_avx512.cpp: the direct-convolution kernels (conv_direct_kernels.inc) on AVX-512F:
 // one zmm per 16-channel block; forward register block 14 pixels x 2 output blocks (28
-// accumulators), weight gradient 16 input channels (16 accumulators).
+// accumulators), weight gradient 8 input channels x 2 output blocks (16 accumulators; 16 x 1
+// when there is one output block).
 #include <immintrin.h>
 
 #include <array>
@@ -17,6 +18,7 @@ struct V {
 };
 constexpr int kMaxPixels = 14;
 constexpr int kMaxOutBlocks = 2;
+constexpr int kMaxGradOutBlocks = 2;
 constexpr int kMaxGradChannels = 16;
 }  // namespace
 
