@@ -48,10 +48,14 @@ Tensor load_image(const intq::IntModel& m, const std::string& path) {
   int w = 0, h = 0, comp = 0;
   LOWBIT_CHECK(in.c == 1 || in.c == 3, "model input has ", in.c, " channels; images need 1 or 3");
   require_regular_file(path, "image file");
+  // The size from the image header first: nothing is decoded (allocated) at a size the model
+  // does not take.
+  LOWBIT_CHECK(stbi_info(path.c_str(), &w, &h, &comp), "cannot decode image ", path, ": ",
+               stbi_failure_reason() ? stbi_failure_reason() : "unknown");
+  LOWBIT_CHECK(w == in.w && h == in.h, "image ", path, " is ", w, "x", h, "; the model expects ", in.w, "x", in.h);
   unsigned char* px = stbi_load(path.c_str(), &w, &h, &comp, static_cast<int>(in.c));
   LOWBIT_CHECK(px, "cannot decode image ", path, ": ", stbi_failure_reason() ? stbi_failure_reason() : "unknown");
   std::unique_ptr<unsigned char, void (*)(void*)> guard(px, stbi_image_free);
-  LOWBIT_CHECK(w == in.w && h == in.h, "image ", path, " is ", w, "x", h, "; the model expects ", in.w, "x", in.h);
   Tensor x = Tensor::empty({1, in.c, in.h, in.w});
   for (int64_t c = 0; c < in.c; ++c)
     for (int64_t p = 0; p < in.h * in.w; ++p)

@@ -90,6 +90,9 @@ TEST_CASE("lowbit inspect / infer / bench infer on directories and hostile prove
   const std::string good = (dir / "good.safetensors").string();
   intq::save_int_model(good, m);
   CHECK(run_lowbit(dir, "inspect " + good).status == 0);
+  r = run_lowbit(dir, "infer --model " + good + " " + d);  // a directory as the image
+  CHECK(r.status == 1);
+  CHECK(r.err == "error: " + d + " is a directory, expected an image file\n");
   r = run_lowbit(dir, "bench infer --model " + good + " --batch 4 --seconds 0.05 --rounds 1 --threads 1");
   CHECK(r.status == 0);
 
