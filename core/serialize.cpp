@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -75,7 +76,19 @@ void save_state_dict(const std::string& path, const StateDict& state) {
   write_file_atomically(path, bytes);
 }
 
+void require_regular_file(const std::string& path, const std::string& expected) {
+  const bool vowel = !expected.empty() && std::string("aeiou").find(expected[0]) != std::string::npos;
+  const char* article = vowel ? "an " : "a ";
+  std::error_code ec;
+  const auto st = std::filesystem::status(path, ec);
+  if (ec || !std::filesystem::exists(st)) throw Error(detail::concat("cannot open ", expected, " ", path, ": no such file"));
+  if (std::filesystem::is_directory(st)) throw Error(detail::concat(path, " is a directory, expected ", article, expected));
+  if (!std::filesystem::is_regular_file(st))
+    throw Error(detail::concat(path, " is not a regular file, expected ", article, expected));
+}
+
 StateDict load_state_dict_file(const std::string& path) {
+  require_regular_file(path, "checkpoint");
   std::ifstream in(path, std::ios::binary);
   LOWBIT_CHECK(in.good(), "cannot open checkpoint ", path);
   std::stringstream ss;

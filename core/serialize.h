@@ -21,4 +21,10 @@ StateDict load_state_dict_file(const std::string& path);
 // Write `bytes` to `path` atomically (temp file + fsync + rename).
 void write_file_atomically(const std::string& path, const std::string& bytes);
 
+// Throws lowbit::Error unless `path` names a regular file (symlinks followed), e.g. for
+// expected = "model file": "cannot open model file P: no such file", "P is a directory,
+// expected a model file", "P is not a regular file, expected a model file". Reading a directory
+// or a device as a file gives no clear error (or an allocation of its "size").
+void require_regular_file(const std::string& path, const std::string& expected);
+
 }  // namespace lowbit

@@ -7,8 +7,10 @@
 //    Codes: m = round(n * u), odd-symmetric grid, scale 1.
 //  * Activations: a_q = quantize_b(clip(x, 0, 1)); da_q/dx = 1 for 0 <= x <= 1, else 0.
 //    Codes: round(n * clip(x, 0, 1)), zero point 0, scale 1/n.
+// Integer rule "dorefa" (no parameters): c = round(n * min(max(x, 0), 1)); affine mul = n, add = 0.
 #pragma once
 #include "quant/quantizer.h"
+#include "quant/registry.h"
 
 namespace lowbit {
 
@@ -19,6 +21,7 @@ class DorefaWeightQuantizer : public Quantizer {
   std::string describe() const override;
   std::string method() const override { return "dorefa"; }
   QuantizedCodes codes(const Tensor& w) const override;
+  bool keeps_scale() const override { return false; }  // levels (2m - n)/n in [-1, 1]
 
  protected:
   Tensor quantize(const Tensor& w) override;
@@ -31,10 +34,14 @@ class DorefaActQuantizer : public Quantizer {
   std::string describe() const override;
   std::string method() const override { return "dorefa"; }
   QuantizedCodes codes(const Tensor& x) const override;
+  ActCodeSpec code_spec() const override { return {"dorefa", bits(), 0.f, 0.f}; }
 
  protected:
   Tensor quantize(const Tensor& x) override;
 };
+
+// The registration (quant/registry.h): weights and activations, integer rule "dorefa".
+QuantizerMethod dorefa_method();
 
 Tensor dorefa_weight_quantize(const Tensor& w, int bits);
 Tensor dorefa_act_quantize(const Tensor& x, int bits);

@@ -25,6 +25,18 @@ inline float round_half_even(float v) {
   return (v + kMagic) - kMagic;
 }
 
+// The rounding of the integer runtime's vectorised quantize loops (ActCodeRule::quantize_many):
+// round_half_even, except where the target has FMA: there the compiler may contract the multiply
+// before it into a fused multiply-add, which drops the product's rounding and can move a tie, so
+// the exact call is used.
+inline float round_code(float v) {
+#if defined(__FMA__) || defined(__FMA4__)
+  return std::nearbyint(v);
+#else
+  return round_half_even(v);
+#endif
+}
+
 // body(begin, end) over [0, n) in chunks.
 template <class Body>
 void for_chunks(int64_t n, Body&& body) {

@@ -6,8 +6,11 @@
 // max_abs is a buffer: the running max of |x| over training batches (the first enabled batch
 // initialises it; eval uses the stored value). Codes round(x / S) + q in {0..2q}, zero point q,
 // scale S.
+// Integer rule "input" (p0 = S > 0, bits >= 2): c = round(min(max(x / S, -q), q)) + q, zero point q;
+// not affine-fusable (it quantizes the float image, never a GEMM output).
 #pragma once
 #include "quant/quantizer.h"
+#include "quant/registry.h"
 
 namespace lowbit {
 
@@ -20,6 +23,7 @@ class SignedInputQuantizer : public Quantizer {
   QuantizedCodes codes(const Tensor& x) const override;
   void set_clip(float clip) override;  // max_abs = clip
   std::vector<std::pair<std::string, double>> state_scalars() const override;
+  ActCodeSpec code_spec() const override { return {"input", bits(), scale->data()[0], 0.f}; }
 
   Parameter max_abs;  // buffer [1]
   Parameter scale;    // buffer [1]: max_abs / q, the step the op uses
@@ -28,5 +32,8 @@ class SignedInputQuantizer : public Quantizer {
   Tensor quantize(const Tensor& x) override;
   void initialize(const Tensor& x) override;
 };
+
+// The registration (quant/registry.h): activations (the first layer's input) only, rule "input".
+QuantizerMethod input_method();
 
 }  // namespace lowbit

@@ -8,8 +8,10 @@
 // Init on the first enabled forward: s = 2 * mean(|v|) / sqrt(Q_P) (current weights, or the
 // first batch). The optimizer clamps s >= 1e-5 after each step (a negative step size is a known
 // failure at 2 bits). Codes: v_bar + Q_N in {0..2^b - 1}, zero point Q_N, scale s.
+// Integer rule "lsq" (activations, p0 = s > 0): c = round(min(max(x / s, 0), n)); affine mul = 1/s.
 #pragma once
 #include "quant/quantizer.h"
+#include "quant/registry.h"
 
 namespace lowbit {
 
@@ -23,6 +25,7 @@ class LsqQuantizer : public Quantizer {
   QuantizedCodes codes(const Tensor& v) const override;
   void set_clip(float clip) override;  // activations: s = clip / Q_P
   std::vector<QuantParamSpec> param_specs() override;
+  ActCodeSpec code_spec() const override;  // activations only
   int qn() const;
   int qp() const;
 
@@ -32,6 +35,9 @@ class LsqQuantizer : public Quantizer {
   Tensor quantize(const Tensor& v) override;
   void initialize(const Tensor& v) override;
 };
+
+// The registration (quant/registry.h): weights and activations, integer rule "lsq".
+QuantizerMethod lsq_method();
 
 // grad_scale_n: N of g = 1/sqrt(N * Q_P).
 Tensor lsq_quantize(const Tensor& v, const Tensor& s, int qn, int qp, double grad_scale_n);

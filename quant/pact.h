@@ -8,8 +8,11 @@
 // the quantization MSE over a grid (default: measured best, see quant/README.md) or the 99th
 // percentile of the positive inputs. The optimizer keeps alpha >= 1e-3 and applies L2 on alpha
 // with the weights' decay (make_param_groups).
+// Integer rule "pact" (p0 = alpha > 0): c = round(min(max(x, 0), alpha) * (n / alpha)); affine
+// mul = n / alpha, add = 0. Factory option "pact_init" (fixed | mse | p99, default mse).
 #pragma once
 #include "quant/quantizer.h"
+#include "quant/registry.h"
 
 namespace lowbit {
 
@@ -27,6 +30,7 @@ class PactQuantizer : public Quantizer {
   QuantizedCodes codes(const Tensor& x) const override;
   void set_clip(float clip) override;
   std::vector<QuantParamSpec> param_specs() override;
+  ActCodeSpec code_spec() const override { return {"pact", bits(), alpha->data()[0], 0.f}; }
 
   const PactInit init;
   Parameter alpha;  // [1]
@@ -35,6 +39,9 @@ class PactQuantizer : public Quantizer {
   Tensor quantize(const Tensor& x) override;
   void initialize(const Tensor& x) override;
 };
+
+// The registration (quant/registry.h): activations only, integer rule "pact".
+QuantizerMethod pact_method();
 
 // The PACT op itself (alpha a [1] tensor), usable without a module.
 Tensor pact_quantize(const Tensor& x, const Tensor& alpha, int bits);

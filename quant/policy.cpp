@@ -6,13 +6,9 @@
 #include <sstream>
 
 #include "core/error.h"
-#include "quant/dorefa.h"
-#include "quant/input_quantizer.h"
-#include "quant/lsq.h"
 #include "quant/pact.h"
-#include "quant/qil.h"
 #include "quant/quant_layers.h"
-#include "quant/sawb.h"
+#include "quant/registry.h"
 
 namespace lowbit {
 
@@ -32,7 +28,40 @@ int parse_int(const std::string& s, const std::string& spec) {
 }
 }  // namespace
 
-std::vector<std::string> quant_method_names() { return {"fp32", "dorefa", "pact", "pact-sawb", "qil", "lsq"}; }
+namespace {
+// A policy method: the registered methods of its weight and activation quantizers.
+struct Recipe {
+  std::string name, weights, activations;
+};
+
+// Every registered method with both a weight and an activation quantizer is a policy method of
+// its own name; these recipes pair different ones (PACT's paper quantizes weights with DoReFa).
+const std::vector<Recipe>& paired_recipes() {
+  static const std::vector<Recipe> recipes = {{"pact", "dorefa", "pact"}, {"pact-sawb", "sawb", "pact"}};
+  return recipes;
+}
+
+std::vector<Recipe> recipes() {
+  std::vector<Recipe> all;
+  for (const auto& m : quantizer_methods())
+    if (m.make_weight && m.make_activation) all.push_back({m.name, m.name, m.name});
+  for (const auto& r : paired_recipes()) all.push_back(r);
+  return all;
+}
+
+Recipe recipe_of(const std::string& method) {
+  for (const auto& r : recipes())
+    if (r.name == method) return r;
+  throw Error(detail::concat("quant policy: unknown method '", method, "' (expected ", join_names(quant_method_names(), " | "),
+                             ")"));
+}
+}  // namespace
+
+std::vector<std::string> quant_method_names() {
+  std::vector<std::string> names = {"fp32"};
+  for (const auto& r : recipes()) names.push_back(r.name);
+  return names;
+}
 
 bool glob_match(const std::string& p, const std::string& s) {
   // Iterative wildcard match with backtracking to the last '*'.
@@ -73,9 +102,7 @@ LayerOverride QuantPolicy::parse_override(const std::string& spec) {
 }
 
 void QuantPolicy::validate() const {
-  const auto names = quant_method_names();
-  LOWBIT_CHECK(std::find(names.begin(), names.end(), method) != names.end(), "quant policy: unknown method '", method,
-               "' (expected fp32 | dorefa | pact | pact-sawb | qil | lsq)");
+  if (method != "fp32") recipe_of(method);  // throws naming the known methods
   LOWBIT_CHECK(valid_bits(wbits), "quant policy: wbits must be 2..8 or 32 (float), got ", wbits);
   LOWBIT_CHECK(valid_bits(abits), "quant policy: abits must be 2..8 or 32 (float), got ", abits);
   LOWBIT_CHECK(valid_bits(first_last_bits), "quant policy: first_last_bits must be 2..8 or 32 (float), got ",
@@ -132,21 +159,12 @@ QuantPolicy QuantPolicy::from_json_string(const std::string& text) {
 
 std::shared_ptr<Quantizer> make_weight_quantizer(const QuantPolicy& p, int bits) {
   if (bits == 32 || p.method == "fp32") return nullptr;
-  if (p.method == "dorefa" || p.method == "pact") return std::make_shared<DorefaWeightQuantizer>(bits);
-  if (p.method == "pact-sawb") return std::make_shared<SawbQuantizer>(bits);
-  if (p.method == "qil") return std::make_shared<QilWeightQuantizer>(bits);
-  if (p.method == "lsq") return std::make_shared<LsqQuantizer>(bits, QuantTarget::weight);
-  throw Error("quant policy: unknown method '" + p.method + "'");
+  return make_quantizer(recipe_of(p.method).weights, QuantTarget::weight, bits, p.to_json());
 }
 
 std::shared_ptr<Quantizer> make_act_quantizer(const QuantPolicy& p, int bits) {
   if (bits == 32 || p.method == "fp32") return nullptr;
-  if (p.method == "dorefa") return std::make_shared<DorefaActQuantizer>(bits);
-  if (p.method == "pact" || p.method == "pact-sawb")
-    return std::make_shared<PactQuantizer>(bits, pact_init_from_name(p.pact_init));
-  if (p.method == "qil") return std::make_shared<QilActQuantizer>(bits);
-  if (p.method == "lsq") return std::make_shared<LsqQuantizer>(bits, QuantTarget::activation);
-  throw Error("quant policy: unknown method '" + p.method + "'");
+  return make_quantizer(recipe_of(p.method).activations, QuantTarget::activation, bits, p.to_json());
 }
 
 namespace {
@@ -207,15 +225,16 @@ std::vector<LayerPlan> convert_model(Module& model, const QuantPolicy& policy) {
     auto parent = find_module(parent_name);
     auto child = find_module(lp.name);
     LOWBIT_CHECK(parent && child, "convert_model: lost module '", lp.name, "'");
-    // DoReFa and QIL weights are normalised to [-1, 1]; the last layer has no BN to absorb that
-    // scale (logits would blow up), so first/last layers use the scale-keeping SAWB grid (max|w|
-    // beyond 5 bits) for those methods.
-    const bool normalised = policy.method == "dorefa" || policy.method == "pact" || policy.method == "qil";
-    auto wq = (lp.first || lp.last) && normalised && lp.wbits != 32 ? std::make_shared<SawbQuantizer>(lp.wbits)
-                                                                      : make_weight_quantizer(policy, lp.wbits);
+    // DoReFa and QIL weights are normalised to [-1, 1] (!keeps_scale()); the last layer has no BN
+    // to absorb that scale (logits would blow up), so first/last layers use the scale-keeping SAWB
+    // grid (max|w| beyond 5 bits) for those methods.
+    auto wq = make_weight_quantizer(policy, lp.wbits);
+    if ((lp.first || lp.last) && wq && !wq->keeps_scale())
+      wq = make_quantizer("sawb", QuantTarget::weight, lp.wbits);
     std::shared_ptr<Quantizer> aq;
     if (lp.first)
-      aq = (policy.quantize_input && lp.abits != 32) ? std::make_shared<SignedInputQuantizer>(lp.abits) : nullptr;
+      aq = (policy.quantize_input && lp.abits != 32) ? make_quantizer("input", QuantTarget::activation, lp.abits)
+                                                     : nullptr;
     else
       aq = make_act_quantizer(policy, lp.abits);
     std::shared_ptr<Module> replacement;

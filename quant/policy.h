@@ -8,7 +8,9 @@
 // Sequential children are numbered, so in resnet20 "3.0.conv1" is stage 1 block 0's first conv
 // and "5.*=4/4" selects the whole third stage; `lowbit inspect` / bits_table() print them.
 //
-// Methods -> quantizers (weight / activation that feeds the layer):
+// Methods -> quantizers (weight / activation that feeds the layer): every method registered in
+// quant/registry.h with both a weight and an activation quantizer is a policy method of its own
+// name; pact and pact-sawb pair two registered methods:
 //   dorefa    DorefaWeightQuantizer / DorefaActQuantizer
 //   pact      DorefaWeightQuantizer / PactQuantizer
 //   pact-sawb SawbQuantizer        / PactQuantizer
@@ -67,7 +69,7 @@ struct QuantPolicy {
   static QuantPolicy from_json_string(const std::string& text);
 };
 
-std::vector<std::string> quant_method_names();  // fp32 dorefa pact pact-sawb qil lsq
+std::vector<std::string> quant_method_names();  // fp32 dorefa qil lsq pact pact-sawb
 bool glob_match(const std::string& pattern, const std::string& name);
 
 // The quantizers of one method at the given bits (nullptr for 32 bits).

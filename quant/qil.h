@@ -18,8 +18,11 @@
 // Init on the first enabled forward: weights c = d = alpha/2 with alpha the SAWB clip of the
 // layer (max|w| beyond 5 bits), gamma 1, so the interval is [0, alpha]; activations c = d = alpha/2
 // with alpha the MSE-optimal clip of the first batch.
+// Integer rule "qil" (p0 = c, p1 = d > 0): c = round(min(max((x - c + d) * (1 / (2d)), 0), 1) * n);
+// affine mul = n / (2d), add = (d - c) * mul.
 #pragma once
 #include "quant/quantizer.h"
+#include "quant/registry.h"
 
 namespace lowbit {
 
@@ -32,6 +35,7 @@ class QilWeightQuantizer : public Quantizer {
   std::string method() const override { return "qil"; }
   QuantizedCodes codes(const Tensor& w) const override;
   std::vector<QuantParamSpec> param_specs() override;
+  bool keeps_scale() const override { return false; }  // w_hat in [-1, 1]
 
   Parameter c, d, gamma;  // [1] each
   Parameter numel;        // buffer [1]: weights in the layer (N of the gradient scale)
@@ -51,6 +55,7 @@ class QilActQuantizer : public Quantizer {
   QuantizedCodes codes(const Tensor& x) const override;
   void set_clip(float clip) override;  // c = d = clip / 2: the interval [0, clip]
   std::vector<QuantParamSpec> param_specs() override;
+  ActCodeSpec code_spec() const override { return {"qil", bits(), c->data()[0], d->data()[0]}; }
 
   Parameter c, d;          // [1] each
   Parameter features;      // buffer [1]: input features per sample (N of the gradient scale)
@@ -59,6 +64,9 @@ class QilActQuantizer : public Quantizer {
   Tensor quantize(const Tensor& x) override;
   void initialize(const Tensor& x) override;
 };
+
+// The registration (quant/registry.h): weights and activations, integer rule "qil".
+QuantizerMethod qil_method();
 
 Tensor qil_weight_quantize(const Tensor& w, const Tensor& c, const Tensor& d, const Tensor& gamma, int bits);
 Tensor qil_act_quantize(const Tensor& x, const Tensor& c, const Tensor& d, int bits);

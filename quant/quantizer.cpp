@@ -64,6 +64,11 @@ void Quantizer::set_clip(float) {
                              "quantizers with a clip support calibration)"));
 }
 
+ActCodeSpec Quantizer::code_spec() const {
+  throw Error(detail::concat(method(), " quantizer (", type_name(),
+                             ") has no integer activation rule: it is not an activation quantizer"));
+}
+
 std::vector<std::pair<std::string, double>> Quantizer::state_scalars() const {
   std::vector<std::pair<std::string, double>> out;
   for (auto& [name, t] : named_parameters())

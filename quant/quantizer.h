@@ -1,4 +1,5 @@
 // quantizer.h: the Quantizer contract every QAT method implements, the integer codes it exports,
+// the integer rule of activation methods (ActCodeRule: what export folds and the runtime runs),
 // and the process-wide switch of the float warm-up phase.
 //
 // A Quantizer is a Module whose forward fake-quantizes a tensor (the weight of a layer or the
@@ -14,9 +15,15 @@
 //    statistics init (first batch / current weights) once; the flag is a buffer, so a resumed
 //    run does not re-initialise.
 //  * codes(x) gives the integer codes + scale + grid of Q(x) for export (see QuantizedCodes).
+//  * An activation quantizer also has an integer meaning that does not need the module: its
+//    code_spec() (method, bits, two float parameters: what a model file's quantize op stores)
+//    and its method's ActCodeRule, which turns floats into the same codes, checks a spec read
+//    from a file and gives the affine form export folds into a GEMM epilogue. The method's file
+//    implements both and registers them once (quant/registry.h).
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -44,6 +51,38 @@ struct QuantizedCodes {
 
   float value(uint8_t code) const;  // the real value of a code (formulas above)
   Tensor dequantize() const;        // every code's real value: equals the forward's Q(x)
+};
+
+// The integer meaning of an activation quantizer under its current parameters: the method name
+// (its registry key), bits and up to two float parameters (PACT alpha; QIL c, d; LSQ s; input S).
+struct ActCodeSpec {
+  std::string method;
+  int bits = 8;
+  float p0 = 0.f, p1 = 0.f;
+};
+
+// code = clamp(round(mul * y + add), 0, 2^bits - 1): the form export folds into an epilogue.
+struct CodeAffine {
+  double mul = 0, add = 0;
+};
+
+// The integer rule of one activation method, stateless: an ActCodeSpec -> codes. Both quantize
+// functions use the training quantizer's exact float expression (round half to even), so the
+// runtime's codes equal Quantizer::codes() of the module the spec came from.
+class ActCodeRule {
+ public:
+  virtual ~ActCodeRule() = default;
+  // Empty when the spec can run; otherwise what is wrong ("needs a positive alpha, got 0").
+  virtual std::string check(const ActCodeSpec& spec) const = 0;
+  // real = scale * (code - zero_point) (the zero point of the codes' value).
+  virtual int32_t zero_point(const ActCodeSpec& /*spec*/) const { return 0; }
+  // n = 2^bits - 1.
+  static int levels(const ActCodeSpec& spec) { return (1 << spec.bits) - 1; }
+  // One float (std::nearbyint rounding) and count floats (vectorisable rounding): equal codes.
+  virtual uint8_t quantize(const ActCodeSpec& spec, float x) const = 0;
+  virtual void quantize_many(const ActCodeSpec& spec, const float* x, int64_t count, uint8_t* out) const = 0;
+  // The affine form when the codes are clamp(round(mul * y + add), 0, 2^bits - 1), else none.
+  virtual std::optional<CodeAffine> affine(const ActCodeSpec& /*spec*/) const { return std::nullopt; }
 };
 
 // The warm-up switch (process-wide, default on). Off: every Quantizer passes its input through.
@@ -79,6 +118,11 @@ class Quantizer : public Module {
 
   // The integer codes of Q(x) under the current parameters (eval-mode statistics).
   virtual QuantizedCodes codes(const Tensor& x) const = 0;
+  // Activation quantizers: the spec of their integer rule (export). The base throws lowbit::Error.
+  virtual ActCodeSpec code_spec() const;
+  // False when the weight grid is normalised to [-1, 1] (DoReFa, QIL): a layer without a BN after
+  // it (the last) needs a scale-keeping grid instead (quant/policy.h).
+  virtual bool keeps_scale() const { return true; }
   // Fix the clip value (the largest representable |x|) from calibration, and mark initialized.
   // Activation quantizers implement it; the base throws lowbit::Error naming the method.
   virtual void set_clip(float clip);

@@ -100,4 +100,9 @@ std::vector<std::pair<std::string, double>> SawbQuantizer::state_scalars() const
   return {{"alpha_w", alpha_w->data()[0]}};
 }
 
+QuantizerMethod sawb_method() {
+  return {"sawb", [](int bits, const nlohmann::json&) { return std::make_shared<SawbQuantizer>(bits); }, nullptr,
+          nullptr};
+}
+
 }  // namespace lowbit

@@ -9,10 +9,12 @@
 // 2^b symmetric levels without zero (2b: +-alpha, +-alpha/3). Backward: dw_q/dw = 1 for
 // |w| <= alpha_w, else 0; no gradient to alpha_w. Codes m = round(...) in {0..n}, odd-symmetric
 // grid, scale alpha_w. use_max (set by calibration with weights = max) always uses max|w|.
+// Registered as "sawb" (weights only).
 #pragma once
 #include <utility>
 
 #include "quant/quantizer.h"
+#include "quant/registry.h"
 
 namespace lowbit {
 
@@ -36,6 +38,9 @@ class SawbQuantizer : public Quantizer {
  protected:
   Tensor quantize(const Tensor& w) override;
 };
+
+// The registration (quant/registry.h): weights only.
+QuantizerMethod sawb_method();
 
 // The SAWB grid op with a given alpha (a constant of the graph).
 Tensor sawb_quantize(const Tensor& w, float alpha, int bits);

@@ -17,6 +17,7 @@
 #include "core/data/loader.h"
 #include "core/error.h"
 #include "core/random.h"
+#include "core/serialize.h"
 #include "core/threading.h"
 #include "models/registry.h"
 #include "quant/export/compare.h"
@@ -46,10 +47,15 @@ Tensor load_image(const intq::IntModel& m, const std::string& path) {
   const auto& in = m.input_info();
   int w = 0, h = 0, comp = 0;
   LOWBIT_CHECK(in.c == 1 || in.c == 3, "model input has ", in.c, " channels; images need 1 or 3");
+  require_regular_file(path, "image file");
+  // The size from the image header first: nothing is decoded (allocated) at a size the model
+  // does not take.
+  LOWBIT_CHECK(stbi_info(path.c_str(), &w, &h, &comp), "cannot decode image ", path, ": ",
+               stbi_failure_reason() ? stbi_failure_reason() : "unknown");
+  LOWBIT_CHECK(w == in.w && h == in.h, "image ", path, " is ", w, "x", h, "; the model expects ", in.w, "x", in.h);
   unsigned char* px = stbi_load(path.c_str(), &w, &h, &comp, static_cast<int>(in.c));
   LOWBIT_CHECK(px, "cannot decode image ", path, ": ", stbi_failure_reason() ? stbi_failure_reason() : "unknown");
   std::unique_ptr<unsigned char, void (*)(void*)> guard(px, stbi_image_free);
-  LOWBIT_CHECK(w == in.w && h == in.h, "image ", path, " is ", w, "x", h, "; the model expects ", in.w, "x", in.h);
   Tensor x = Tensor::empty({1, in.c, in.h, in.w});
   for (int64_t c = 0; c < in.c; ++c)
     for (int64_t p = 0; p < in.h * in.w; ++p)
@@ -297,12 +303,13 @@ void register_bench_infer(CLI::App& bench) {
     set_num_threads(*threads);
     const intq::IntModel m = intq::load_int_model(*model);
     // The float model: the architecture named in the provenance (weights do not change its speed).
+    // The loader bounded model_config and checked it against the graph (quant/export/model_file.h).
     const json& p = m.provenance;
     LOWBIT_CHECK(p.contains("model") && p["model"].is_string() && p.contains("model_config"),
                  "model file ", *model, " has no provenance model/model_config to rebuild the float model from");
     const json& mc = p["model_config"];
-    ModelConfig config{mc.value("in_channels", int64_t{1}), mc.value("height", int64_t{28}), mc.value("width", int64_t{28}),
-                       mc.value("num_classes", int64_t{10})};
+    ModelConfig config{mc["in_channels"].get<int64_t>(), mc["height"].get<int64_t>(), mc["width"].get<int64_t>(),
+                       mc["num_classes"].get<int64_t>()};
     manual_seed(0);
     auto fp = make_model(p["model"].get<std::string>(), config);
     fp->eval();

@@ -9,59 +9,44 @@
 #include "layers/batchnorm.h"
 #include "layers/residual.h"
 #include "layers/sequential.h"
-#include "quant/dorefa.h"
-#include "quant/input_quantizer.h"
 #include "quant/kernels/gemm.h"
-#include "quant/lsq.h"
-#include "quant/pact.h"
-#include "quant/qil.h"
 #include "quant/quant_layers.h"
+#include "quant/registry.h"
 
 namespace lowbit::intq {
 namespace {
 
-// The per-method parameters of an activation quantizer, as a quantize op carries them.
+// The quantize op of an activation quantizer: its integer spec (Quantizer::code_spec), checked
+// against its method's rule (quant/registry.h).
 IntOp quantize_op_for(const Quantizer& q, const std::string& layer) {
+  LOWBIT_CHECK(q.initialized(), "export: the activation quantizer of layer '", layer,
+               "' was never initialised (train with quantization enabled first)");
+  ActCodeSpec spec;
+  std::string problem;
+  try {
+    spec = q.code_spec();
+    problem = act_code_rule(spec.method).check(spec);
+  } catch (const Error& e) {
+    problem = e.what();
+  }
+  LOWBIT_CHECK(problem.empty(), "export: layer '", layer, "' has an activation quantizer (", q.type_name(),
+               ") the integer runtime cannot run: ", problem);
   IntOp op;
   op.kind = OpKind::quantize;
   op.name = layer + ".act_quantizer";
-  op.bits = q.bits();
-  LOWBIT_CHECK(q.initialized() || dynamic_cast<const DorefaActQuantizer*>(&q),
-               "export: the activation quantizer of layer '", layer,
-               "' was never initialised (train with quantization enabled first)");
-  if (auto p = dynamic_cast<const PactQuantizer*>(&q)) {
-    op.method = "pact";
-    op.p0 = p->alpha->data()[0];
-  } else if (dynamic_cast<const DorefaActQuantizer*>(&q)) {
-    op.method = "dorefa";
-  } else if (auto p = dynamic_cast<const QilActQuantizer*>(&q)) {
-    op.method = "qil";
-    op.p0 = p->c->data()[0];
-    op.p1 = p->d->data()[0];
-  } else if (auto p = dynamic_cast<const LsqQuantizer*>(&q); p && p->target() == QuantTarget::activation) {
-    op.method = "lsq";
-    op.p0 = p->s->data()[0];
-  } else if (auto p = dynamic_cast<const SignedInputQuantizer*>(&q)) {
-    op.method = "input";
-    op.p0 = p->scale->data()[0];
-  } else {
-    LOWBIT_CHECK(false, "export: layer '", layer, "' has an activation quantizer (", q.type_name(),
-                 ") the integer runtime does not know");
-  }
+  op.method = spec.method;
+  op.bits = spec.bits;
+  op.p0 = spec.p0;
+  op.p1 = spec.p1;
   return op;
 }
 
 // y -> mul*y + add of a fusable quantizer (code = clamp(round(mul*y + add), 0, n)).
 bool fused_affine(const IntOp& q, double& mul, double& add) {
-  const double n = (1 << q.bits) - 1;
-  add = 0;
-  if (q.method == "pact") mul = n / q.p0;
-  else if (q.method == "dorefa") mul = n;
-  else if (q.method == "qil") {
-    mul = n / (2.0 * q.p1);
-    add = (-static_cast<double>(q.p0) + q.p1) * mul;
-  } else if (q.method == "lsq") mul = 1.0 / q.p0;
-  else return false;
+  const std::optional<CodeAffine> a = act_code_rule(q.method).affine(act_spec(q));
+  if (!a) return false;
+  mul = a->mul;
+  add = a->add;
   return mul > 0 && std::isfinite(mul) && std::isfinite(add);
 }
 

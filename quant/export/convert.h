@@ -15,14 +15,16 @@
 //  * BatchNorm (eval statistics) folds in: g = gamma / sqrt(var + eps);  A_c *= g;
 //    B_c = (B_c - mean_c)*g + beta_c.
 //  * ReLU / fused BN-ReLU, max pool and flatten after a conv are deferred until the consumer is
-//    known. When the consumer is the next layer's activation quantizer Q (pact, dorefa, qil,
-//    lsq; all y -> clamp(round(mul*y + add), 0, n) with mul > 0), Q folds into the epilogue:
+//    known. When the consumer is the next layer's activation quantizer Q and Q's method rule has
+//    an affine form (ActCodeRule::affine, quant/registry.h: pact, dorefa, qil, lsq; all
+//    y -> clamp(round(mul*y + add), 0, n) with mul > 0), Q folds into the epilogue:
 //      code = clamp(round(fl(fl(acc' * S_c) + T_c)), 0, n),  S_c = mul*A_c,  T_c = mul*B_c + add
 //    (ReLU is then the clamp at 0, valid because Q(0) = 0; otherwise the float path is used),
 //    and max pool runs on the codes (max commutes with a monotone non-decreasing quantizer).
 //    Otherwise (residual add, global average pool, logits) the epilogue produces float z and the
 //    deferred ops run in float.
-//  * a float value feeding a quantized layer gets a quantize op (the quantizer's exact rule).
+//  * a float value feeding a quantized layer gets a quantize op: the quantizer's code_spec(), run
+//    by its method's ActCodeRule (the quantizer's exact rule). No quantizer type is named here.
 //  * residual blocks: y = relu(bn2(conv2(.)) + shortcut(x)) with x, the add and y in float32.
 // The first layer's input is the normalised image, quantized by the 8-bit SignedInputQuantizer
 // (codes u = c + q, zero point q = 127: the K0_c correction). The last layer produces float logits.

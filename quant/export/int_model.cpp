@@ -13,6 +13,7 @@
 #include "core/threading.h"
 #include "quant/export/im2col_packed.h"
 #include "quant/kernels/gemm.h"
+#include "quant/registry.h"
 
 namespace lowbit::intq {
 
@@ -36,22 +37,6 @@ int pack_bits(int bits) { return bits <= 2 ? 2 : bits <= 4 ? 4 : 8; }
 
 namespace {
 
-// Round half to even, as the quantizers (std::nearbyint under the default rounding mode).
-inline float rne(float v) { return std::nearbyint(v); }
-
-// The same rounding for |v| <= 2^22 (every clamped quantizer argument): adding 1.5 * 2^23 leaves
-// no fraction bits, so the add rounds half to even, and the loop vectorises (nearbyint is a call
-// on the baseline ISA). A fused multiply-add would drop the rounding of the product before it,
-// so where the compiler may contract (FMA in the target) the exact call is used.
-inline float rne_small(float v) {
-#if defined(__FMA__) || defined(__FMA4__)
-  return std::nearbyint(v);
-#else
-  constexpr float kShift = 12582912.f;  // 1.5 * 2^23
-  return (v + kShift) - kShift;
-#endif
-}
-
 // Working memory of one task of run(): per value a buffer (codes or floats) and per op a packed
 // activation matrix. Buffers only grow, and workspaces are pooled across calls, so a steady
 // stream of batches allocates nothing.
@@ -60,6 +45,9 @@ struct Workspace {
   std::vector<std::vector<float>> floats;
   std::vector<kernels::PackedActivations> packed;
   Im2colScratch im2col;
+  // Where each value of the current chunk lives (a workspace buffer, the input, or an alias).
+  std::vector<const uint8_t*> code_ptrs;
+  std::vector<const float*> float_ptrs;
 };
 
 // A pool rather than thread_local: a thread blocked in a nested parallel GEMM may pick up
@@ -96,33 +84,14 @@ T* grow(std::vector<T>& v, int64_t n) {
 
 }  // namespace
 
-// The method is chosen once; the same expressions as quantize_value, rounded by rne_small (every
-// argument is clamped to [0, 255] or [-127, 127] first), so the same codes.
+ActCodeSpec act_spec(const IntOp& op) { return {op.method, op.bits, op.p0, op.p1}; }
+
+// The method's rule (its own file, found through quant/registry.h); unknown methods throw.
 void quantize_values(const IntOp& op, const float* x, int64_t count, uint8_t* out) {
-  const float n = static_cast<float>((1 << op.bits) - 1);
-  if (op.method == "pact") {
-    const float a = op.p0, inv = n / a;
-    for (int64_t i = 0; i < count; ++i)
-      out[i] = static_cast<uint8_t>(static_cast<int32_t>(rne_small(std::min(std::max(x[i], 0.f), a) * inv)));
-  } else if (op.method == "dorefa") {
-    for (int64_t i = 0; i < count; ++i)
-      out[i] = static_cast<uint8_t>(static_cast<int32_t>(rne_small(n * std::min(std::max(x[i], 0.f), 1.f))));
-  } else if (op.method == "qil") {
-    const float c = op.p0, d = op.p1, inv_2d = 1.f / (2.f * d);
-    for (int64_t i = 0; i < count; ++i)
-      out[i] = static_cast<uint8_t>(
-          static_cast<int32_t>(rne_small(std::min(std::max((x[i] - c + d) * inv_2d, 0.f), 1.f) * n)));
-  } else if (op.method == "lsq") {
-    const float step = op.p0;
-    for (int64_t i = 0; i < count; ++i)
-      out[i] = static_cast<uint8_t>(static_cast<int32_t>(rne_small(std::min(std::max(x[i] / step, 0.f), n))));
-  } else {
-    const int q = (1 << (op.bits - 1)) - 1;
-    const float qf = static_cast<float>(q), step = op.p0;
-    for (int64_t i = 0; i < count; ++i)
-      out[i] = static_cast<uint8_t>(static_cast<int32_t>(rne_small(std::min(std::max(x[i] / step, -qf), qf)) + qf));
-  }
+  act_code_rule(op.method).quantize_many(act_spec(op), x, count, out);
 }
+
+uint8_t quantize_value(const IntOp& op, float x) { return act_code_rule(op.method).quantize(act_spec(op), x); }
 
 namespace {
 
@@ -222,24 +191,6 @@ void run_gemm_op(const IntOp& op, const ValueInfo& in, const ValueInfo& out, con
 
 }  // namespace
 
-uint8_t quantize_value(const IntOp& op, float x) {
-  const float n = static_cast<float>((1 << op.bits) - 1);
-  if (op.method == "pact") {
-    const float a = op.p0, inv = n / a;
-    return static_cast<uint8_t>(rne(std::min(std::max(x, 0.f), a) * inv));
-  }
-  if (op.method == "dorefa") return static_cast<uint8_t>(rne(n * std::min(std::max(x, 0.f), 1.f)));
-  if (op.method == "qil") {
-    const float inv_2d = 1.f / (2.f * op.p1);
-    return static_cast<uint8_t>(rne(std::min(std::max((x - op.p0 + op.p1) * inv_2d, 0.f), 1.f) * n));
-  }
-  if (op.method == "lsq") return static_cast<uint8_t>(rne(std::min(std::max(x / op.p0, 0.f), n)));
-  // input: signed symmetric, zero point q
-  const int q = (1 << (op.bits - 1)) - 1;
-  const float qf = static_cast<float>(q);
-  return static_cast<uint8_t>(rne(std::min(std::max(x / op.p0, -qf), qf)) + static_cast<float>(q));
-}
-
 int64_t stored_bytes(const IntOp& op) {
   const int64_t per_byte = kernels::codes_per_byte(op.weights->bits);
   return op.out_channels * ((op.weights->k + per_byte - 1) / per_byte) + 8 * op.out_channels;
@@ -251,6 +202,129 @@ int64_t IntModel::parameter_bytes() const {
     if (op.kind == OpKind::conv || op.kind == OpKind::linear) bytes += stored_bytes(op);
   return bytes;
 }
+
+namespace {
+
+// One chunk of images [i0, i0 + count) through every op: where each value lives (flatten aliases
+// its input), the workspace buffers, and the logits rows the model output is written into.
+class ChunkRun {
+ public:
+  ChunkRun(const IntModel& m, Workspace& ws, const CodeTrace& trace, int64_t i0, int64_t count, float* logits)
+      : m_(m), ws_(ws), trace_(trace), i0_(i0), cnt_(count), logits_(logits), codes_(ws.code_ptrs),
+        floats_(ws.float_ptrs) {}
+
+  // images: the whole batch, NCHW.
+  void run(const float* images) {
+    load_input(images);
+    for (size_t k = 0; k < m_.ops.size(); ++k) run_op(k);
+    const float* y = floats_[static_cast<size_t>(m_.output)];
+    const int64_t classes = m_.num_classes();
+    if (y != logits_) std::memcpy(logits_, y, sizeof(float) * static_cast<size_t>(cnt_ * classes));
+  }
+
+ private:
+  const IntModel& m_;
+  Workspace& ws_;
+  const CodeTrace& trace_;
+  const int64_t i0_, cnt_;
+  float* logits_;
+  std::vector<const uint8_t*>& codes_;
+  std::vector<const float*>& floats_;
+
+  // NCHW -> NHWC (the same memory for one channel).
+  void load_input(const float* src) {
+    const ValueInfo& in = m_.input_info();
+    const int64_t hw = in.h * in.w;
+    const size_t v = static_cast<size_t>(m_.input);
+    if (in.c == 1) {
+      floats_[v] = src + i0_ * hw;
+      return;
+    }
+    float* x = grow(ws_.floats[v], cnt_ * in.numel());
+    for (int64_t img = 0; img < cnt_; ++img)
+      for (int64_t c = 0; c < in.c; ++c)
+        for (int64_t p = 0; p < hw; ++p) x[(img * hw + p) * in.c + c] = src[((i0_ + img) * in.c + c) * hw + p];
+    floats_[v] = x;
+  }
+
+  // The model output goes straight into the logits.
+  float* float_out(size_t oi, int64_t count) {
+    float* y = static_cast<int>(oi) == m_.output ? logits_ : grow(ws_.floats[oi], count);
+    floats_[oi] = y;
+    return y;
+  }
+  uint8_t* codes_out(size_t oi, int64_t count) {
+    uint8_t* y = grow(ws_.codes[oi], count);
+    codes_[oi] = y;
+    return y;
+  }
+
+  void run_op(size_t k) {
+    const IntOp& op = m_.ops[k];
+    const ValueInfo& vo = m_.values[static_cast<size_t>(op.output)];
+    const ValueInfo& vi = m_.values[static_cast<size_t>(op.inputs.at(0))];
+    const size_t ii = static_cast<size_t>(op.inputs[0]), oi = static_cast<size_t>(op.output);
+    const int64_t count = cnt_ * vo.numel();
+    switch (op.kind) {
+      case OpKind::quantize:
+        quantize_values(op, floats_[ii], count, codes_out(oi, count));
+        break;
+      case OpKind::conv:
+      case OpKind::linear: {
+        if (trace_) codes_[ii] = trace_(op, i0_, cnt_, codes_[ii]);
+        void* y = op.out_codes ? static_cast<void*>(codes_out(oi, count)) : static_cast<void*>(float_out(oi, count));
+        run_gemm_op(op, vi, vo, codes_[ii], cnt_, ws_, ws_.packed[k], y);
+        break;
+      }
+      case OpKind::maxpool:
+        if (vi.type == ValueType::codes)
+          maxpool_any(codes_[ii], cnt_, vi, vo, op, codes_out(oi, count));
+        else
+          maxpool_any(floats_[ii], cnt_, vi, vo, op, float_out(oi, count));
+        break;
+      case OpKind::gap: gap(vi, floats_[ii], float_out(oi, count)); break;
+      case OpKind::add: {
+        const float* a = floats_[ii];
+        const float* b = floats_[static_cast<size_t>(op.inputs.at(1))];
+        float* y = float_out(oi, count);
+        for (int64_t i = 0; i < count; ++i) y[i] = a[i] + b[i];
+        break;
+      }
+      case OpKind::relu: {
+        const float* a = floats_[ii];
+        float* y = float_out(oi, count);
+        for (int64_t i = 0; i < count; ++i) y[i] = std::max(a[i], 0.f);
+        break;
+      }
+      case OpKind::flatten: flatten(ii, oi, vi, count); break;
+    }
+  }
+
+  void gap(const ValueInfo& vi, const float* xi, float* yo) const {
+    const int64_t C = vi.c, P = vi.h * vi.w;
+    for (int64_t img = 0; img < cnt_; ++img)
+      for (int64_t c = 0; c < C; ++c) {
+        // Same order as global_avg_pool2d: sum over H*W, then divide.
+        float s = 0.f;
+        for (int64_t p = 0; p < P; ++p) s += xi[(img * P + p) * C + c];
+        yo[img * C + c] = s / static_cast<float>(P);
+      }
+  }
+
+  // Same bytes, new shape: an alias, except that the model output is copied into the logits.
+  void flatten(size_t ii, size_t oi, const ValueInfo& vi, int64_t count) {
+    if (vi.type == ValueType::codes) {
+      codes_[oi] = codes_[ii];
+    } else if (static_cast<int>(oi) == m_.output) {
+      std::memcpy(logits_, floats_[ii], sizeof(float) * static_cast<size_t>(count));
+      floats_[oi] = logits_;
+    } else {
+      floats_[oi] = floats_[ii];
+    }
+  }
+};
+
+}  // namespace
 
 Tensor IntModel::run(const Tensor& images, const CodeTrace& trace) const {
   const ValueInfo& in = input_info();
@@ -268,104 +342,16 @@ Tensor IntModel::run(const Tensor& images, const CodeTrace& trace) const {
   const int64_t chunks = (N + chunk - 1) / chunk;
   const float* src = images.data();
   float* dst = logits.data();
-  const size_t nv = values.size();
   parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
     std::unique_ptr<Workspace> ws = workspace_pool().acquire();
-    if (ws->codes.size() < nv) ws->codes.resize(nv);
-    if (ws->floats.size() < nv) ws->floats.resize(nv);
+    if (ws->codes.size() < values.size()) ws->codes.resize(values.size());
+    if (ws->floats.size() < values.size()) ws->floats.resize(values.size());
     if (ws->packed.size() < ops.size()) ws->packed.resize(ops.size());
-    // Where each value of the current chunk lives (flatten aliases its input).
-    std::vector<const uint8_t*> codes(nv, nullptr);
-    std::vector<const float*> floats(nv, nullptr);
+    if (ws->code_ptrs.size() < values.size()) ws->code_ptrs.resize(values.size());
+    if (ws->float_ptrs.size() < values.size()) ws->float_ptrs.resize(values.size());
     for (int64_t ci = c0; ci < c1; ++ci) {
       const int64_t i0 = ci * chunk, cnt = std::min(chunk, N - i0);
-      // NCHW -> NHWC (the same memory for one channel)
-      const int64_t hw = in.h * in.w;
-      if (in.c == 1) {
-        floats[static_cast<size_t>(input)] = src + i0 * hw;
-      } else {
-        float* x = grow(ws->floats[static_cast<size_t>(input)], cnt * in.numel());
-        for (int64_t img = 0; img < cnt; ++img)
-          for (int64_t c = 0; c < in.c; ++c)
-            for (int64_t p = 0; p < hw; ++p) x[(img * hw + p) * in.c + c] = src[((i0 + img) * in.c + c) * hw + p];
-        floats[static_cast<size_t>(input)] = x;
-      }
-      for (size_t oi_op = 0; oi_op < ops.size(); ++oi_op) {
-        const IntOp& op = ops[oi_op];
-        const ValueInfo& vo = values[static_cast<size_t>(op.output)];
-        const ValueInfo& vi = values[static_cast<size_t>(op.inputs.at(0))];
-        const size_t ii = static_cast<size_t>(op.inputs[0]), oi = static_cast<size_t>(op.output);
-        const int64_t count = cnt * vo.numel();
-        // The model output goes straight into the logits.
-        float* fout = static_cast<int>(oi) == output ? dst + i0 * classes : nullptr;
-        auto float_out = [&] {
-          if (!fout) fout = grow(ws->floats[oi], count);
-          floats[oi] = fout;
-          return fout;
-        };
-        auto codes_out = [&] {
-          uint8_t* y = grow(ws->codes[oi], count);
-          codes[oi] = y;
-          return y;
-        };
-        switch (op.kind) {
-          case OpKind::quantize:
-            quantize_values(op, floats[ii], count, codes_out());
-            break;
-          case OpKind::conv:
-          case OpKind::linear: {
-            if (trace) codes[ii] = trace(op, i0, cnt, codes[ii]);
-            void* y = op.out_codes ? static_cast<void*>(codes_out()) : static_cast<void*>(float_out());
-            run_gemm_op(op, vi, vo, codes[ii], cnt, *ws, ws->packed[oi_op], y);
-            break;
-          }
-          case OpKind::maxpool:
-            if (vi.type == ValueType::codes)
-              maxpool_any(codes[ii], cnt, vi, vo, op, codes_out());
-            else
-              maxpool_any(floats[ii], cnt, vi, vo, op, float_out());
-            break;
-          case OpKind::gap: {
-            const int64_t C = vi.c, P = vi.h * vi.w;
-            const float* xi = floats[ii];
-            float* yo = float_out();
-            for (int64_t img = 0; img < cnt; ++img)
-              for (int64_t c = 0; c < C; ++c) {
-                // Same order as global_avg_pool2d: sum over H*W, then divide.
-                float s = 0.f;
-                for (int64_t p = 0; p < P; ++p) s += xi[(img * P + p) * C + c];
-                yo[img * C + c] = s / static_cast<float>(P);
-              }
-            break;
-          }
-          case OpKind::add: {
-            const float* a = floats[ii];
-            const float* b = floats[static_cast<size_t>(op.inputs.at(1))];
-            float* y = float_out();
-            for (int64_t i = 0; i < count; ++i) y[i] = a[i] + b[i];
-            break;
-          }
-          case OpKind::relu: {
-            const float* a = floats[ii];
-            float* y = float_out();
-            for (int64_t i = 0; i < count; ++i) y[i] = std::max(a[i], 0.f);
-            break;
-          }
-          case OpKind::flatten:
-            // Same bytes, new shape.
-            if (vi.type == ValueType::codes) {
-              codes[oi] = codes[ii];
-            } else if (fout) {
-              std::memcpy(fout, floats[ii], sizeof(float) * static_cast<size_t>(count));
-              floats[oi] = fout;
-            } else {
-              floats[oi] = floats[ii];
-            }
-            break;
-        }
-      }
-      const float* y = floats[static_cast<size_t>(output)];
-      if (y != dst + i0 * classes) std::memcpy(dst + i0 * classes, y, sizeof(float) * static_cast<size_t>(cnt * classes));
+      ChunkRun(*this, *ws, trace, i0, cnt, dst + i0 * classes).run(src);
     }
     workspace_pool().release(std::move(ws));
   });

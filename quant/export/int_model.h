@@ -8,11 +8,8 @@
 // Ops (docs/model-format.md has the file form of every field):
 //   quantize  float -> codes with the exact float expression of the training quantizer, so
 //             rounding ties go the same way as in the fake-quant model (round half to even):
-//               pact   c = round(min(max(x, 0), alpha) * (n / alpha))
-//               dorefa c = round(n * min(max(x, 0), 1))
-//               qil    c = round(min(max((x - c_X + d_X) * (1 / (2 d_X)), 0), 1) * n)
-//               lsq    c = round(min(max(x / s, 0), n))
-//               input  c = round(min(max(x / S, -q), q)) + q      (signed 8-bit image, zp q)
+//             the method's ActCodeRule (quant/registry.h; each method's header has its formula,
+//             docs/model-format.md all of them). An unknown method throws lowbit::Error.
 //   conv / linear  codes -> codes | float: im2col on codes (padding = the input zero point),
 //             packed GEMM (quant/kernels/gemm.h), acc' = acc_mul*acc + rowsum_mul*sum_k a_k,
 //             then per output channel c:
@@ -38,6 +35,7 @@
 
 #include "core/tensor.h"
 #include "quant/kernels/packing.h"
+#include "quant/quantizer.h"
 
 namespace lowbit::intq {
 
@@ -62,7 +60,8 @@ struct IntOp {
   std::vector<int> inputs;   // value indices
   int output = -1;
 
-  // quantize: method pact | dorefa | qil | lsq | input; p0, p1 its float parameters
+  // quantize: the ActCodeSpec of the quantizer (act_spec): a registered activation method
+  // (pact | dorefa | qil | lsq | input), bits, p0, p1 its float parameters
   // (pact alpha; qil c, d; lsq step s; input step S).
   std::string method;
   int bits = 0;
@@ -118,7 +117,10 @@ struct IntModel {
 // docs/model-format.md) and its [2, out_channels] float32 epilogue.
 int64_t stored_bytes(const IntOp& op);
 
+// The spec of a quantize op's rule.
+ActCodeSpec act_spec(const IntOp& op);
 // The standalone float -> code rule of a quantize op (scalar, the exact training expression).
+// Both throw lowbit::Error naming the method when it is not a registered activation method.
 uint8_t quantize_value(const IntOp& op, float x);
 // quantize_value over count floats (vectorised; the same codes).
 void quantize_values(const IntOp& op, const float* x, int64_t count, uint8_t* out);

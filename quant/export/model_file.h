@@ -18,7 +18,12 @@
 // (known op kinds, value references defined before use, bits, zero points, shapes recomputed from
 // the op parameters), every tensor's dtype/shape against the graph, no unreferenced tensors,
 // zero tail bits and codes within the weight bits, finite scales, the int32
-// accumulator guard, and size limits (kLimits) so a hostile header never causes a huge allocation.
+// accumulator guard, and size limits (ModelFileLimits) so a hostile header never causes a huge
+// allocation. Quantize methods must be registered activation methods whose rule accepts the
+// parameters (quant/registry.h). The provenance's model_config (what `lowbit bench infer`
+// rebuilds the float model from) is bounded by the same limits and must match the graph.
+// load_int_model refuses a path that is not a regular file (a directory: "P is a directory,
+// expected a model file").
 #pragma once
 #include <string>
 

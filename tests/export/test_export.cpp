@@ -7,8 +7,12 @@
 #include <doctest/doctest.h>
 
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <functional>
+#include <set>
 #include <string>
+#include <unistd.h>
 
 #include "core/autograd.h"
 #include "core/data/loader.h"
@@ -25,6 +29,7 @@
 #include "quant/export/model_file.h"
 #include "quant/policy.h"
 #include "quant/quant_layers.h"
+#include "quant/registry.h"
 #include "quant/training.h"
 
 using namespace lowbit;
@@ -193,6 +198,29 @@ void expect_error(const std::string& bytes, const std::string& fragment) {
   }
 }
 
+// The whole message (file name included) must be `message`.
+void expect_exact_error(const std::function<void()>& f, const std::string& message) {
+  CAPTURE(message);
+  try {
+    f();
+    FAIL("no error");
+  } catch (const Error& e) {
+    CHECK(std::string(e.what()) == message);
+  }
+}
+void expect_exact_error(const std::string& bytes, const std::string& message) {
+  expect_exact_error([&] { parse_int_model(bytes, "bad.safetensors"); }, "bad.safetensors: " + message);
+}
+
+// The provenance JSON of a file, edited by `edit`, written back.
+std::string edit_provenance(const std::string& bytes, const std::function<void(json& provenance)>& edit) {
+  json h = json::parse(header_of(bytes));
+  json p = json::parse(h["__metadata__"]["provenance"].get<std::string>());
+  edit(p);
+  h["__metadata__"]["provenance"] = p.dump();
+  return with_header(bytes, h.dump());
+}
+
 }  // namespace
 
 TEST_CASE("pact-sawb convnet W2A2: fake-quant and integer runtime agree") { check_parity("convnet", "pact-sawb", 2, 2); }
@@ -201,6 +229,12 @@ TEST_CASE("pact-sawb resnet20 W2A2") { check_parity("resnet20", "pact-sawb", 2, 
 TEST_CASE("other methods: dorefa, pact, qil, lsq") {
   for (const char* m : {"dorefa", "pact", "qil", "lsq"}) check_parity("convnet", m, 2, 2);
   check_parity("resnet20", "lsq", 4, 4, 3, 16);
+}
+TEST_CASE("every policy method (quant/registry.h + recipes) has a parity test") {
+  // The methods above; a method registered later is exported and checked here.
+  const std::set<std::string> tested = {"fp32", "pact-sawb", "dorefa", "pact", "qil", "lsq"};
+  for (const std::string& m : quant_method_names())
+    if (!tested.count(m)) check_parity("convnet", m, 2, 2);
 }
 TEST_CASE("mlp W8A8 (flatten of the float input, linear-only graph)") { check_parity("mlp", "pact-sawb", 8, 8); }
 
@@ -289,6 +323,83 @@ TEST_CASE("file round trip and malformed-file corpus") {
     expect_error(edit_json(good, [](json&, json& g) { g["values"][2]["shape"][0] = 31; }), "shape");
     expect_error(edit_json(good, [](json& h, json&) { h["__metadata__"]["format_version"] = "99"; }), "format_version");
     expect_error(edit_json(good, [](json& h, json&) { h.erase("__metadata__"); }), "__metadata__");
+  }
+  SUBCASE("quantize methods come from the registry; unknown ones are errors") {
+    // ops[0] is the input quantizer of the first layer (v0 -> v1, zero point 127).
+    REQUIRE(t.im.ops.at(0).kind == OpKind::quantize);
+    REQUIRE(t.im.ops.at(0).method == "input");
+    const std::string known = join_names(quantizer_method_names(QuantTarget::activation));
+    CHECK(known == "dorefa, pact, qil, lsq, input");
+    expect_exact_error(edit_json(good, [](json&, json& g) { g["ops"][0]["method"] = "nosuch"; }),
+                       "graph.ops[0] ('0.act_quantizer') has unknown quantize method 'nosuch' (known: " + known + ")");
+    expect_exact_error(edit_json(good, [](json&, json& g) { g["ops"][0]["method"] = "sawb"; }),
+                       "graph.ops[0] ('0.act_quantizer') has unknown quantize method 'sawb' (known: " + known + ")");
+    // Every registered rule judges its own parameters: zero parameters are refused with the
+    // rule's words, or (a rule that takes none) the output's zero point must be the rule's.
+    for (const std::string& method : quantizer_method_names(QuantTarget::activation)) {
+      CAPTURE(method);
+      const ActCodeSpec spec{method, 8, 0.f, 0.f};
+      const ActCodeRule& rule = act_code_rule(method);
+      const std::string problem = rule.check(spec);
+      const std::string bytes = edit_json(good, [&](json&, json& g) {
+        g["ops"][0]["method"] = method;
+        g["ops"][0]["params"] = {0, 0};
+      });
+      if (!problem.empty())
+        expect_exact_error(bytes, "graph.ops[0] ('0.act_quantizer') (" + method + ") " + problem);
+      else if (rule.zero_point(spec) != 127)
+        expect_exact_error(bytes, "graph.ops[0] ('0.act_quantizer') output 'v1' must have bits 8 and zero point " +
+                                      std::to_string(rule.zero_point(spec)));
+    }
+    expect_exact_error(edit_json(good, [](json&, json& g) { g["ops"][0]["params"] = {0.5, 0}; g["ops"][0]["bits"] = 1; }),
+                       "graph.ops[0] ('0.act_quantizer') (input) needs bits >= 2 and a positive step, got 1 bits and step 0.5");
+    expect_exact_error(edit_json(good, [](json&, json& g) { g["ops"][1]["weight_method"] = "nosuch"; }),
+                       "graph.ops[1] ('0') has unknown weight_method 'nosuch' (known: dorefa, sawb, qil, lsq)");
+    // The runtime refuses an unknown method too (it used to run it as "input").
+    IntOp op = t.im.ops.at(0);
+    op.method = "nosuch";
+    CHECK_THROWS_WITH_AS(quantize_value(op, 1.f), doctest::Contains("unknown activation quantizer method 'nosuch'"), Error);
+  }
+  SUBCASE("provenance: what bench infer rebuilds the float model from is bounded and must agree") {
+    auto with_config = [&](const json& mc) { return edit_provenance(good, [&](json& p) { p["model_config"] = mc; }); };
+    const json ok = {{"in_channels", 1}, {"height", 28}, {"width", 28}, {"num_classes", 10}};
+    CHECK(parse_int_model(with_config(ok), "ok").provenance["model_config"] == ok);
+    auto with = [&](const char* key, const json& v) {
+      json mc = ok;
+      mc[key] = v;
+      return with_config(mc);
+    };
+    expect_exact_error(with("in_channels", 1ull << 40),
+                       "provenance.model_config.in_channels = 1099511627776 is outside [1, 65536]");
+    expect_exact_error(with("in_channels", -3), "provenance.model_config.in_channels = -3 is outside [1, 65536]");
+    expect_exact_error(with("height", 0), "provenance.model_config.height = 0 is outside [1, 16384]");
+    expect_exact_error(with("width", 1 << 20), "provenance.model_config.width = 1048576 is outside [1, 16384]");
+    expect_exact_error(with("num_classes", -1), "provenance.model_config.num_classes = -1 is outside [1, 65536]");
+    expect_exact_error(with("num_classes", "ten"), "provenance.model_config.num_classes must be an integer");
+    expect_exact_error(with("height", 2.5), "provenance.model_config.height must be an integer");
+    expect_exact_error(with("in_channels", 3),
+                       "provenance.model_config (3x28x28, 10 classes) disagrees with the graph (input 1x28x28, 10 classes)");
+    expect_exact_error(with_config(json::array({1, 2})), "provenance.model_config must be a JSON object");
+    json partial = ok;
+    partial.erase("width");
+    expect_exact_error(with_config(partial), "provenance.model_config lacks 'width'");
+    expect_exact_error(edit_provenance(good, [](json& p) { p["model"] = 7; }),
+                       "provenance.model must be a string (a model zoo name)");
+    expect_exact_error(edit_provenance(good, [](json& p) { p = json::array(); }),
+                       "__metadata__.provenance must be a JSON object");
+  }
+  SUBCASE("paths: a directory, a device and a missing file are refused by name") {
+    const std::filesystem::path dir =
+        std::filesystem::temp_directory_path() / ("lowbit_export_dir_" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    expect_exact_error([&] { load_int_model(dir.string()); }, dir.string() + " is a directory, expected a model file");
+    expect_exact_error([&] { load_int_model("/dev/null"); }, "/dev/null is not a regular file, expected a model file");
+    expect_exact_error([&] { load_int_model((dir / "missing").string()); },
+                       "cannot open model file " + (dir / "missing").string() + ": no such file");
+    const std::string file = (dir / "m.safetensors").string();
+    save_int_model(file, t.im);
+    CHECK(load_int_model(file).ops.size() == t.im.ops.size());
+    std::filesystem::remove_all(dir);
   }
   SUBCASE("tensor content") {
     // The first conv re-coded at 3 weight bits (stored at pack width 4) with K = 9: each channel

@@ -1,32 +1,38 @@
-// test_golden.cpp: every quantizer op against the golden vectors (tests/quant/data/quantizers.json,
-// a copy of ../shared/golden/quantizers.json): forward values, dL/dx and every dL/dparam with
-// L = sum(g * y), float32 within rtol 1e-5. As the file allows, an element may mismatch only where
-// x lies within 1e-6 of a rounding tie or a clip boundary: we detect that by evaluating, in
-// double, the method's pre-rounding quantity and its branch at x - 1e-6 and x + 1e-6; a parameter
-// gradient may then differ by at most that element's |g| times its largest possible jump.
+// test_golden.cpp: every registered quantizer (quant/registry.h) against the golden vectors
+// (tests/quant/data/quantizers.json, a copy of ../shared/golden/quantizers.json): forward values,
+// dL/dx and every dL/dparam with L = sum(g * y), float32 within rtol 1e-5. The test iterates the
+// registry: each method and target it registers must have golden cases (named METHOD, or
+// METHOD_weight / METHOD_act when the method has both), or be listed in kWithoutGolden with the
+// test that covers it instead. The quantizer is built by its registered factory and run through
+// the Quantizer contract (forward, backward, its parameters and buffers by name), so this file
+// names no method.
+// As the golden file allows, an element may mismatch only where x lies within 1e-6 of a rounding
+// tie or a clip boundary: the quantizer itself, evaluated at x - 1e-6 and x + 1e-6 for that
+// element alone, then gives a different y or a different dL/dx. A parameter gradient may differ by
+// the jump of that element's own contribution g_i * dy_i/dparam across the same interval.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
 #include <algorithm>
 #include <cmath>
-#include <map>
 #include <cstdlib>
 #include <fstream>
-#include <functional>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 
 #include "core/autograd.h"
-#include "quant/dorefa.h"
-#include "quant/lsq.h"
-#include "quant/pact.h"
-#include "quant/qil.h"
-#include "quant/sawb.h"
+#include "quant/registry.h"
 
 using namespace lowbit;
 using nlohmann::json;
 
 namespace {
+
+// Registered methods without golden vectors, and what tests them instead.
+const std::map<std::string, std::string> kWithoutGolden = {
+    {"input", "LSQ's grid with a statistics-driven step: codes() and the integer rule in test_quant.cpp"}};
 
 json load_golden() {
   const char* path = std::getenv("LOWBIT_GOLDEN");
@@ -36,154 +42,131 @@ json load_golden() {
   return json::parse(in);
 }
 
-Tensor to_tensor(const json& a, const Shape& shape) {
-  std::vector<float> v;
-  for (const auto& e : a) v.push_back(static_cast<float>(e.get<double>()));
+std::string golden_name(const QuantizerMethod& m, QuantTarget target) {
+  if (!(m.make_weight && m.make_activation)) return m.name;
+  return m.name + (target == QuantTarget::weight ? "_weight" : "_act");
+}
+
+Tensor to_tensor(const std::vector<double>& a, const Shape& shape) {
+  std::vector<float> v(a.begin(), a.end());
   return Tensor::from_vector(shape, v);
 }
 
-Tensor param(float v) {
-  Tensor t = Tensor::full({1}, v);
-  t.set_requires_grad(true);
-  return t;
+Tensor& named(std::vector<std::pair<std::string, Tensor>>& list, const std::string& name) {
+  for (auto& [n, t] : list)
+    if (n == name) return t;
+  FAIL("the quantizer has no parameter or buffer '", name, "'");
+  throw;  // not reached
 }
 
-// (pre-rounding value, branch id) of one element in double: a tie is a half-integer of the first,
-// a boundary a change of the second.
-using Critical = std::function<std::pair<double, int>(double x)>;
-
-bool near_critical(const Critical& f, double x) {
-  const double h = 1e-6;
-  auto [a, ra] = f(x - h);
-  auto [b, rb] = f(x + h);
-  return ra != rb || std::floor(a + 0.5) != std::floor(b + 0.5);
-}
-
-int branch3(double v, double lo, double hi) { return v < lo ? 0 : (v < hi ? 1 : 2); }
-
-struct CaseResult {
-  Tensor y, dx;
-  std::map<std::string, Tensor> dparams;
-  Critical critical;
-  double max_jump = 0;  // largest per-element jump of a parameter-gradient term at a critical point
+// One run of a fresh quantizer with the case's parameters: y, dL/dx and dL/dparam for L = sum(g*y).
+struct Run {
+  std::vector<float> y, dx;
+  std::map<std::string, double> dparams;
+  std::map<std::string, double> buffers;
 };
+
+Run run_case(const QuantizerMethod& m, QuantTarget target, const json& c, const std::vector<double>& xs,
+             const std::vector<double>& gs) {
+  const int bits = c["bits"];
+  auto q = make_quantizer(m.name, target, bits);
+  q->train();
+  auto params = q->named_parameters();
+  for (auto& [name, value] : c["params"].items()) named(params, name).data()[0] = value.get<float>();
+  auto buffers = q->named_buffers();
+  for (auto& [name, t] : buffers)
+    if (name == "initialized") t.data()[0] = 1.f;  // the case's parameters, not a data init
+  const int64_t n = static_cast<int64_t>(xs.size());
+  Shape shape{n};
+  if (c.contains("grad_scale_n") && target == QuantTarget::activation)
+    shape = {n / c["grad_scale_n"].get<int64_t>(), c["grad_scale_n"].get<int64_t>()};  // features per sample
+  Tensor x = to_tensor(xs, shape);
+  x.set_requires_grad(true);
+  Tensor y = q->forward(x);
+  y.backward(to_tensor(gs, shape));
+  Run r{y.to_vector(), x.grad().to_vector(), {}, {}};
+  for (auto& [name, t] : params) r.dparams[name] = t.grad().defined() ? t.grad().item() : 0.0;
+  for (auto& [name, t] : buffers) r.buffers[name] = t.data()[0];
+  return r;
+}
+
+bool differs(double a, double b) { return std::fabs(a - b) > 1e-3 * std::max(std::fabs(a), std::fabs(b)) + 1e-9; }
 
 int total_mismatches = 0;
 
-void check_case(const json& c) {
-  const std::string method = c["method"];
-  const int bits = c["bits"];
-  const int64_t n = static_cast<int64_t>(c["x"].size());
-  Shape shape{n};
-  if (c.contains("grad_scale_n") && method == "lsq_act") shape = {n / c["grad_scale_n"].get<int64_t>(), c["grad_scale_n"].get<int64_t>()};
-  Tensor x = to_tensor(c["x"], shape);
-  x.set_requires_grad(true);
-  const Tensor g = to_tensor(c["g"], shape);
-  const json& p = c["params"];
-  const double levels = (1 << bits) - 1;
-  CaseResult r;
-  std::map<std::string, Tensor> params;
-  if (method == "pact") {
-    const double a = p["alpha"];
-    params["alpha"] = param(static_cast<float>(a));
-    r.y = pact_quantize(x, params["alpha"], bits);
-    r.critical = [a, levels](double v) { return std::make_pair(std::clamp(v, 0.0, a) * levels / a, branch3(v, 0, a)); };
-    r.max_jump = 1;
-  } else if (method == "dorefa_act") {
-    r.y = dorefa_act_quantize(x, bits);
-    r.critical = [levels](double v) {
-      return std::make_pair(std::clamp(v, 0.0, 1.0) * levels, v < 0 ? 0 : (v <= 1 ? 1 : 2));
-    };
-  } else if (method == "dorefa_weight") {
-    r.y = dorefa_weight_quantize(x, bits);
-    double m = 0;
-    for (auto& e : c["x"]) m = std::max(m, std::fabs(std::tanh(e.get<double>())));
-    r.critical = [m, levels](double v) { return std::make_pair((std::tanh(v) / (2 * m) + 0.5) * levels, 0); };
-  } else if (method == "sawb") {
-    const float alpha = sawb_alpha(x, bits);
-    const double golden_alpha = c["buffers"]["alpha_w"];
-    INFO("sawb alpha_w: got ", alpha, " expected ", golden_alpha);
-    CHECK(std::fabs(alpha - golden_alpha) <= 1e-5 * std::fabs(golden_alpha));
-    r.y = sawb_quantize(x, alpha, bits);
-    r.critical = [golden_alpha, levels](double v) {
-      const double u = std::clamp(v / golden_alpha, -1.0, 1.0);
-      return std::make_pair(levels * (u + 1) / 2, std::fabs(v) <= golden_alpha ? 1 : 0);
-    };
-  } else if (method == "qil_weight") {
-    const double cc = p["c"], dd = p["d"], gm = p["gamma"];
-    params["c"] = param(static_cast<float>(cc));
-    params["d"] = param(static_cast<float>(dd));
-    params["gamma"] = param(static_cast<float>(gm));
-    r.y = qil_weight_quantize(x, params["c"], params["d"], params["gamma"], bits);
-    const double q = (1 << (bits - 1)) - 1;
-    r.critical = [cc, dd, gm, q](double v) {
-      const double u = (std::fabs(v) - cc + dd) / (2 * dd);
-      const double w = u <= 0 ? 0 : (u >= 1 ? 1 : std::pow(u, gm));
-      return std::make_pair(w * q, (u <= 0 ? 0 : (u >= 1 ? 2 : 1)) + (v < 0 ? 10 : 0));
-    };
-    r.max_jump = gm / (2 * dd) * (1 + cc / dd) + 1;
-  } else if (method == "qil_act") {
-    const double cc = p["c"], dd = p["d"];
-    params["c"] = param(static_cast<float>(cc));
-    params["d"] = param(static_cast<float>(dd));
-    r.y = qil_act_quantize(x, params["c"], params["d"], bits);
-    r.critical = [cc, dd, levels](double v) {
-      const double u = (v - cc + dd) / (2 * dd);
-      return std::make_pair(std::clamp(u, 0.0, 1.0) * levels, u <= 0 ? 0 : (u >= 1 ? 2 : 1));
-    };
-    r.max_jump = (1 + std::fabs(cc) + 3) / (2 * dd * dd);
-  } else if (method == "lsq_weight" || method == "lsq_act") {
-    const bool w = method == "lsq_weight";
-    const int qn = w ? 1 << (bits - 1) : 0, qp = w ? (1 << (bits - 1)) - 1 : (1 << bits) - 1;
-    const double s = p["s"], gn = c["grad_scale_n"];
-    params["s"] = param(static_cast<float>(s));
-    r.y = lsq_quantize(x, params["s"], qn, qp, gn);
-    r.critical = [s, qn, qp](double v) {
-      return std::make_pair(std::clamp(v / s, -double(qn), double(qp)), v / s <= -qn ? 0 : (v / s < qp ? 1 : 2));
-    };
-    r.max_jump = (std::max(qn, qp) + 1) / std::sqrt(gn * qp);
-  } else {
-    FAIL("unknown golden method ", method);
+void check_case(const QuantizerMethod& m, QuantTarget target, const json& c) {
+  const std::vector<double> xs = c["x"], gs = c["g"], ey = c["y"], edx = c["dx"];
+  const Run r = run_case(m, target, c, xs, gs);
+  const json buffers = c.value("buffers", json::object());
+  for (auto& [name, value] : buffers.items()) {
+    INFO("buffer ", name, ": got ", r.buffers.at(name), " expected ", value.get<double>());
+    CHECK(std::fabs(r.buffers.at(name) - value.get<double>()) <= 1e-5 * std::fabs(value.get<double>()));
   }
-  r.y.backward(g);
-
-  const auto gy = c["y"], gdx = c["dx"];
-  const float* y = r.y.data();
-  const float* dx = x.grad().data();
-  double allowance = 0;
+  std::map<std::string, double> allowance;
   int mismatches = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    const double xi = c["x"][i], ey = gy[i], edx = gdx[i];
-    const bool ok_y = std::fabs(y[i] - ey) <= 1e-5 * std::fabs(ey) + 1e-6;
-    const bool ok_dx = std::fabs(dx[i] - edx) <= 1e-5 * std::fabs(edx) + 1e-6;
-    const bool critical = near_critical(r.critical, xi);
-    if (critical) allowance += std::fabs(c["g"][i].get<double>()) * r.max_jump;
+  for (size_t i = 0; i < xs.size(); ++i) {
+    // This element alone at x -+ 1e-6, its g alone: critical when y or dx changes across.
+    std::vector<double> lo = xs, hi = xs, gi(gs.size(), 0.0);
+    lo[i] -= 1e-6;
+    hi[i] += 1e-6;
+    gi[i] = gs[i];
+    const Run a = run_case(m, target, c, lo, gi), b = run_case(m, target, c, hi, gi);
+    const bool critical = a.y[i] != b.y[i] || differs(a.dx[i], b.dx[i]);
+    if (critical)
+      for (auto& [name, d] : a.dparams) allowance[name] += std::fabs(d - b.dparams.at(name));
+    const bool ok_y = std::fabs(r.y[i] - ey[i]) <= 1e-5 * std::fabs(ey[i]) + 1e-6;
+    const bool ok_dx = std::fabs(r.dx[i] - edx[i]) <= 1e-5 * std::fabs(edx[i]) + 1e-6;
     if (!ok_y || !ok_dx) {
-      INFO(method, " ", bits, "b element ", i, " x=", xi, ": y ", y[i], " vs ", ey, ", dx ", dx[i], " vs ", edx);
+      INFO(m.name, " ", c["bits"].get<int>(), "b element ", i, " x=", xs[i], ": y ", r.y[i], " vs ", ey[i], ", dx ",
+           r.dx[i], " vs ", edx[i]);
       CHECK_MESSAGE(critical, "mismatch away from any tie / clip boundary");
       ++mismatches;
     }
   }
   total_mismatches += mismatches;
-  for (auto& [name, t] : params) {
-    const double expected = c["dparams"][name];
-    REQUIRE_MESSAGE(t.grad().defined(), method, ": no gradient for ", name);
-    const double got = t.grad().item();
-    INFO(method, " ", bits, "b d", name, ": got ", got, " expected ", expected, " (allowance ", allowance, ")");
-    CHECK(std::fabs(got - expected) <= 1e-5 * std::fabs(expected) + 1e-5 + allowance);
+  std::set<std::string> expected_names;
+  for (auto& [name, value] : c["dparams"].items()) {
+    expected_names.insert(name);
+    REQUIRE_MESSAGE(r.dparams.count(name), m.name, ": no parameter ", name);
+    const double expected = value.get<double>(), got = r.dparams.at(name);
+    INFO(m.name, " ", c["bits"].get<int>(), "b d", name, ": got ", got, " expected ", expected, " (allowance ",
+         allowance[name], ")");
+    CHECK(std::fabs(got - expected) <= 1e-5 * std::fabs(expected) + 1e-5 + allowance[name]);
   }
-  CHECK(params.size() == c["dparams"].size());
+  // Every learned parameter of the quantizer has its golden gradient.
+  for (auto& [name, d] : r.dparams) {
+    INFO(m.name, ": parameter ", name, " has no golden gradient");
+    CHECK(expected_names.count(name) == 1);
+  }
 }
 
 }  // namespace
 
-TEST_CASE("golden vectors: every method and bit width") {
+TEST_CASE("golden vectors: every registered method, target and bit width") {
+  set_quantization_enabled(true);
   const json golden = load_golden();
   REQUIRE(golden["rounding"] == "half to even");
   REQUIRE(golden["cases"].size() >= 24);
+  std::set<std::string> used;
+  for (const QuantizerMethod& m : quantizer_methods())
+    for (QuantTarget target : {QuantTarget::weight, QuantTarget::activation}) {
+      if (!(target == QuantTarget::weight ? m.make_weight : m.make_activation)) continue;
+      const std::string name = golden_name(m, target);
+      int cases = 0;
+      for (const auto& c : golden["cases"]) {
+        if (c["method"] != name) continue;
+        INFO("case ", name, " ", c["bits"].get<int>(), " bits");
+        check_case(m, target, c);
+        ++cases;
+      }
+      used.insert(name);
+      INFO("registered method ", name, " has no golden cases; add them or list it in kWithoutGolden");
+      CHECK((cases >= 3 || kWithoutGolden.count(m.name) == 1));
+    }
+  // And no golden case is left without a registered quantizer.
   for (const auto& c : golden["cases"]) {
-    INFO("case ", c["method"].get<std::string>(), " ", c["bits"].get<int>(), " bits");
-    check_case(c);
+    INFO("golden case ", c["method"].get<std::string>(), " matches no registered method");
+    CHECK(used.count(c["method"].get<std::string>()) == 1);
   }
   MESSAGE(total_mismatches, " element mismatches, all at ties / clip boundaries");
 }

@@ -5,6 +5,7 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <set>
@@ -28,6 +29,7 @@
 #include "quant/policy.h"
 #include "quant/qil.h"
 #include "quant/quant_layers.h"
+#include "quant/registry.h"
 #include "quant/sawb.h"
 #include "quant/training.h"
 #include "layers/sequential.h"
@@ -230,6 +232,82 @@ TEST_CASE("codes(): the integer mapping reproduces the forward for every quantiz
     CHECK(bad == 0);
     for (uint8_t c : codes.codes) CHECK(c < (1 << codes.bits));
   }
+}
+
+TEST_CASE("registry: every method's factory, codes() and integer rule agree with its forward") {
+  // Iterates quant/registry.h: a new method is checked here without editing this test.
+  EnableQuant on;
+  Generator gen(9);
+  const Tensor w = Tensor::randn({4, 3, 3, 3}, gen, 0.f, 0.2f);
+  Tensor a = Tensor::randn({2, 4, 5, 5}, gen, 0.5f, 0.8f);
+  for (int64_t i = 0; i < 40; ++i) a.data()[i] = 0.25f * static_cast<float>(i - 10);  // ties, negatives
+  int checked = 0;
+  for (const QuantizerMethod& m : quantizer_methods()) {
+    CHECK(&quantizer_method(m.name) == &m);
+    CHECK(static_cast<bool>(m.make_activation) == static_cast<bool>(m.act_rule));
+    for (QuantTarget target : {QuantTarget::weight, QuantTarget::activation}) {
+      if (!(target == QuantTarget::weight ? m.make_weight : m.make_activation)) {
+        CHECK_THROWS_WITH_AS(make_quantizer(m.name, target, 4), doctest::Contains(m.name.c_str()), Error);
+        continue;
+      }
+      for (int bits : {2, 4, 8}) {
+        auto q = make_quantizer(m.name, target, bits);
+        CAPTURE(q->describe());
+        CHECK(q->method() == m.name);
+        CHECK(q->target() == target);
+        CHECK(q->bits() == bits);
+        const Tensor& x = target == QuantTarget::weight ? w : a;
+        q->train();
+        const Tensor y = q->forward(x);  // runs the statistics init
+        q->eval();
+        const QuantizedCodes codes = q->codes(x);
+        const Tensor back = codes.dequantize();
+        int bad = 0;
+        for (int64_t i = 0; i < x.numel(); ++i)
+          bad += std::fabs(back.data()[i] - y.data()[i]) > 1e-5f * (1 + std::fabs(y.data()[i]));
+        CHECK(bad == 0);
+        if (target == QuantTarget::weight) {
+          CHECK_THROWS_AS(q->code_spec(), Error);
+          continue;
+        }
+        // The integer meaning: the runtime's codes are the module's codes, scalar and vectorised.
+        const ActCodeSpec spec = q->code_spec();
+        CHECK(spec.method == m.name);
+        CHECK(spec.bits == bits);
+        const ActCodeRule& rule = act_code_rule(m.name);
+        CHECK(rule.check(spec).empty());
+        CHECK(rule.zero_point(spec) == codes.zero_point);
+        std::vector<uint8_t> many(static_cast<size_t>(x.numel()));
+        rule.quantize_many(spec, x.data(), x.numel(), many.data());
+        int differ = 0, affine_differ = 0;
+        const auto affine = rule.affine(spec);
+        for (int64_t i = 0; i < x.numel(); ++i) {
+          differ += rule.quantize(spec, x.data()[i]) != codes.codes[static_cast<size_t>(i)];
+          differ += many[static_cast<size_t>(i)] != codes.codes[static_cast<size_t>(i)];
+          if (affine) {  // the folded form: equal up to the float rounding of mul*x + add at ties
+            const double v = std::nearbyint(affine->mul * x.data()[i] + affine->add);
+            affine_differ += std::clamp(v, 0.0, static_cast<double>((1 << bits) - 1)) != codes.codes[static_cast<size_t>(i)];
+          }
+        }
+        CHECK(differ == 0);
+        CHECK(affine_differ <= 2);
+        ++checked;
+      }
+    }
+  }
+  CHECK(checked >= 15);
+  CHECK_THROWS_WITH_AS(quantizer_method("nosuch"), doctest::Contains("'nosuch' (known: dorefa, pact, sawb, qil, lsq, input)"),
+                       Error);
+  CHECK_THROWS_WITH_AS(act_code_rule("sawb"), doctest::Contains("unknown activation quantizer method 'sawb'"), Error);
+  // Policy methods: every registered method with both sides, plus the paired recipes.
+  for (const QuantizerMethod& m : quantizer_methods())
+    if (m.make_weight && m.make_activation) {
+      const auto names = quant_method_names();
+      CHECK(std::find(names.begin(), names.end(), m.name) != names.end());
+    }
+  CHECK_THROWS_WITH_AS(QuantPolicy::from_json_string(R"({"method":"nosuch"})"),
+                       doctest::Contains("unknown method 'nosuch' (expected fp32 | dorefa | qil | lsq | pact | pact-sawb)"),
+                       Error);
 }
 
 TEST_CASE("warm-up switch: pass-through while disabled, statistics init on the first enabled batch") {

@@ -1,0 +1,119 @@
+// test_cli_model_files.cpp: the lowbit program on hostile model paths and files (issue 12):
+// `lowbit inspect DIR`, `lowbit infer --model DIR` and `lowbit bench infer` on a file whose
+// provenance asks for an absurd float model answer exit code 1 and one exact `error:` line
+// (no std::bad_alloc, no attempted allocation); a valid export still inspects and benches.
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+
+#include "core/autograd.h"
+#include "core/random.h"
+#include "models/registry.h"
+#include "quant/export/convert.h"
+#include "quant/export/model_file.h"
+#include "quant/policy.h"
+
+using namespace lowbit;
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+struct Result {
+  int status = -1;
+  std::string err;
+};
+
+// Runs `args` with the lowbit program; stdout discarded, stderr returned.
+Result run_lowbit(const fs::path& dir, const std::string& args) {
+  const char* exe = std::getenv("LOWBIT_EXE");
+  REQUIRE(exe != nullptr);
+  const fs::path err = dir / "stderr.txt";
+  const int status = std::system((std::string(exe) + " " + args + " >/dev/null 2>" + err.string()).c_str());
+  std::ifstream f(err);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, ss.str()};
+}
+
+// A small W2A2 convnet export (8x8 inputs), with the provenance `lowbit export` writes.
+intq::IntModel small_export() {
+  manual_seed(0);
+  auto model = make_model("convnet", {1, 8, 8, 10});
+  QuantPolicy policy;
+  policy.method = "pact-sawb";
+  policy.wbits = policy.abits = 2;
+  convert_model(*model, policy);
+  {
+    NoGradGuard g;
+    model->forward(Tensor::randn({4, 1, 8, 8}, global_generator()));  // quantizer inits
+  }
+  intq::ExportInfo info;
+  info.channels = 1;
+  info.height = info.width = 8;
+  info.mean = {0.5f};
+  info.std = {0.25f};
+  info.method = "pact-sawb";
+  info.provenance = {{"model", "convnet"},
+                     {"model_config", {{"in_channels", 1}, {"height", 8}, {"width", 8}, {"num_classes", 10}}}};
+  return intq::convert_to_int(*model, info);
+}
+
+}  // namespace
+
+TEST_CASE("lowbit inspect / infer / bench infer on directories and hostile provenance") {
+  const fs::path dir = fs::temp_directory_path() / ("lowbit_test_cli_files_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir / "models");
+  const std::string d = (dir / "models").string();
+
+  Result r = run_lowbit(dir, "inspect " + d);
+  CHECK(r.status == 1);
+  CHECK(r.err == "error: " + d + " is a directory, expected a model file\n");
+  r = run_lowbit(dir, "infer --model " + d + " --data fashion-mnist");
+  CHECK(r.status == 1);
+  CHECK(r.err == "error: " + d + " is a directory, expected a model file\n");
+  r = run_lowbit(dir, "bench infer --model " + d);
+  CHECK(r.status == 1);
+  CHECK(r.err == "error: " + d + " is a directory, expected a model file\n");
+
+  intq::IntModel m = small_export();
+  const std::string good = (dir / "good.safetensors").string();
+  intq::save_int_model(good, m);
+  CHECK(run_lowbit(dir, "inspect " + good).status == 0);
+  r = run_lowbit(dir, "infer --model " + good + " " + d);  // a directory as the image
+  CHECK(r.status == 1);
+  CHECK(r.err == "error: " + d + " is a directory, expected an image file\n");
+  r = run_lowbit(dir, "bench infer --model " + good + " --batch 4 --seconds 0.05 --rounds 1 --threads 1");
+  CHECK(r.status == 0);
+
+  // in_channels = 2^40 used to load in inspect and make bench infer attempt the allocation.
+  m.provenance["model_config"]["in_channels"] = int64_t{1} << 40;
+  const std::string huge = (dir / "huge.safetensors").string();
+  intq::save_int_model(huge, m);
+  const std::string huge_error =
+      "error: " + huge + ": provenance.model_config.in_channels = 1099511627776 is outside [1, 65536]\n";
+  r = run_lowbit(dir, "bench infer --model " + huge);
+  CHECK(r.status == 1);
+  CHECK(r.err == huge_error);
+  r = run_lowbit(dir, "inspect " + huge);
+  CHECK(r.status == 1);
+  CHECK(r.err == huge_error);
+
+  m.provenance["model_config"]["in_channels"] = -4;
+  const std::string negative = (dir / "negative.safetensors").string();
+  intq::save_int_model(negative, m);
+  r = run_lowbit(dir, "bench infer --model " + negative);
+  CHECK(r.status == 1);
+  CHECK(r.err == "error: " + negative + ": provenance.model_config.in_channels = -4 is outside [1, 65536]\n");
+  fs::remove_all(dir);
+}
