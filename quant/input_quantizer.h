@@ -5,7 +5,8 @@
 //   dy/dx = 1 for |x / S| < q, else 0 (the image usually needs no gradient anyway).
 // max_abs is a buffer: the running max of |x| over training batches (the first enabled batch
 // initialises it; eval uses the stored value). Codes round(x / S) + q in {0..2q}, zero point q,
-// scale S.
+// scale S. Under DataParallel the running max is taken over the GLOBAL batch (attach_replicas),
+// so every rank uses the scale one process would.
 #pragma once
 #include "quant/quantizer.h"
 
@@ -20,6 +21,7 @@ class SignedInputQuantizer : public Quantizer {
   QuantizedCodes codes(const Tensor& x) const override;
   void set_clip(float clip) override;  // max_abs = clip
   std::vector<std::pair<std::string, double>> state_scalars() const override;
+  void attach_replicas(const Replicas* replicas) override;
 
   Parameter max_abs;  // buffer [1]
   Parameter scale;    // buffer [1]: max_abs / q, the step the op uses
