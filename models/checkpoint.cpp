@@ -71,8 +71,9 @@ ModelSpec read_spec(const Fields& f) {
 }
 
 ServingInfo read_serving(const Fields& f) {
+  const std::string& text = f.string("serving");
   try {
-    const json j = json::parse(f.string("serving"));
+    const json j = json::parse(text);
     ServingInfo s;
     s.channels = j.at("channels").get<int64_t>();
     s.height = j.at("height").get<int64_t>();
