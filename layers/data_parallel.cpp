@@ -33,6 +33,8 @@ DataParallel::DataParallel(Module& model, DataParallelOptions options, Comm& com
     : model_(model),
       options_(options),
       comm_(comm),
+      rank_(comm.rank()),
+      size_(comm.size()),
       replicas_{comm, options.sync_bn},
       buckets_(reversed_parameters(model), options.bucket_bytes) {
   if (!active()) return;

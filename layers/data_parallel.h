@@ -41,10 +41,10 @@ class DataParallel {
   Tensor forward(const Tensor& x) { return model_.forward(x); }
   Module& module() { return model_; }
   Comm& comm() { return comm_; }
-  bool active() const { return comm_.size() > 1; }
-  bool is_root() const { return comm_.rank() == 0; }  // the rank that prints and writes files
-  int rank() const { return comm_.rank(); }
-  int size() const { return comm_.size(); }
+  bool active() const { return size_ > 1; }
+  bool is_root() const { return rank_ == 0; }  // the rank that prints and writes files
+  int rank() const { return rank_; }
+  int size() const { return size_; }
   const DataParallelOptions& options() const { return options_; }
 
   // Collective: averages every parameter's gradient over the ranks and returns the global loss
@@ -63,6 +63,7 @@ class DataParallel {
   Module& model_;
   DataParallelOptions options_;
   Comm& comm_;
+  int rank_, size_;  // cached: the destructor must not touch comm_ (MPI may be finalized by then)
   Replicas replicas_;
   GradientBuckets buckets_;  // parameters in reverse registration order
 };
