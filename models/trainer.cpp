@@ -124,7 +124,7 @@ void Trainer::resume(const std::string& path) {
     // Gradient scales that depend on loaded quantizer buffers (QIL) are refreshed as after a step.
     for (auto& g : optimizer_.groups())
       if (g.post_step) g.post_step(g);
-    start_epoch_ = t.epoch;
+    start_epoch_ = epochs_done_ = t.epoch;
     global_step_ = t.global_step;
     best_acc_ = t.best_acc;
     global_generator().set_state(t.rng);
@@ -143,7 +143,7 @@ Checkpoint Trainer::checkpoint(double test_acc) const {
   ck.data = data_spec_;
   ck.notes = notes_;
   TrainingState t;
-  t.epoch = train_.epoch() + 1;
+  t.epoch = epochs_done_;
   t.global_step = global_step_;
   t.best_acc = best_acc_;
   t.test_acc = test_acc;
@@ -221,6 +221,7 @@ void Trainer::finish_epoch(int64_t epoch, const EpochTotals& e, FitResult& resul
   for (auto& sink : sinks_) sink->end_epoch(m);
   for (auto& fn : epoch_callbacks_) fn(m);
   best_acc_ = std::max(best_acc_, ev.accuracy);
+  epochs_done_ = epoch + 1;
   if (!options_.out.empty() && dp_.is_root()) {
     const Checkpoint ck = checkpoint(ev.accuracy);
     const StateDict sd = ck.to_state_dict();

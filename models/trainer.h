@@ -88,7 +88,7 @@ class Trainer {
   FitResult fit();
   // Collective: evaluate() on the test set with the options' batch and limit.
   EvalResult evaluate();
-  // The run's checkpoint now (model state, optimizer, epoch, RNG, spec, serving, notes).
+  // The run's checkpoint now (model state, optimizer, epochs completed, RNG, spec, serving, notes).
   Checkpoint checkpoint(double test_acc) const;
 
  private:
@@ -114,7 +114,7 @@ class Trainer {
   std::vector<std::unique_ptr<MetricsSink>> sinks_;
   std::vector<std::function<void(const StepMetrics&)>> step_callbacks_;
   std::vector<std::function<void(const EpochMetrics&)>> epoch_callbacks_;
-  int64_t start_epoch_ = 0, global_step_ = 0;
+  int64_t start_epoch_ = 0, epochs_done_ = 0, global_step_ = 0;
   double best_acc_ = -1;
   bool resumed_ = false, outputs_open_ = false;
 };
