@@ -2,11 +2,15 @@
 // comm() registry. The MPI communicator lives in comm_mpi.cpp (built only with MPI).
 #include "core/comm.h"
 
+#include <sched.h>
+
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
 
 #include "core/error.h"
+#include "core/threading.h"
 
 namespace lowbit {
 
@@ -95,5 +99,19 @@ void finalize_comm() {
 }
 
 Comm& comm() { return *current(); }
+
+int default_threads_per_rank(const Comm& c) {
+  // Slurm already gives each task its own cores (srun -c K): use them all.
+  if (const char* s = std::getenv("SLURM_CPUS_PER_TASK"); s && std::atoi(s) > 0) return std::atoi(s);
+  int usable = hardware_threads();
+  cpu_set_t mask;
+  CPU_ZERO(&mask);
+  // A launcher that binds ranks (mpirun --bind-to core) leaves this process fewer cores.
+  if (sched_getaffinity(0, sizeof mask, &mask) == 0) usable = std::min(usable, CPU_COUNT(&mask));
+  const int share = hardware_threads() / std::max(1, c.local_size());
+  return std::max(1, std::min(usable, share));
+}
+
+int threads_for(const Comm& c, int requested) { return requested > 0 ? requested : default_threads_per_rank(c); }
 
 }  // namespace lowbit

@@ -1,5 +1,6 @@
 // comm.h: the communication interface of data-parallel training: rank and size, allreduce-sum,
-// broadcast, barrier. Two implementations:
+// broadcast, barrier, and the thread count a rank takes by default. Collectives built on it
+// (agreed errors, state broadcast, bucketed allreduce) are in core/collectives.h. Two implementations:
 //   * local: one process (rank 0 of 1); every collective is the identity. Always built.
 //   * mpi:   MPI_COMM_WORLD (Open MPI, MPICH, ...); only in builds with MPI (meson -Dmpi=auto finds it,
 //            LOWBIT_HAVE_MPI=1).
@@ -46,5 +47,11 @@ Comm& init_comm(int* argc, char*** argv);
 void finalize_comm();
 // The process-wide communicator.
 Comm& comm();
+
+// Threads per rank when the user asks for none (0): this process's usable cores (CPU affinity
+// mask, or SLURM_CPUS_PER_TASK) shared evenly by the ranks of `comm` on this node, at least 1.
+int default_threads_per_rank(const Comm& comm);
+// `requested` when positive, else default_threads_per_rank(comm).
+int threads_for(const Comm& comm, int requested);
 
 }  // namespace lowbit

@@ -1,20 +1,10 @@
-// batchnorm.cpp: BatchNorm2d layer and the process-wide sync-BN hook.
+// batchnorm.cpp: BatchNorm2d layer and its data-parallel hooks (sync-BN, per-epoch averaging).
 #include "layers/batchnorm.h"
 
+#include "core/comm.h"
 #include "core/error.h"
 
 namespace lowbit {
-
-namespace {
-std::function<void(std::vector<double>&, double&)> g_sync_forward;
-std::function<void(std::vector<double>&)> g_sync_backward;
-}  // namespace
-
-void BatchNorm2d::set_sync(std::function<void(std::vector<double>&, double&)> reduce_forward,
-                           std::function<void(std::vector<double>&)> reduce_backward) {
-  g_sync_forward = std::move(reduce_forward);
-  g_sync_backward = std::move(reduce_backward);
-}
 
 BatchNorm2d::BatchNorm2d(int64_t c, float eps, float momentum, bool fused_relu)
     : channels(c), eps(eps), momentum(momentum), fused_relu(fused_relu) {
@@ -35,9 +25,34 @@ Tensor BatchNorm2d::run(const Tensor& x, bool with_relu) {
   opt.momentum = momentum;
   opt.eps = eps;
   opt.fused_relu = with_relu;
-  opt.reduce_forward = g_sync_forward;
-  opt.reduce_backward = g_sync_backward;
+  if (Comm* c = sync_comm_) {
+    opt.reduce_forward = [c](std::vector<double>& sums, double& count) {
+      sums.push_back(count);  // one allreduce for [sum x (C), sum x^2 (C), count]
+      c->allreduce_sum(sums.data(), static_cast<int64_t>(sums.size()));
+      count = sums.back();
+      sums.pop_back();
+    };
+    opt.reduce_backward = [c](std::vector<double>& sums) {
+      c->allreduce_sum(sums.data(), static_cast<int64_t>(sums.size()));
+    };
+  }
   return batch_norm(x, weight, bias, running_mean, running_var, opt);
+}
+
+void BatchNorm2d::attach_replicas(const Replicas* replicas) {
+  sync_comm_ = replicas && replicas->sync_batch_norm && replicas->comm.size() > 1 ? &replicas->comm : nullptr;
+}
+
+void BatchNorm2d::sync_statistics(Comm& comm) {
+  if (sync_comm_ || comm.size() == 1) return;  // sync-BN: identical on every rank already
+  std::vector<float> stats(running_mean->data(), running_mean->data() + channels);
+  stats.insert(stats.end(), running_var->data(), running_var->data() + channels);
+  comm.allreduce_sum(stats.data(), static_cast<int64_t>(stats.size()));
+  const float ranks = static_cast<float>(comm.size());
+  for (int64_t i = 0; i < channels; ++i) {
+    running_mean->data()[i] = stats[static_cast<size_t>(i)] / ranks;
+    running_var->data()[i] = stats[static_cast<size_t>(channels + i)] / ranks;
+  }
 }
 
 std::string BatchNorm2d::describe() const {

@@ -1,7 +1,8 @@
 // batchnorm.h: BatchNorm2d (also accepts [N, C]): learnable gamma ("weight") and beta ("bias"),
 // running_mean/running_var buffers. Training uses batch statistics (see core/ops_norm.h), eval
-// the running ones. A process-wide sync hook (set by distributed training with --sync-bn)
-// reduces the per-channel sums across ranks.
+// the running ones. Under DataParallel (layers/data_parallel.h) with sync_batch_norm the layer
+// allreduces its per-channel sums across the replicas (sync-BN); without it, sync_statistics()
+// averages the per-rank running statistics once per epoch.
 #pragma once
 #include <functional>
 
@@ -19,9 +20,10 @@ class BatchNorm2d : public Module {
   std::string type_name() const override { return "BatchNorm2d"; }
   std::string describe() const override;
 
-  // Sync BN for every BatchNorm2d in the process (empty: local statistics).
-  static void set_sync(std::function<void(std::vector<double>&, double&)> reduce_forward,
-                       std::function<void(std::vector<double>&)> reduce_backward);
+  // This layer's replicas: sync-BN over replicas->comm when replicas->sync_batch_norm.
+  void attach_replicas(const Replicas* replicas) override;
+  // Per-rank statistics (no sync-BN): running_mean/var := their mean over the ranks.
+  void sync_statistics(Comm& comm) override;
 
   const int64_t channels;
   const float eps, momentum;
@@ -30,6 +32,7 @@ class BatchNorm2d : public Module {
 
  private:
   Tensor run(const Tensor& x, bool with_relu);
+  Comm* sync_comm_ = nullptr;  // set: batch statistics over every rank of it (sync-BN)
 };
 
 }  // namespace lowbit

@@ -7,6 +7,13 @@
 // Avoiding PyTorch's footgun: members are `Parameter`s, and assigning a tensor to one
 // (`conv->weight = Tensor::randn(...)`) writes into the registered tensor, so the module, its
 // state_dict and any optimizer holding the parameter all keep seeing the same tensor.
+//
+// Data parallelism (layers/data_parallel.h) reaches every module of a tree through two hooks, so
+// it works for any Module without knowing its type: attach_replicas() tells a module that it now
+// runs as one of several identical replicas (or alone again), sync_statistics() asks it once per
+// epoch to make its own statistics agree. A module whose state is not a pure function of the
+// (identical) parameters and the global gradient overrides them: BatchNorm2d (running statistics,
+// sync-BN), a quantizer with a data-driven init or a running observer (quant/).
 #pragma once
 #include <functional>
 #include <memory>
@@ -18,6 +25,14 @@
 #include "core/tensor.h"
 
 namespace lowbit {
+
+class Comm;
+
+// The replicas a module belongs to while wrapped by DataParallel.
+struct Replicas {
+  Comm& comm;                    // every replica is one rank of comm
+  bool sync_batch_norm = false;  // BatchNorm statistics over the global batch (sync-BN)
+};
 
 // A registered tensor slot. Assignment keeps the tensor's identity (copies data in place when
 // the shape matches, otherwise re-points the same TensorImpl at the new data).
@@ -70,6 +85,14 @@ class Module {
   bool is_training() const { return training_; }
   void zero_grad();
   int64_t parameter_count() const;
+
+  // Data-parallel hooks (see top), called on every module of the tree (this one, then children).
+  // replicas: the group this module now belongs to; nullptr: it runs alone again. The pointee
+  // outlives the attachment. Default: nothing to do (state follows from the parameters).
+  virtual void attach_replicas(const Replicas* replicas) { (void)replicas; }
+  // Collective, once per epoch on every replica: make this module's own statistics identical on
+  // every rank of `comm` (e.g. average per-rank running statistics). Default: nothing to sync.
+  virtual void sync_statistics(Comm& comm) { (void)comm; }
 
   // Parameters and buffers under their dotted names.
   StateDict state_dict() const;

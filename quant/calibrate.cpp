@@ -124,9 +124,9 @@ std::map<std::string, double> calibrate(Module& model, const DataLoader& loader,
   LOWBIT_CHECK(steps >= 1, "calibrate: the loader has no batches");
 
   const bool was_training = model.is_training();
-  const bool was_enabled = quantization_enabled();
+  const bool was_enabled = quantization_enabled(model);
   model.eval();
-  set_quantization_enabled(false);  // calibrate the FP32 model: every quantizer passes through
+  set_quantization_enabled(model, false);  // calibrate the FP32 model: every quantizer passes through
   auto run = [&] {
     NoGradGuard no_grad;
     for (int s = 0; s < steps; ++s) model.forward(loader.batch(s).images);
@@ -155,7 +155,7 @@ std::map<std::string, double> calibrate(Module& model, const DataLoader& loader,
     }
   } catch (...) {
     for (auto& site : sites) site.q->set_observer(nullptr);
-    set_quantization_enabled(was_enabled);
+    set_quantization_enabled(model, was_enabled);
     model.train(was_training);
     throw;
   }
@@ -183,7 +183,7 @@ std::map<std::string, double> calibrate(Module& model, const DataLoader& loader,
     s->use_max = options.weights == WeightCalibration::max;
     s->alpha_w->data()[0] = 0.f;  // recomputed from the weights on the next forward
   }
-  set_quantization_enabled(was_enabled);
+  set_quantization_enabled(model, was_enabled);
   model.train(was_training);
   return clips;
 }

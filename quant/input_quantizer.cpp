@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "core/collectives.h"
 #include "core/error.h"
 #include "quant/fused.h"
 #include "quant/lsq.h"
@@ -85,6 +86,26 @@ class InputActRule final : public ActCodeRule {
 QuantizerMethod input_method() {
   return {"input", nullptr, [](int bits, const nlohmann::json&) { return std::make_shared<SignedInputQuantizer>(bits); },
           std::make_shared<InputActRule>()};
+}
+
+}  // namespace lowbit
+
+namespace lowbit {
+
+void SignedInputQuantizer::attach_replicas(const Replicas* replicas) {
+  Quantizer::attach_replicas(replicas);
+  if (!replicas || replicas->comm.size() == 1) {
+    set_observer(nullptr);
+    return;
+  }
+  // Give it the max over the global batch before it looks at the local one (its own update then
+  // finds nothing larger), so its scale is the one a single process would use.
+  Comm* comm = &replicas->comm;
+  set_observer([this, comm](const Tensor& x) {
+    if (!enabled() || !is_training()) return;
+    const float global = std::max(allreduce_max(*comm, quant_detail::max_abs(x.data(), x.numel())), 1e-6f);
+    if (!initialized() || global > max_abs->data()[0]) set_clip(global);
+  });
 }
 
 }  // namespace lowbit

@@ -8,6 +8,8 @@
 // scale S.
 // Integer rule "input" (p0 = S > 0, bits >= 2): c = round(min(max(x / S, -q), q)) + q, zero point q;
 // not affine-fusable (it quantizes the float image, never a GEMM output).
+// Under DataParallel the running max is taken over the GLOBAL batch (attach_replicas),
+// so every rank uses the scale one process would.
 #pragma once
 #include "quant/quantizer.h"
 #include "quant/registry.h"
@@ -24,6 +26,7 @@ class SignedInputQuantizer : public Quantizer {
   void set_clip(float clip) override;  // max_abs = clip
   std::vector<std::pair<std::string, double>> state_scalars() const override;
   ActCodeSpec code_spec() const override { return {"input", bits(), scale->data()[0], 0.f}; }
+  void attach_replicas(const Replicas* replicas) override;
 
   Parameter max_abs;  // buffer [1]
   Parameter scale;    // buffer [1]: max_abs / q, the step the op uses

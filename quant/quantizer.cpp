@@ -2,19 +2,22 @@
 // QuantizedCodes.
 #include "quant/quantizer.h"
 
-#include <atomic>
-
 #include "core/autograd.h"
+#include "core/collectives.h"
 #include "core/error.h"
 
 namespace lowbit {
 
-namespace {
-std::atomic<bool> g_quant_enabled{true};
-}  // namespace
+void set_quantization_enabled(Module& model, bool enabled) {
+  for (auto& [name, m] : model.named_modules())
+    if (auto* q = dynamic_cast<Quantizer*>(m.get())) q->set_enabled(enabled);
+}
 
-void set_quantization_enabled(bool enabled) { g_quant_enabled.store(enabled); }
-bool quantization_enabled() { return g_quant_enabled.load(); }
+bool quantization_enabled(Module& model) {
+  for (auto& [name, m] : model.named_modules())
+    if (auto* q = dynamic_cast<Quantizer*>(m.get()); q && !q->enabled()) return false;
+  return true;
+}
 
 const char* grid_name(CodeGrid grid) { return grid == CodeGrid::uniform ? "uniform" : "odd_symmetric"; }
 
@@ -50,13 +53,23 @@ void Quantizer::mark_initialized() {
 
 Tensor Quantizer::forward(const Tensor& x) {
   if (observer_) observer_(x);
-  if (!quantization_enabled()) return x;
+  if (!enabled_) return x;
   if (!initialized()) {
     NoGradGuard no_grad;
     initialize(x);
     mark_initialized();
+    // Every rank initialised from its own slice (same step everywhere): keep rank 0's values.
+    if (replicas_) {
+      auto state = named_parameters();
+      for (auto& b : named_buffers()) state.push_back(std::move(b));
+      broadcast_tensors(*replicas_, state, detail::concat(type_name(), ": quantizer state differs between ranks"));
+    }
   }
   return quantize(x);
+}
+
+void Quantizer::attach_replicas(const Replicas* replicas) {
+  replicas_ = replicas && data_init_ && replicas->comm.size() > 1 ? &replicas->comm : nullptr;
 }
 
 void Quantizer::set_clip(float) {

@@ -1,6 +1,6 @@
 // quantizer.h: the Quantizer contract every QAT method implements, the integer codes it exports,
 // the integer rule of activation methods (ActCodeRule: what export folds and the runtime runs),
-// and the process-wide switch of the float warm-up phase.
+// and the float warm-up switch (per quantizer; set_quantization_enabled(model, on) sets a model's).
 //
 // A Quantizer is a Module whose forward fake-quantizes a tensor (the weight of a layer or the
 // activation that feeds it): y = Q(x; params), with the straight-through backward documented in
@@ -10,10 +10,11 @@
 //    .grad, appear in named_parameters() and state_dict(), and are allreduced like weights.
 //  * Statistics (SAWB alpha_w, the "initialized" flag of data-driven inits, QIL's feature count)
 //    are buffers: checkpointed, never trained.
-//  * While quantization is disabled (set_quantization_enabled(false): the float warm-up phase),
-//    forward returns x unchanged. The first forward with quantization enabled runs the method's
-//    statistics init (first batch / current weights) once; the flag is a buffer, so a resumed
-//    run does not re-initialise.
+//  * While quantization is disabled (set_quantization_enabled(model, false): the float warm-up
+//    phase), forward returns x unchanged. The first forward with quantization enabled runs the
+//    method's statistics init (first batch / current weights) once; the flag is a buffer, so a
+//    resumed run does not re-initialise. Under DataParallel each rank's init sees its own slice of
+//    the batch: rank 0's result is then broadcast (attach_replicas), so the replicas stay identical.
 //  * codes(x) gives the integer codes + scale + grid of Q(x) for export (see QuantizedCodes).
 //  * An activation quantizer also has an integer meaning that does not need the module: its
 //    code_spec() (method, bits, two float parameters: what a model file's quantize op stores)
@@ -85,9 +86,10 @@ class ActCodeRule {
   virtual std::optional<CodeAffine> affine(const ActCodeSpec& /*spec*/) const { return std::nullopt; }
 };
 
-// The warm-up switch (process-wide, default on). Off: every Quantizer passes its input through.
-void set_quantization_enabled(bool enabled);
-bool quantization_enabled();
+// The warm-up switch of every Quantizer in `model` (each quantizer's own, default on). Off: they
+// pass their input through. quantization_enabled: true when every quantizer of `model` is on.
+void set_quantization_enabled(Module& model, bool enabled);
+bool quantization_enabled(Module& model);
 
 // One learned parameter of a quantizer and how the optimizer must treat it (make_param_groups).
 struct QuantParamSpec {
@@ -115,6 +117,11 @@ class Quantizer : public Module {
   int levels() const { return (1 << bits_) - 1; }  // n = 2^b - 1
   QuantTarget target() const { return target_; }
   bool initialized() const;
+  // This quantizer's warm-up switch (see set_quantization_enabled).
+  void set_enabled(bool enabled) { enabled_ = enabled; }
+  bool enabled() const { return enabled_; }
+  // Data parallelism: after a data-driven init, rank 0's parameters and buffers are broadcast.
+  void attach_replicas(const Replicas* replicas) override;
 
   // The integer codes of Q(x) under the current parameters (eval-mode statistics).
   virtual QuantizedCodes codes(const Tensor& x) const = 0;
@@ -145,6 +152,8 @@ class Quantizer : public Module {
   bool data_init_;
   Parameter initialized_;  // buffer [1]: 1 once the statistics init ran (or a clip was set)
   std::function<void(const Tensor&)> observer_;
+  bool enabled_ = true;
+  Comm* replicas_ = nullptr;  // set while a DataParallel wraps the model (several ranks)
 };
 
 // Checks 1 <= bits <= 8 (codes are uint8), naming the method.

@@ -1,11 +1,13 @@
-// training.h: what a QAT trainer needs from quant/: optimizer parameter groups, per-epoch logging
-// of every quantizer scalar, and the default recipe per method.
+// training.h: what a QAT trainer needs from quant/: the quantizers of a model, per-epoch logging
+// of every quantizer scalar, and the default recipe per method. The optimizer parameter groups
+// built from the quantizers' param_specs() live with the Trainer (models/param_groups.h).
 //
 // Order for the trainer (see quant/README.md):
 //   1. model = make_model(...); convert_model(*model, policy)         (policy JSON -> checkpoint)
 //   2. load a checkpoint if resuming (model.load_state_dict)
-//   3. groups = make_param_groups(*model, lr, weight_decay); optimizer = make_optimizer(.., groups)
-//   4. each epoch: set_quantization_enabled(epoch >= recipe.float_epochs)   (float warm-up)
+//   3. groups = make_param_groups(*model, lr, weight_decay) (models/param_groups.h);
+//      optimizer = make_optimizer(.., groups)
+//   4. each epoch: set_quantization_enabled(*model, epoch >= recipe.float_epochs)   (float warm-up)
 //   5. each step: forward, loss, backward, optimizer->step(). Nothing else: the clamps (PACT
 //      alpha >= 1e-3, QIL d >= 1e-6, LSQ s >= 1e-5) are the groups' min_value, the QIL gradient
 //      scale is the group's grad_scale (refreshed by its post_step), statistics inits run inside
@@ -19,25 +21,12 @@
 #include <vector>
 
 #include "layers/module.h"
-#include "optim/optimizer.h"
 #include "quant/quantizer.h"
 
 namespace lowbit {
 
 // Every quantizer in the model, by dotted module name (e.g. "4.0.conv1.act_quantizer").
 std::vector<std::pair<std::string, std::shared_ptr<Quantizer>>> named_quantizers(Module& model);
-
-// Groups: "weights" (every parameter that is not a quantizer's: weights, biases, BN gamma/beta;
-// lr, weight_decay), then one group per quantizer-parameter kind:
-//   "pact.alpha"  lr, weight_decay (the paper's L2 on alpha with lambda = the weights' decay),
-//                 min_value 1e-3
-//   "lsq.s"       lr, no decay, min_value 1e-5 (the gradient scale is in the raw gradient)
-//   "qil.c" / "qil.d" / "qil.gamma" of each quantizer: one group per parameter, named
-//                 "qil.d:<quantizer name>", lr, no decay, grad_scale = 1/sqrt(N * q) of that layer
-//                 (0 until its first enabled forward, refreshed after every step by post_step),
-//                 min_value: d 1e-6, gamma 0.1.
-// Empty groups are left out. Every trainable parameter appears in exactly one group.
-std::vector<ParamGroup> make_param_groups(Module& model, double lr, double weight_decay);
 
 // {"<quantizer name>.<scalar>": value} for every alpha, c, d, gamma, s, alpha_w, max_abs.
 nlohmann::json quantizer_state(const Module& model);

@@ -8,16 +8,17 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "core/comm.h"
 #include "core/error.h"
 #include "core/ops_loss.h"
 #include "core/random.h"
 #include "core/threading.h"
-#include "models/registry.h"
+#include "layers/data_parallel.h"
+#include "models/model_spec.h"
+#include "models/param_groups.h"
 #include "optim/make_optimizer.h"
 #include "tools/commands.h"
 #include "tools/quant_options.h"
-#include "tools/training.h"
-#include "tools/distributed.h"
 
 namespace lowbit::cli {
 
@@ -51,10 +52,10 @@ struct TrainBench {
       : model((manual_seed(0), build_model({o.model, {o.channels, o.height, o.width, o.classes}, policy}))),
         opt(make_optimizer("sgd", parameter_groups(*model, policy, 0.01, 5e-4))),
         dp(*model, {o.sync_bn}),
-        local_batch(o.batch / world_size()),
+        local_batch(o.batch / comm().size()),
         global_batch(o.batch) {
     model->train();
-    Generator gen(1 + static_cast<uint64_t>(world_rank()));
+    Generator gen(1 + static_cast<uint64_t>(comm().rank()));
     x = Tensor::randn({local_batch, o.channels, o.height, o.width}, gen);
     y.resize(static_cast<size_t>(local_batch));
     for (auto& v : y) v = static_cast<int32_t>(gen.below(o.classes));
@@ -109,9 +110,9 @@ void register_bench_train(CLI::App& bench) {
   cmd->add_option("--rounds", o->rounds, "Alternating windows per model with --vs-fp32")->capture_default_str()
       ->check(CLI::PositiveNumber);
   cmd->callback([o, qflags] {
-    set_num_threads(threads_for(o->threads));
-    LOWBIT_CHECK(o->batch % world_size() == 0, "--batch ", o->batch, " (the global batch) must be a multiple of the ",
-                 world_size(), " ranks");
+    set_num_threads(threads_for(comm(), o->threads));
+    LOWBIT_CHECK(o->batch % comm().size() == 0, "--batch ", o->batch, " (the global batch) must be a multiple of the ",
+                 comm().size(), " ranks");
     o->width = o->height;
     const QuantPolicy policy = make_policy(*qflags);
     LOWBIT_CHECK(!o->vs_fp32 || policy.quantized(), "--vs-fp32 compares a quantized --method with float32; give one");
@@ -132,7 +133,7 @@ void register_bench_train(CLI::App& bench) {
     const double allreduce_ms = main.dp.active() ? 1e3 * main.dp.measure_allreduce_seconds(20) : 0.0;
     if (!is_root()) return;
     std::fprintf(stderr, "bench train: %s batch %lld, %d ranks x %d threads: %.1f images/s (%lld steps in %.2f s), "
-                 "peak RSS %.0f MiB", o->model.c_str(), static_cast<long long>(o->batch), world_size(), num_threads(),
+                 "peak RSS %.0f MiB", o->model.c_str(), static_cast<long long>(o->batch), comm().size(), num_threads(),
                  ips, static_cast<long long>(main.steps), main.seconds, peak_rss_mb());
     if (main.dp.active())
       std::fprintf(stderr, ", gradient allreduce %.2f MB in %.3f ms", static_cast<double>(main.dp.gradient_bytes()) / 1e6,
@@ -142,7 +143,7 @@ void register_bench_train(CLI::App& bench) {
     if (o->json) {
       nlohmann::json j{{"model", o->model}, {"method", policy.method}, {"wbits", policy.wbits},
                        {"abits", policy.abits}, {"batch", o->batch}, {"threads", num_threads()},
-                       {"ranks", world_size()}, {"images_per_s", ips}, {"peak_rss_mb", peak_rss_mb()},
+                       {"ranks", comm().size()}, {"images_per_s", ips}, {"peak_rss_mb", peak_rss_mb()},
                        {"step_ms", 1e3 * main.seconds / static_cast<double>(main.steps)},
                        {"allreduce_bytes", main.dp.active() ? main.dp.gradient_bytes() : 0},
                        {"allreduce_ms", allreduce_ms}};

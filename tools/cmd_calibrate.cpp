@@ -10,7 +10,8 @@
 #include "core/threading.h"
 #include "quant/calibrate.h"
 #include "tools/commands.h"
-#include "tools/training.h"
+#include "models/checkpoint.h"
+#include "models/model_spec.h"
 
 namespace lowbit::cli {
 
@@ -42,7 +43,8 @@ void register_calibrate(CLI::App& app) {
   cmd->add_flag("--json", o->json, "Print a JSON summary as the last stdout line");
   cmd->callback([o] {
     set_num_threads(o->threads);
-    LoadedCheckpoint fp = load_checkpoint(o->checkpoint);
+    const Checkpoint fp = Checkpoint::load(o->checkpoint);
+    LOWBIT_CHECK(!fp.spec.name.empty(), "calibrate: checkpoint ", o->checkpoint, " lacks 'model.name' (a zoo model)");
     LOWBIT_CHECK(!fp.spec.policy.quantized(), "calibrate: ", o->checkpoint, " is already quantized (method ",
                  fp.spec.policy.method, "); calibrate a float checkpoint");
     ModelSpec spec = fp.spec;
@@ -52,8 +54,9 @@ void register_calibrate(CLI::App& app) {
     spec.policy.first_last_bits = o->first_last_bits;
     spec.policy.validate();
     auto model = build_model(spec);
-    load_float_weights(*model, o->checkpoint);
-    const Dataset train = load_dataset(o->data, Split::Train);
+    load_weights(*model, fp, o->checkpoint);
+    Dataset train = load_dataset(o->data, Split::Train);
+    fp.serving.apply_to(train, o->data);  // the normalization the model was trained with
     LoaderOptions lo;
     lo.batch_size = 128;
     DataLoader loader(train, lo);
@@ -61,7 +64,13 @@ void register_calibrate(CLI::App& app) {
     co.weights = o->weights == "max" ? WeightCalibration::max : WeightCalibration::sawb;
     co.skip_zeros = o->skip_zeros;
     const auto clips = calibrate(*model, loader, o->batches, calibration_method_from_name(o->method), co);
-    save_model_checkpoint(o->out, *model, spec, {{"calibration", o->method}, {"calibrated_from", o->checkpoint}});
+    Checkpoint out;  // model-only: eval and export accept it, --resume does not
+    out.spec = spec;
+    out.model = model->state_dict();
+    out.serving = fp.serving;
+    out.data = fp.data;
+    out.notes = {{"calibration", o->method}, {"calibrated_from", o->checkpoint}};
+    out.save(o->out);
     for (const auto& [name, clip] : clips) std::fprintf(stderr, "  %-32s clip %.5g\n", name.c_str(), clip);
     std::fprintf(stderr, "calibrated %s (%s, W%d/A%d) -> %s\n", o->checkpoint.c_str(), o->method.c_str(), o->wbits,
                  o->abits, o->out.c_str());

@@ -8,12 +8,11 @@
 #include "core/data/dataset.h"
 #include "core/error.h"
 #include "core/serialize.h"
-#include "models/registry.h"
+#include "models/checkpoint.h"
+#include "models/model_spec.h"
 #include "quant/export/convert.h"
 #include "quant/export/model_file.h"
 #include "tools/commands.h"
-#include "tools/distributed.h"
-#include "tools/training.h"
 
 namespace lowbit::cli {
 
@@ -45,48 +44,49 @@ void register_export(CLI::App& app) {
       "The file format is documented in docs/model-format.md.");
   cmd->add_option("--checkpoint", *checkpoint, "QAT checkpoint (lowbit train --method ...)")->required();
   cmd->add_option("--out", *out, "Output model file (.safetensors)")->required();
-  cmd->add_option("--data", *data, "Dataset spec for the input normalisation and class names (default: the checkpoint's)");
+  cmd->add_option("--data", *data, "Dataset spec whose class names to store (default: the checkpoint's); the input "
+                  "normalisation always comes from the checkpoint");
   cmd->add_flag("--json", *as_json, "Print a JSON summary as the last stdout line");
   cmd->callback([=] {
-    LoadedCheckpoint lc = load_checkpoint(*checkpoint);
-    LOWBIT_CHECK(lc.spec.policy.quantized(), "checkpoint ", *checkpoint,
+    const Checkpoint ck = Checkpoint::load(*checkpoint);
+    LOWBIT_CHECK(ck.spec.policy.quantized(), "checkpoint ", *checkpoint,
                  " holds a float model; export needs a QAT checkpoint (lowbit train --method ...)");
-    std::string spec = *data;
-    if (spec.empty()) {
-      auto it = lc.state.strings.find("data");
-      LOWBIT_CHECK(it != lc.state.strings.end(), "checkpoint ", *checkpoint, " does not name its dataset: pass --data");
-      spec = it->second;
-    }
-    const Dataset test = load_dataset(spec, Split::Test);
-    const ModelConfig& mc = lc.spec.config;
-    LOWBIT_CHECK(test.channels == mc.in_channels && test.height == mc.height && test.width == mc.width,
-                 "dataset ", spec, " does not match the checkpoint's input ", mc.in_channels, "x", mc.height, "x", mc.width);
+    const auto model = ck.build_model(*checkpoint);
+    const ModelConfig& mc = ck.spec.config;
+    const std::string spec = data->empty() ? ck.data : *data;
     intq::ExportInfo info;
     info.channels = mc.in_channels;
     info.height = mc.height;
     info.width = mc.width;
-    info.mean = test.mean;
-    info.std = test.std;
-    info.class_names = test.class_names;
+    info.mean = ck.serving.mean;  // what the model was trained on, never recomputed from data
+    info.std = ck.serving.std;
+    info.class_names = ck.serving.class_names;
+    if (!data->empty()) {
+      Dataset test = load_dataset(*data, Split::Test);
+      ck.serving.apply_to(test, *data);  // checks that it fits
+      info.class_names = test.class_names;
+    }
     info.class_names.resize(static_cast<size_t>(mc.num_classes));
     for (size_t i = 0; i < info.class_names.size(); ++i)
       if (info.class_names[i].empty()) info.class_names[i] = std::to_string(i);
-    info.method = lc.spec.policy.method;
+    info.method = ck.spec.policy.method;
     json prov = {{"checkpoint", std::filesystem::absolute(*checkpoint).string()},
-                 {"model", lc.spec.name},
+                 {"model", ck.spec.name},
                  {"model_config",
                   {{"in_channels", mc.in_channels}, {"height", mc.height}, {"width", mc.width}, {"num_classes", mc.num_classes}}},
-                 {"policy", lc.spec.policy.to_json()},
+                 {"policy", ck.spec.policy.to_json()},
                  {"data", spec},
                  {"exporter", "lowbit 0.1.0"}};
-    for (const char* k : {"epoch", "test_acc"})
-      if (auto it = lc.state.scalars.find(k); it != lc.state.scalars.end()) prov[k] = it->second;
+    if (ck.training) {
+      prov["epoch"] = ck.training->epoch;
+      prov["test_acc"] = ck.training->test_acc;
+    }
     info.provenance = prov;
-    const intq::IntModel m = intq::convert_to_int(*lc.model, info);
+    const intq::IntModel m = intq::convert_to_int(*model, info);
     const std::string bytes = intq::serialize_int_model(m);
     write_file_atomically(*out, bytes);
     // The float32 model's parameter bytes (weights, biases, BatchNorm), for the size ratio.
-    const int64_t fp32_bytes = 4 * build_model({lc.spec.name, mc, QuantPolicy{}})->parameter_count();
+    const int64_t fp32_bytes = 4 * build_model({ck.spec.name, mc, QuantPolicy{}})->parameter_count();
     if (!is_root()) return;
     std::fprintf(stderr, "exported %s: %zu bytes (float32 parameters %lld bytes, %.1fx smaller), %zu ops\n",
                  out->c_str(), bytes.size(), static_cast<long long>(fp32_bytes),

@@ -23,8 +23,7 @@
 #include "quant/export/compare.h"
 #include "quant/export/model_file.h"
 #include "tools/commands.h"
-#include "tools/distributed.h"
-#include "tools/training.h"
+#include "models/checkpoint.h"
 
 namespace lowbit::cli {
 
@@ -35,11 +34,15 @@ namespace {
 
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
-void check_dataset_fits(const intq::IntModel& m, const Dataset& d, const std::string& spec) {
+// Checks that the dataset fits the model, then gives it the model file's normalization (what the
+// model was trained on; never recomputed from the data at hand).
+void check_dataset_fits(const intq::IntModel& m, Dataset& d, const std::string& spec) {
   const auto& in = m.input_info();
   LOWBIT_CHECK(d.channels == in.c && d.height == in.h && d.width == in.w && d.num_classes() <= m.num_classes(),
                "dataset ", spec, " (", d.channels, "x", d.height, "x", d.width, ", ", d.num_classes(),
                " classes) does not match the model input ", in.c, "x", in.h, "x", in.w, ", ", m.num_classes(), " classes");
+  d.mean = m.mean;
+  d.std = m.std;
 }
 
 // One image file -> normalised [1, C, H, W] (same float expression as the data loader).
@@ -156,7 +159,7 @@ void register_infer(CLI::App& app) {
       if (*as_json) print_json_line(json{{"images", out}}.dump());
       return;
     }
-    const Dataset test = load_dataset(*data, Split::Test);
+    Dataset test = load_dataset(*data, Split::Test);
     check_dataset_fits(m, test, *data);
     DataLoader loader(test, LoaderOptions::evaluation(*batch));
     const int64_t n = *limit > 0 ? std::min<int64_t>(*limit, test.size()) : test.size();
@@ -246,15 +249,16 @@ void register_inspect(CLI::App& app) {
       return;
     }
     LOWBIT_CHECK(!data->empty(), "inspect --compare needs --data SPEC");
-    LoadedCheckpoint lc = load_checkpoint(*compare);
-    const Dataset test = load_dataset(*data, Split::Test);
+    const Checkpoint ck = Checkpoint::load(*compare);
+    const auto fq_model = ck.build_model(*compare);
+    Dataset test = load_dataset(*data, Split::Test);
     check_dataset_fits(m, test, *data);
     DataLoader loader(test, LoaderOptions::evaluation(*batch));
     const int64_t n = *limit > 0 ? std::min<int64_t>(*limit, test.size()) : test.size();
     intq::CompareStats st;
     for (int64_t s = 0; s < loader.steps() && st.images < n; ++s) {
       Batch b = loader.batch(s);
-      intq::compare_batch(*lc.model, m, b.images, b.labels, st);
+      intq::compare_batch(*fq_model, m, b.images, b.labels, st);
     }
     // isolated: each layer fed the fake-quant codes (locates a divergence); end to end: the
     // runtime on its own codes, as deployed (quant/export/compare.h).

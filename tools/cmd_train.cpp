@@ -4,14 +4,16 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "core/comm.h"
 #include "core/data/dataset.h"
 #include "core/error.h"
 #include "core/threading.h"
-#include "tools/commands.h"
-#include "tools/distributed.h"
+#include "models/checkpoint.h"
+#include "models/trainer.h"
+#include "models/training_run.h"
 #include "quant/training.h"
+#include "tools/commands.h"
 #include "tools/quant_options.h"
-#include "tools/training.h"
 
 namespace lowbit::cli {
 
@@ -27,8 +29,32 @@ double peak_rss_mb() {
   return static_cast<double>(ru.ru_maxrss) / 1024.0;
 }
 
+bool is_root() { return comm().rank() == 0; }
+
+void log_line(const std::string& text) {
+  std::fprintf(stderr, "%s%s", text.c_str(), text.empty() || text.back() != '\n' ? "\n" : "");
+}
+
+namespace {
+
+// The method's tested recipe fills whatever the user left unset.
+void apply_recipe(CLI::App* cmd, TrainOptions& o) {
+  if (!o.policy.quantized()) return;
+  const QatRecipe r = default_recipe(o.policy.method, o.policy.wbits, o.policy.abits);
+  if (!cmd->count("--epochs")) o.epochs = r.epochs;
+  if (!cmd->count("--lr")) o.lr = r.lr;
+  if (!cmd->count("--weight-decay")) o.weight_decay = r.weight_decay;
+  if (!cmd->count("--float-epochs")) o.float_epochs = o.init_from.empty() ? r.float_epochs : 0;
+  if (!cmd->count("--optimizer")) o.optimizer = r.optimizer;
+  if (!cmd->count("--schedule")) o.schedule = r.schedule;
+  if (!cmd->count("--momentum")) o.momentum = r.momentum;
+}
+
+}  // namespace
+
 void register_train(CLI::App& app) {
   auto opts = std::make_shared<TrainOptions>();
+  auto threads = std::make_shared<int>(0);
   auto as_json = std::make_shared<bool>(false);
   auto qflags = std::make_shared<QuantFlags>();
   CLI::App* cmd = app.add_subcommand("train", "Train a model (float32 or quantization-aware) and write checkpoints and metrics");
@@ -57,7 +83,7 @@ void register_train(CLI::App& app) {
   cmd->add_option("--warmup-epochs", opts->warmup_epochs, "Linear lr warm-up length in epochs")->capture_default_str();
   cmd->add_option("--weight-decay", opts->weight_decay, "L2 weight decay")->capture_default_str();
   cmd->add_option("--seed", opts->seed, "Seed for initialisation, shuffling, augmentation")->capture_default_str();
-  cmd->add_option("--threads", opts->threads, "Threads per rank (0 = this node's cores / its ranks)")->capture_default_str();
+  cmd->add_option("--threads", *threads, "Threads per rank (0 = this node's cores / its ranks)")->capture_default_str();
   cmd->add_option("--out", opts->out, "Output folder")->capture_default_str();
   cmd->add_flag("--resume", opts->resume, "Continue from OUT/last.ckpt (same final weights as an uninterrupted run)");
   cmd->add_option("--stop-after", opts->stop_after,
@@ -76,19 +102,12 @@ void register_train(CLI::App& app) {
                   "previous one's weights and quantizer intervals (earlier stages in OUT/stage-w<b>a<b>/)")
       ->delimiter(',');
   cmd->add_flag("--json", *as_json, "Print a JSON summary as the last stdout line");
-  cmd->callback([opts, as_json, qflags, cmd, progressive] {
+  cmd->callback([opts, threads, as_json, qflags, cmd, progressive] {
     opts->policy = make_policy(*qflags);
-    if (opts->policy.quantized()) {  // the method's recipe fills what the user left unset
-      const QatRecipe r = default_recipe(opts->policy.method, opts->policy.wbits, opts->policy.abits);
-      if (!cmd->count("--epochs")) opts->epochs = r.epochs;
-      if (!cmd->count("--lr")) opts->lr = r.lr;
-      if (!cmd->count("--weight-decay")) opts->weight_decay = r.weight_decay;
-      if (!cmd->count("--float-epochs")) opts->float_epochs = opts->init_from.empty() ? r.float_epochs : 0;
-      if (!cmd->count("--optimizer")) opts->optimizer = r.optimizer;
-      if (!cmd->count("--schedule")) opts->schedule = r.schedule;
-      if (!cmd->count("--momentum")) opts->momentum = r.momentum;
-    }
-    const TrainResult r = progressive->empty() ? train(*opts) : train_progressive(*opts, *progressive);
+    apply_recipe(cmd, *opts);
+    opts->log = log_line;
+    set_num_threads(threads_for(comm(), *threads));  // 0: this rank's share of the node's cores
+    const FitResult r = progressive->empty() ? train(*opts) : train_progressive(*opts, *progressive);
     if (!is_root()) return;  // rank 0 reports for the whole job
     std::fprintf(stderr, "done: test accuracy %.2f%% after %lld epochs, %.0f train images/s, %.1f s; checkpoint %s\n",
                  r.test_acc, static_cast<long long>(r.epochs), r.train_images_per_s, r.seconds, r.checkpoint.c_str());
@@ -115,15 +134,12 @@ void register_eval(CLI::App& app) {
   cmd->add_option("--threads", *threads, "Threads per rank (0 = this node's cores / its ranks)")->capture_default_str();
   cmd->add_flag("--json", *as_json, "Print a JSON summary as the last stdout line");
   cmd->callback([=] {
-    set_num_threads(threads_for(*threads));
-    LoadedCheckpoint lc = load_checkpoint(*checkpoint);
-    const Dataset test = load_dataset(*data, Split::Test);
-    LOWBIT_CHECK(test.channels == lc.spec.config.in_channels && test.height == lc.spec.config.height &&
-                     test.width == lc.spec.config.width && test.num_classes() <= lc.spec.config.num_classes,
-                 "dataset ", *data, " (", test.channels, "x", test.height, "x", test.width, ", ", test.num_classes(),
-                 " classes) does not match the checkpoint's model input ", lc.spec.config.in_channels, "x",
-                 lc.spec.config.height, "x", lc.spec.config.width, ", ", lc.spec.config.num_classes, " classes");
-    const EvalResult r = evaluate(*lc.model, test, *batch, 0, true);
+    set_num_threads(threads_for(comm(), *threads));
+    const Checkpoint ck = Checkpoint::load(*checkpoint);
+    const auto model = ck.build_model(*checkpoint);
+    Dataset test = load_dataset(*data, Split::Test);
+    ck.serving.apply_to(test, *data);  // the checkpoint's normalization, not the data's
+    const EvalResult r = evaluate(*model, test, *batch, 0, true);
     if (!is_root()) return;
     std::fprintf(stderr, "test accuracy %.2f%%, loss %.4f on %lld images (%.0f images/s)\n", r.accuracy, r.loss,
                  static_cast<long long>(r.images), r.images_per_s);

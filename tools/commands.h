@@ -1,7 +1,10 @@
 // commands.h: the subcommands of the `lowbit` program. Each command file registers its own
 // options and callback on the CLI11 app; callbacks throw lowbit::Error on bad input (exit 1).
+// The commands only parse arguments and print: training, checkpoints and communication are the
+// library's (models/trainer.h, models/checkpoint.h, layers/data_parallel.h, core/collectives.h).
 #pragma once
 #include <CLI/CLI.hpp>
+#include <exception>
 #include <string>
 
 namespace lowbit::cli {
@@ -20,5 +23,14 @@ void register_bench_infer(CLI::App& bench);
 void print_json_line(const std::string& json);
 // Peak resident memory of this process in MiB.
 double peak_rss_mb();
+// Rank 0 of comm(): the only rank that prints.
+bool is_root();
+// Prints a line (or block) of text on stderr, with a final newline.
+void log_line(const std::string& text);
+// For main(): reports an exception that ended a command and returns the exit status (1). An
+// AgreedError (or any error with one rank) is printed by rank 0 only. Any other error with several
+// ranks may have happened on this rank alone while the others wait in a collective: print it with
+// the rank and MPI_Abort the job, so nothing hangs.
+int report_fatal_error(const std::exception& e);
 
 }  // namespace lowbit::cli

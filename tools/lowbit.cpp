@@ -1,18 +1,41 @@
 // lowbit.cpp: entry point of the `lowbit` command-line program.
 // Exit codes: 0 ok, 1 failure (bad data, bad checkpoint, NaN loss, ...), 2 usage error.
 // Under mpirun/srun every rank runs this main: MPI starts first and ends last (core/comm.h), only
-// rank 0 prints usage and errors (tools/distributed.h).
+// rank 0 prints usage and errors (report_fatal_error below).
+#include <chrono>
 #include <cstdio>
 #include <exception>
 #include <fstream>
 #include <iostream>
 #include <string>
+#include <thread>
 
+#include "core/collectives.h"
 #include "core/comm.h"
 #include "core/error.h"
 #include "core/cpu_features.h"
 #include "tools/commands.h"
-#include "tools/distributed.h"
+
+namespace lowbit::cli {
+
+int report_fatal_error(const std::exception& e) {
+  Comm& c = comm();
+  const bool agreed = dynamic_cast<const AgreedError*>(&e) != nullptr;
+  if (c.size() == 1 || agreed) {
+    if (c.rank() == 0) std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
+  // An error on this rank only, as far as we know: the others may wait in a collective forever,
+  // so end the whole job. When several ranks fail at once (same bad flag everywhere), rank 0
+  // aborts first and the others are killed before they print: the message appears once.
+  if (c.rank() != 0) std::this_thread::sleep_for(std::chrono::seconds(1));
+  std::fprintf(stderr, "error: rank %d of %d: %s\n", c.rank(), c.size(), e.what());
+  std::fflush(stderr);
+  c.abort(1);
+  return 1;  // not reached
+}
+
+}  // namespace lowbit::cli
 
 int main(int argc, char** argv) {
   try {

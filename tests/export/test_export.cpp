@@ -29,6 +29,7 @@
 #include "quant/export/model_file.h"
 #include "quant/policy.h"
 #include "quant/quant_layers.h"
+#include "models/param_groups.h"
 #include "quant/registry.h"
 #include "quant/training.h"
 
@@ -67,7 +68,7 @@ Trained train_small(const std::string& model_name, const std::string& method, in
   DataLoader loader(train, lo);
   t.model->train();
   for (int s = 0; s < steps; ++s) {
-    set_quantization_enabled(s >= 5);  // short float warm-up, then QAT
+    set_quantization_enabled(*t.model, s >= 5);  // short float warm-up, then QAT
     loader.set_epoch(s / loader.steps());
     Batch b = loader.batch(s % loader.steps());
     opt->zero_grad();
@@ -75,7 +76,7 @@ Trained train_small(const std::string& model_name, const std::string& method, in
     loss.backward();
     opt->step();
   }
-  set_quantization_enabled(true);
+  set_quantization_enabled(*t.model, true);
   t.model->eval();
   ExportInfo info;
   info.channels = channels;

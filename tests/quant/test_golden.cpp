@@ -143,7 +143,6 @@ void check_case(const QuantizerMethod& m, QuantTarget target, const json& c) {
 }  // namespace
 
 TEST_CASE("golden vectors: every registered method, target and bit width") {
-  set_quantization_enabled(true);
   const json golden = load_golden();
   REQUIRE(golden["rounding"] == "half to even");
   REQUIRE(golden["cases"].size() >= 24);

@@ -31,6 +31,7 @@
 #include "quant/quant_layers.h"
 #include "quant/registry.h"
 #include "quant/sawb.h"
+#include "models/param_groups.h"
 #include "quant/training.h"
 #include "layers/sequential.h"
 
@@ -57,11 +58,6 @@ std::string error_of(const std::function<void()>& f) {
   }
   return "";
 }
-// Quantization is a process-wide switch: every test leaves it on.
-struct EnableQuant {
-  EnableQuant() { set_quantization_enabled(true); }
-  ~EnableQuant() { set_quantization_enabled(true); }
-};
 
 }  // namespace
 
@@ -96,7 +92,6 @@ TEST_CASE("DoReFa STE: activations on [0, 1] closed, weights (1 - tanh^2) / max|
 }
 
 TEST_CASE("SAWB: no gradient beyond the clip, alpha_w buffer, eval keeps the stored value") {
-  EnableQuant on;
   SawbQuantizer q(2);
   Generator gen(3);
   Tensor w = Tensor::randn({256}, gen, 0.f, 0.1f);
@@ -210,7 +205,6 @@ TEST_CASE("LSQ STE: inside, below -Q_N, above Q_P; gradient scale in the raw gra
 }
 
 TEST_CASE("codes(): the integer mapping reproduces the forward for every quantizer") {
-  EnableQuant on;
   Generator gen(5);
   Tensor w = Tensor::randn({4, 3, 3, 3}, gen, 0.f, 0.2f);
   Tensor a = Tensor::randn({2, 4, 5, 5}, gen, 0.5f, 0.8f);
@@ -236,7 +230,6 @@ TEST_CASE("codes(): the integer mapping reproduces the forward for every quantiz
 
 TEST_CASE("registry: every method's factory, codes() and integer rule agree with its forward") {
   // Iterates quant/registry.h: a new method is checked here without editing this test.
-  EnableQuant on;
   Generator gen(9);
   const Tensor w = Tensor::randn({4, 3, 3, 3}, gen, 0.f, 0.2f);
   Tensor a = Tensor::randn({2, 4, 5, 5}, gen, 0.5f, 0.8f);
@@ -311,16 +304,15 @@ TEST_CASE("registry: every method's factory, codes() and integer rule agree with
 }
 
 TEST_CASE("warm-up switch: pass-through while disabled, statistics init on the first enabled batch") {
-  EnableQuant on;
   Generator gen(2);
   Tensor x = Tensor::randn({8, 16}, gen, 0.5f, 1.f);
   PactQuantizer q(2);  // init mse
-  set_quantization_enabled(false);
+  set_quantization_enabled(q, false);
   Tensor y = q(x);
   CHECK(y.same_storage(x));
   CHECK_FALSE(q.initialized());
   CHECK(q.alpha->data()[0] == 10.f);
-  set_quantization_enabled(true);
+  set_quantization_enabled(q, true);
   q(x);
   CHECK(q.initialized());
   const float a = q.alpha->data()[0];
@@ -391,7 +383,6 @@ QuantPolicy pact_sawb(int bits) {
 }  // namespace
 
 TEST_CASE("calibrate(): sets PACT clips of a converted model from data") {
-  EnableQuant on;
   const Dataset ds = tiny_dataset(Split::Train);
   DataLoader loader(ds, LoaderOptions::evaluation(64));
   auto model = tiny_convnet();
@@ -418,11 +409,10 @@ TEST_CASE("calibrate(): sets PACT clips of a converted model from data") {
   CHECK(pact->alpha->data()[0] == doctest::Approx(kl[second]));
   CHECK(pact->initialized());
   CHECK(model->is_training());
-  CHECK(quantization_enabled());
+  CHECK(quantization_enabled(*model));
 }
 
 TEST_CASE("calibrate(): skip_zeros leaves post-ReLU zeros out of the histogram") {
-  EnableQuant on;
   const Dataset ds = tiny_dataset(Split::Train);
   DataLoader loader(ds, LoaderOptions::evaluation(64));
   auto model = tiny_convnet();
@@ -442,7 +432,6 @@ TEST_CASE("calibrate(): skip_zeros leaves post-ReLU zeros out of the histogram")
 }
 
 TEST_CASE("conversion: convnet and resnet20 names, typed slots, bits table, state_dict and policy round trips") {
-  EnableQuant on;
   auto model = tiny_convnet();
   QuantPolicy policy;
   policy.method = "pact-sawb";
@@ -538,7 +527,6 @@ TEST_CASE("conversion: convnet and resnet20 names, typed slots, bits table, stat
 }
 
 TEST_CASE("make_param_groups: every parameter once, quantizer kinds with their clamps, decay, grad scale") {
-  EnableQuant on;
   for (const std::string method : {"pact", "qil", "lsq"}) {
     INFO(method);
     auto model = tiny_convnet();
@@ -598,7 +586,6 @@ TEST_CASE("make_param_groups: every parameter once, quantizer kinds with their c
 }
 
 TEST_CASE("training smoke test: every method lowers the loss and moves its quantizer parameters") {
-  EnableQuant on;
   const Dataset ds = tiny_dataset(Split::Train);
   LoaderOptions lo;
   lo.batch_size = 32;

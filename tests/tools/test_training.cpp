@@ -15,7 +15,9 @@
 #include "layers/conv2d.h"
 #include "layers/linear.h"
 #include "models/registry.h"
-#include "tools/training.h"
+#include "models/checkpoint.h"
+#include "models/trainer.h"
+#include "models/training_run.h"
 
 using namespace lowbit;
 namespace fs = std::filesystem;
@@ -36,8 +38,8 @@ std::string synthetic_spec() {
   }();
   return spec;
 }
-cli::TrainOptions quick_options(const std::string& out) {
-  cli::TrainOptions o;
+TrainOptions quick_options(const std::string& out) {
+  TrainOptions o;
   o.data = synthetic_spec();
   o.epochs = 2;
   o.batch = 64;
@@ -124,8 +126,8 @@ TEST_CASE("state dicts round-trip through files and reject bad ones") {
 
 TEST_CASE("training converges, writes metrics and checkpoints, and resume is bit-identical") {
   fs::path dir = temp_dir("train");
-  cli::TrainOptions full = quick_options((dir / "full").string());
-  const cli::TrainResult r = cli::train(full);
+  TrainOptions full = quick_options((dir / "full").string());
+  const FitResult r = train(full);
   CHECK(r.test_acc > 80.0);
   CHECK(fs::exists(dir / "full" / "last.ckpt"));
   CHECK(fs::exists(dir / "full" / "best.ckpt"));
@@ -133,104 +135,104 @@ TEST_CASE("training converges, writes metrics and checkpoints, and resume is bit
   CHECK(std::count(csv.begin(), csv.end(), '\n') == 3);  // header + 2 epochs
   CHECK(read_file(dir / "full" / "metrics.jsonl").find("\"test_acc\"") != std::string::npos);
 
-  cli::TrainOptions first = quick_options((dir / "split").string());
+  TrainOptions first = quick_options((dir / "split").string());
   first.stop_after = 1;  // interrupted after epoch 1 of 2
-  cli::train(first);
-  cli::TrainOptions rest = quick_options((dir / "split").string());
+  train(first);
+  TrainOptions rest = quick_options((dir / "split").string());
   rest.resume = true;
-  cli::train(rest);
+  train(rest);
   check_same_tensors(dir / "full" / "last.ckpt", dir / "split" / "last.ckpt");
-  const auto loaded = cli::load_checkpoint((dir / "full" / "last.ckpt").string());
+  const auto loaded = Checkpoint::load((dir / "full" / "last.ckpt").string());
   const Dataset test = load_dataset(synthetic_spec(), Split::Test);
-  CHECK(cli::evaluate(*loaded.model, test, 100).accuracy == doctest::Approx(r.test_acc));
+  CHECK(evaluate(*loaded.build_model("last.ckpt"), test, 100).accuracy == doctest::Approx(r.test_acc));
 }
 
 TEST_CASE("quantization-aware training: policy in the checkpoint, logged quantizers, bit-identical resume") {
   fs::path dir = temp_dir("qat");
-  cli::TrainOptions full = quick_options((dir / "full").string());
+  TrainOptions full = quick_options((dir / "full").string());
   full.policy.method = "pact-sawb";
   full.policy.wbits = full.policy.abits = 2;
   full.float_epochs = 1;
   full.epochs = 3;
-  const cli::TrainResult r = cli::train(full);
+  const FitResult r = train(full);
   CHECK(r.test_acc > 70.0);
   const std::string jsonl = read_file(dir / "full" / "metrics.jsonl");
   CHECK(jsonl.find("\"3.act_quantizer.alpha\"") != std::string::npos);
   CHECK(jsonl.find("weight_quantizer.alpha_w") != std::string::npos);
 
-  cli::TrainOptions first = full;
+  TrainOptions first = full;
   first.out = (dir / "split").string();
   first.stop_after = 2;  // interrupted after the first quantized epoch
-  cli::train(first);
-  cli::TrainOptions rest = full;
+  train(first);
+  TrainOptions rest = full;
   rest.out = first.out;
   rest.resume = true;
-  cli::train(rest);
+  train(rest);
   check_same_tensors(dir / "full" / "last.ckpt", dir / "split" / "last.ckpt");
-  const auto loaded = cli::load_checkpoint((dir / "full" / "last.ckpt").string());
+  const auto loaded = Checkpoint::load((dir / "full" / "last.ckpt").string());
   CHECK(loaded.spec.policy.method == "pact-sawb");
   CHECK(loaded.spec.policy.wbits == 2);
   const Dataset test = load_dataset(synthetic_spec(), Split::Test);
-  CHECK(cli::evaluate(*loaded.model, test, 100).accuracy == doctest::Approx(r.test_acc));
+  CHECK(evaluate(*loaded.build_model("last.ckpt"), test, 100).accuracy == doctest::Approx(r.test_acc));
 
   // --init-from: QAT fine-tuning from a float checkpoint; a mismatched checkpoint is refused.
-  cli::TrainOptions fp = quick_options((dir / "fp").string());
+  TrainOptions fp = quick_options((dir / "fp").string());
   fp.epochs = 1;
-  cli::train(fp);
-  cli::TrainOptions ft = full;
+  train(fp);
+  TrainOptions ft = full;
   ft.out = (dir / "ft").string();
   ft.epochs = 1;
   ft.float_epochs = 0;
   ft.init_from = (dir / "fp" / "last.ckpt").string();
-  CHECK(cli::train(ft).test_acc > 70.0);
-  cli::TrainOptions wrong = ft;
+  CHECK(train(ft).test_acc > 70.0);
+  TrainOptions wrong = ft;
   wrong.model = "mlp";
-  CHECK_THROWS_WITH_AS(cli::train(wrong), doctest::Contains("does not match the model"), Error);
+  CHECK_THROWS_WITH_AS(train(wrong), doctest::Contains("does not match the model"), Error);
 }
 
 TEST_CASE("QIL progressive schedule: each stage starts from the previous stage's checkpoint") {
   fs::path dir = temp_dir("progressive");
-  cli::TrainOptions o = quick_options((dir / "run").string());
+  TrainOptions o = quick_options((dir / "run").string());
   o.policy.method = "qil";
   o.epochs = 1;
   o.float_epochs = 0;
   o.max_steps = 6;
-  const cli::TrainResult r = cli::train_progressive(o, {4, 3, 2});
+  const FitResult r = train_progressive(o, {4, 3, 2});
   CHECK(r.checkpoint == (dir / "run" / "last.ckpt").string());
-  const auto final_ckpt = cli::load_checkpoint(r.checkpoint);
+  const auto final_ckpt = Checkpoint::load(r.checkpoint);
   CHECK(final_ckpt.spec.policy.wbits == 2);
   CHECK(final_ckpt.spec.policy.abits == 2);
   // Stage 3-bit was initialised from the 4-bit stage, the final one from the 3-bit stage.
   const auto options_of = [](const fs::path& p) {
-    return nlohmann::json::parse(load_state_dict_file(p.string()).strings.at("options"));
+    return nlohmann::json::parse(Checkpoint::load(p.string()).notes.at("options"));
   };
   CHECK(options_of(dir / "run" / "stage-w3a3" / "last.ckpt")["init_from"] ==
         (dir / "run" / "stage-w4a4" / "last.ckpt").string());
   CHECK(options_of(dir / "run" / "last.ckpt")["init_from"] == (dir / "run" / "stage-w3a3" / "last.ckpt").string());
-  CHECK(cli::load_checkpoint((dir / "run" / "stage-w4a4" / "last.ckpt").string()).spec.policy.wbits == 4);
+  CHECK(Checkpoint::load((dir / "run" / "stage-w4a4" / "last.ckpt").string()).spec.policy.wbits == 4);
   // Resuming a finished schedule trains nothing and reports the same accuracy.
-  cli::TrainOptions again = o;
+  TrainOptions again = o;
   again.resume = true;
-  CHECK(cli::train_progressive(again, {4, 3, 2}).test_acc == doctest::Approx(r.test_acc));
-  CHECK_THROWS_WITH_AS(cli::train_progressive(o, {4, 4}), doctest::Contains("strictly decreasing"), Error);
-  cli::TrainOptions fp = o;
+  CHECK(train_progressive(again, {4, 3, 2}).test_acc == doctest::Approx(r.test_acc));
+  CHECK_THROWS_WITH_AS(train_progressive(o, {4, 4}), doctest::Contains("strictly decreasing"), Error);
+  TrainOptions fp = o;
   fp.policy.method = "fp32";
-  CHECK_THROWS_WITH_AS(cli::train_progressive(fp, {4, 2}), doctest::Contains("needs a quantization --method"), Error);
+  CHECK_THROWS_WITH_AS(train_progressive(fp, {4, 2}), doctest::Contains("needs a quantization --method"), Error);
 }
 
 TEST_CASE("training errors: NaN loss, bad options, resume without checkpoint") {
   fs::path dir = temp_dir("errors");
-  cli::TrainOptions o = quick_options((dir / "nan").string());
+  TrainOptions o = quick_options((dir / "nan").string());
   o.lr = 1e30;
   o.epochs = 1;
-  CHECK_THROWS_WITH_AS(cli::train(o), doctest::Contains("loss became"), Error);
+  CHECK_THROWS_WITH_AS(train(o), doctest::Contains("loss became"), Error);
   CHECK_FALSE(fs::exists(dir / "nan" / "last.ckpt"));
-  cli::TrainOptions r = quick_options((dir / "none").string());
+  TrainOptions r = quick_options((dir / "none").string());
   r.resume = true;
-  CHECK_THROWS_WITH_AS(cli::train(r), doctest::Contains("no checkpoint"), Error);
-  cli::TrainOptions bad = quick_options((dir / "bad").string());
+  CHECK_THROWS_WITH_AS(train(r), doctest::Contains("no checkpoint"), Error);
+  TrainOptions bad = quick_options((dir / "bad").string());
   bad.data = "nosuch:thing";
-  CHECK_THROWS_AS(cli::train(bad), Error);
+  CHECK_THROWS_AS(train(bad), Error);
 }
 
 TEST_CASE("the lowbit program's exit codes: 0 ok, 1 failure, 2 usage") {

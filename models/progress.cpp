@@ -1,11 +1,11 @@
 // progress.cpp: terminal progress bar / plain progress lines.
-#include "tools/progress.h"
+#include "models/progress.h"
 
 #include <unistd.h>
 
 #include <cstdio>
 
-namespace lowbit::cli {
+namespace lowbit {
 
 std::string format_duration(double seconds) {
   const long s = static_cast<long>(seconds + 0.5);
@@ -50,4 +50,4 @@ void Progress::finish(const std::string& status) {
   std::fflush(stderr);
 }
 
-}  // namespace lowbit::cli
+}  // namespace lowbit

@@ -1,4 +1,4 @@
-// progress.h: progress reporting for long loops on stderr. On a terminal: one live bar
+// progress.h: progress reporting for long loops on stderr (the Trainer's progress-bar sink). On a terminal: one live bar
 // redrawn in place ("epoch 3/15 [#####.....] 52% loss 0.31 acc 89.1% 5210 img/s ETA 0:41");
 // otherwise plain lines at most every few seconds, so logs stay readable.
 #pragma once
@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <string>
 
-namespace lowbit::cli {
+namespace lowbit {
 
 class Progress {
  public:
@@ -24,4 +24,4 @@ class Progress {
 
 std::string format_duration(double seconds);
 
-}  // namespace lowbit::cli
+}  // namespace lowbit

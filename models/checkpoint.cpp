@@ -1,0 +1,193 @@
+// checkpoint.cpp: Checkpoint <-> StateDict file, with validation of every field it reads.
+#include "models/checkpoint.h"
+
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "core/error.h"
+#include "core/serialize.h"
+
+namespace lowbit {
+
+using json = nlohmann::json;
+
+ServingInfo ServingInfo::from_dataset(const Dataset& d) {
+  return {d.channels, d.height, d.width, d.mean, d.std, d.class_names};
+}
+
+void ServingInfo::apply_to(Dataset& d, const std::string& spec) const {
+  LOWBIT_CHECK(d.channels == channels && d.height == height && d.width == width &&
+                   d.num_classes() <= static_cast<int64_t>(class_names.size()),
+               "dataset ", spec, " (", d.channels, "x", d.height, "x", d.width, ", ", d.num_classes(),
+               " classes) does not match the checkpoint's model input ", channels, "x", height, "x", width, ", ",
+               class_names.size(), " classes");
+  d.mean = mean;
+  d.std = std;
+}
+
+namespace {
+
+std::string rng_to_string(const std::array<uint64_t, 4>& state) {
+  std::string s;
+  for (uint64_t w : state) s += std::to_string(w) + " ";
+  return s;
+}
+
+json serving_json(const ServingInfo& s) {
+  return {{"channels", s.channels}, {"height", s.height}, {"width", s.width},
+          {"mean", s.mean},         {"std", s.std},       {"class_names", s.class_names}};
+}
+
+// Field lookups that name the file and the missing field.
+struct Fields {
+  const StateDict& sd;
+  const std::string& source;
+  double scalar(const std::string& key) const {
+    auto it = sd.scalars.find(key);
+    LOWBIT_CHECK(it != sd.scalars.end(), "checkpoint ", source, " lacks '", key, "'");
+    return it->second;
+  }
+  const std::string& string(const std::string& key) const {
+    auto it = sd.strings.find(key);
+    LOWBIT_CHECK(it != sd.strings.end(), "checkpoint ", source, " lacks '", key, "'");
+    return it->second;
+  }
+  std::string string_or(const std::string& key, const std::string& fallback) const {
+    auto it = sd.strings.find(key);
+    return it == sd.strings.end() ? fallback : it->second;
+  }
+};
+
+ModelSpec read_spec(const Fields& f) {
+  ModelSpec spec;
+  spec.name = f.string_or("model.name", "");
+  if (!spec.name.empty()) {
+    auto dim = [&](const char* k) { return static_cast<int64_t>(f.scalar(std::string("model.") + k)); };
+    spec.config = {dim("in_channels"), dim("height"), dim("width"), dim("num_classes")};
+  }
+  if (auto p = f.sd.strings.find("quant.policy"); p != f.sd.strings.end())
+    spec.policy = QuantPolicy::from_json_string(p->second);
+  return spec;
+}
+
+ServingInfo read_serving(const Fields& f) {
+  const std::string& text = f.string("serving");
+  try {
+    const json j = json::parse(text);
+    ServingInfo s;
+    s.channels = j.at("channels").get<int64_t>();
+    s.height = j.at("height").get<int64_t>();
+    s.width = j.at("width").get<int64_t>();
+    s.mean = j.at("mean").get<std::vector<float>>();
+    s.std = j.at("std").get<std::vector<float>>();
+    s.class_names = j.at("class_names").get<std::vector<std::string>>();
+    LOWBIT_CHECK(s.mean.size() == static_cast<size_t>(s.channels) && s.std.size() == s.mean.size(),
+                 "mean/std need ", s.channels, " entries");
+    return s;
+  } catch (const std::exception& e) {
+    throw Error(detail::concat("checkpoint ", f.source, ": field 'serving' is malformed: ", e.what()));
+  }
+}
+
+TrainingState read_training(const Fields& f) {
+  TrainingState t;
+  t.epoch = static_cast<int64_t>(f.scalar("epoch"));
+  t.best_acc = f.scalar("best_acc");
+  t.test_acc = f.scalar("test_acc");
+  t.global_step = static_cast<int64_t>(f.scalar("global_step"));
+  t.schedule = f.string("schedule");
+  std::istringstream in(f.string("rng"));
+  for (auto& w : t.rng)
+    LOWBIT_CHECK(static_cast<bool>(in >> w), "checkpoint ", f.source, ": field 'rng' is malformed");
+  t.optimizer = f.sd.sub("optim");
+  LOWBIT_CHECK(t.optimizer.strings.count("type"), "checkpoint ", f.source, " lacks 'optim.type' (the optimizer state)");
+  return t;
+}
+
+std::string describe(const ModelSpec& s) {
+  const std::string model =
+      s.name.empty() ? std::string("a program-defined model")
+                     : detail::concat("model '", s.name, "' (", s.config.in_channels, "x", s.config.height, "x",
+                                      s.config.width, ", ", s.config.num_classes, " classes)");
+  return model + " with quantization " + s.policy.to_json_string();
+}
+
+}  // namespace
+
+StateDict Checkpoint::to_state_dict() const {
+  StateDict sd;
+  sd.merge(model, "model");
+  if (!spec.name.empty()) {
+    sd.strings["model.name"] = spec.name;
+    sd.scalars["model.in_channels"] = static_cast<double>(spec.config.in_channels);
+    sd.scalars["model.height"] = static_cast<double>(spec.config.height);
+    sd.scalars["model.width"] = static_cast<double>(spec.config.width);
+    sd.scalars["model.num_classes"] = static_cast<double>(spec.config.num_classes);
+  }
+  sd.strings["quant.policy"] = spec.policy.to_json_string();
+  sd.strings["serving"] = serving_json(serving).dump();
+  if (!data.empty()) sd.strings["data"] = data;
+  if (training) {
+    sd.merge(training->optimizer, "optim");
+    sd.scalars["epoch"] = static_cast<double>(training->epoch);
+    sd.scalars["global_step"] = static_cast<double>(training->global_step);
+    sd.scalars["best_acc"] = training->best_acc;
+    sd.scalars["test_acc"] = training->test_acc;
+    sd.strings["rng"] = rng_to_string(training->rng);
+    sd.strings["schedule"] = training->schedule;
+  }
+  for (const auto& [k, v] : notes) sd.strings["note." + k] = v;
+  return sd;
+}
+
+Checkpoint Checkpoint::from_state_dict(const StateDict& sd, const std::string& source) {
+  const Fields f{sd, source};
+  Checkpoint c;
+  c.model = sd.sub("model");
+  c.model.scalars.clear();  // the spec's dimensions live under "model." too
+  c.model.strings.clear();
+  LOWBIT_CHECK(!c.model.tensors.empty(), "checkpoint ", source, " lacks 'model' (no model weights)");
+  c.spec = read_spec(f);
+  c.serving = read_serving(f);
+  c.data = f.string_or("data", "");
+  // Training state: present from "epoch" on; then every part of it must be there.
+  if (sd.scalars.count("epoch")) c.training = read_training(f);
+  for (const auto& [k, v] : sd.sub("note").strings) c.notes[k] = v;
+  return c;
+}
+
+void Checkpoint::save(const std::string& path) const { save_state_dict(path, to_state_dict()); }
+
+Checkpoint Checkpoint::load(const std::string& path) { return from_state_dict(load_state_dict_file(path), path); }
+
+std::shared_ptr<Module> Checkpoint::build_model(const std::string& source) const {
+  LOWBIT_CHECK(!spec.name.empty(), "checkpoint ", source, " lacks 'model.name': it holds a model its program "
+               "defined, which only that program can rebuild");
+  std::shared_ptr<Module> m = ::lowbit::build_model(spec);
+  m->load_state_dict(model);
+  return m;
+}
+
+void Checkpoint::check_resumes(const ModelSpec& run, const std::string& source) const {
+  LOWBIT_CHECK(training.has_value(), "cannot resume from ", source, ": it is a model-only checkpoint (it lacks "
+               "'epoch', the optimizer state and the RNG state); resume from a training checkpoint (last.ckpt) or "
+               "start a new run from its weights with --init-from");
+  const bool same = run.name == spec.name && run.policy.to_json_string() == spec.policy.to_json_string() &&
+                    (run.name.empty() || (run.config.in_channels == spec.config.in_channels &&
+                                          run.config.height == spec.config.height &&
+                                          run.config.width == spec.config.width &&
+                                          run.config.num_classes == spec.config.num_classes));
+  LOWBIT_CHECK(same, "cannot resume from ", source, ": it holds ", describe(spec), ", but this run is ", describe(run),
+               "; resume with the checkpoint's options or start a new run from its weights with --init-from");
+}
+
+void load_weights(Module& model, const Checkpoint& checkpoint, const std::string& source) {
+  const StateDict current = model.state_dict();
+  for (const auto& [name, t] : checkpoint.model.tensors)
+    LOWBIT_CHECK(current.tensors.count(name) && current.tensors.at(name).shape() == t.shape(), "--init-from ", source,
+                 ": entry '", name, "' does not match the model (different architecture?)");
+  // Non-strict: the quantizers' own parameters are not in a float checkpoint and keep their init.
+  model.load_state_dict(checkpoint.model, /*strict=*/false);
+}
+
+}  // namespace lowbit

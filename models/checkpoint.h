@@ -1,0 +1,83 @@
+// checkpoint.h: Checkpoint, everything that resumes a training run bit for bit and everything
+// that serves the model it holds, as one validated file (a StateDict in core/serialize.h's
+// safetensors container, written atomically: temporary file + fsync + rename).
+//
+// Holds (file keys in brackets):
+//   * the model: parameters and buffers ["model.<dotted name>"] and, for a zoo model, its spec:
+//     registry name, input/class configuration ["model.name", "model.in_channels", ...] and
+//     quantization policy, method included ["quant.policy"];
+//   * how to serve it: input size, normalization mean/std, class names ["serving"] and the dataset
+//     spec it was trained on ["data"]. eval/infer/export take the normalization from here, never
+//     from the data at hand;
+//   * for a training checkpoint only, TrainingState: optimizer state and groups ["optim.*"], lr
+//     schedule ["schedule"], epoch and global step ["epoch", "global_step"], best/last accuracy
+//     ["best_acc", "test_acc"], the global RNG stream ["rng"]. A model-only checkpoint (calibrate,
+//     or a program's own save) has none: eval/export/--init-from accept it, resume refuses it.
+//   * notes: free-form strings (the run's options as JSON, calibration provenance, ...).
+// load() validates: a missing field is one lowbit::Error naming the file and the field;
+// check_resumes() refuses a run whose model or quantization policy differs from the checkpoint's,
+// naming both (e.g. a W2A2 checkpoint resumed with --wbits 4).
+#pragma once
+#include <array>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/data/dataset.h"
+#include "core/state_dict.h"
+#include "layers/module.h"
+#include "models/model_spec.h"
+
+namespace lowbit {
+
+// Input size, normalization x = (pixel / 255 - mean[c]) / std[c] and class names of a model.
+struct ServingInfo {
+  int64_t channels = 0, height = 0, width = 0;
+  std::vector<float> mean, std;
+  std::vector<std::string> class_names;
+
+  static ServingInfo from_dataset(const Dataset& data);
+  // Throws unless `data` has this input size and at most this many classes, naming `spec`; then
+  // gives it this normalization (so a DataLoader over it feeds the model what it was trained on).
+  void apply_to(Dataset& data, const std::string& spec) const;
+};
+
+struct TrainingState {
+  int64_t epoch = 0;        // epochs completed
+  int64_t global_step = 0;  // optimizer steps completed
+  double best_acc = -1, test_acc = 0;
+  std::array<uint64_t, 4> rng{};  // global_generator() state
+  StateDict optimizer;            // Optimizer::state_dict()
+  std::string schedule;           // LrSchedule::describe() of the run
+};
+
+struct Checkpoint {
+  ModelSpec spec;  // spec.name empty: a model the program defines itself (not rebuilt by name)
+  StateDict model;
+  ServingInfo serving;
+  std::string data;  // dataset spec the model was trained on ("" when unknown)
+  std::optional<TrainingState> training;
+  std::map<std::string, std::string> notes;
+
+  StateDict to_state_dict() const;
+  // `source` names the file in errors.
+  static Checkpoint from_state_dict(const StateDict& state, const std::string& source);
+  void save(const std::string& path) const;  // atomic
+  static Checkpoint load(const std::string& path);
+
+  // The zoo model of `spec`, with the checkpoint's weights (strict: every entry must match).
+  std::shared_ptr<Module> build_model(const std::string& source) const;
+  // Throws one lowbit::Error when this checkpoint cannot resume a run of `run` (a model-only
+  // checkpoint; another model, input, class count or quantization policy), naming both sides.
+  void check_resumes(const ModelSpec& run, const std::string& source) const;
+};
+
+// --init-from: copies a checkpoint's model weights into `model`, which may be quantized (its
+// quantizer parameters, absent from a float checkpoint, keep their init). Every checkpoint entry
+// must exist in the model with the same shape.
+void load_weights(Module& model, const Checkpoint& checkpoint, const std::string& source);
+
+}  // namespace lowbit

@@ -1,0 +1,267 @@
+// trainer.cpp: Trainer (fit, per-epoch evaluation and checkpoints, resume) and evaluate().
+#include "models/trainer.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+
+#include "core/autograd.h"
+#include "core/collectives.h"
+#include "core/error.h"
+#include "core/ops_loss.h"
+#include "core/random.h"
+#include "core/serialize.h"
+#include "models/progress.h"
+#include "quant/quantizer.h"
+#include "quant/training.h"
+
+namespace lowbit {
+
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+// The first `keep` images and labels of a batch (the last batch of a limited evaluation).
+void truncate_batch(Batch& b, size_t keep) {
+  Shape head_shape = b.images.shape();
+  head_shape[0] = static_cast<int64_t>(keep);
+  Tensor head = Tensor::empty(head_shape);
+  std::copy_n(b.images.data(), head.numel(), head.data());
+  b.images = head;
+  b.labels.resize(keep);
+}
+
+int64_t count_correct(const Tensor& logits, const std::vector<int32_t>& labels) {
+  const auto pred = argmax_rows(logits);
+  int64_t correct = 0;
+  for (size_t i = 0; i < pred.size(); ++i) correct += pred[i] == labels[i];
+  return correct;
+}
+
+}  // namespace
+
+EvalResult evaluate(Module& model, const Dataset& data, int64_t batch, int64_t limit, bool progress, Comm& comm) {
+  NoGradGuard no_grad;
+  const bool was_training = model.is_training();
+  model.eval();
+  // Rank r evaluates its contiguous shard; sums are reduced after the loop (shards may differ by
+  // one batch). The global batch is rounded up to a multiple of the rank count (batch size does
+  // not change eval results).
+  const int64_t world = comm.size();
+  DataLoader loader(data, LoaderOptions::evaluation((batch + world - 1) / world * world, comm.rank(),
+                                                   static_cast<int>(world)));
+  const int64_t n = limit > 0 ? std::min<int64_t>(limit, data.size()) : data.size();
+  int64_t correct = 0, seen = 0;
+  double loss_sum = 0;
+  Progress bar("eval", n, progress && comm.rank() == 0);
+  const auto t0 = Clock::now();
+  for (int64_t s = 0; s < loader.steps() && loader.step_indices(s).front() < n; ++s) {
+    Batch b = loader.batch(s);
+    // Only the first n test images count (a shard's indices ascend; the last batch may cross n).
+    const size_t keep = static_cast<size_t>(
+        std::count_if(b.indices.begin(), b.indices.end(), [n](int64_t i) { return i < n; }));
+    if (keep < b.labels.size()) truncate_batch(b, keep);
+    Tensor logits = model.forward(b.images);
+    loss_sum += cross_entropy(logits, b.labels).item() * static_cast<double>(b.labels.size());
+    correct += count_correct(logits, b.labels);
+    seen += static_cast<int64_t>(b.labels.size());
+    bar.update(seen, "");
+  }
+  reduce_totals(comm, loss_sum, correct, seen);
+  const double secs = seconds_since(t0);
+  model.train(was_training);
+  EvalResult r;
+  r.images = seen;
+  r.accuracy = seen ? 100.0 * static_cast<double>(correct) / static_cast<double>(seen) : 0;
+  r.loss = seen ? loss_sum / static_cast<double>(seen) : 0;
+  r.images_per_s = secs > 0 ? static_cast<double>(seen) / secs : 0;
+  return r;
+}
+
+Trainer::Trainer(DataParallel& dp, Optimizer& optimizer, LrSchedule schedule, DataLoader& train, const Dataset* test,
+                 TrainerOptions options)
+    : dp_(dp),
+      model_(dp.module()),
+      optimizer_(optimizer),
+      schedule_(std::move(schedule)),
+      train_(train),
+      test_(test),
+      options_(std::move(options)),
+      serving_(ServingInfo::from_dataset(train.dataset())) {
+  LOWBIT_CHECK(options_.epochs >= 1, "Trainer: epochs must be at least 1, got ", options_.epochs);
+  LOWBIT_CHECK(train.options().world_size == dp.size() && train.options().rank == dp.rank(), "Trainer: the loader "
+               "shards for rank ", train.options().rank, " of ", train.options().world_size, ", but this is rank ",
+               dp.rank(), " of ", dp.size());
+  if (!options_.loss) options_.loss = [](const Tensor& logits, const std::vector<int32_t>& labels) {
+    return cross_entropy(logits, labels);
+  };
+}
+
+void Trainer::set_serving(const ServingInfo& serving, const std::string& data_spec) {
+  serving_ = serving;
+  data_spec_ = data_spec;
+}
+
+void Trainer::resume(const std::string& path) {
+  Comm& comm = dp_.comm();
+  const StateDict sd = load_on_root(comm, [&] {
+    LOWBIT_CHECK(std::filesystem::exists(path), "--resume: no checkpoint at ", path);
+    return load_state_dict_file(path);
+  });
+  // Every rank holds the same bytes, so every rank reaches the same verdict: agree on it.
+  std::string error;
+  try {
+    const Checkpoint ck = Checkpoint::from_state_dict(sd, path);
+    ck.check_resumes(spec_, path);
+    const TrainingState& t = *ck.training;
+    LOWBIT_CHECK(t.epoch <= options_.epochs, "--resume: checkpoint ", path, " already has ", t.epoch,
+                 " epochs, more than --epochs ", options_.epochs);
+    model_.load_state_dict(ck.model);
+    optimizer_.load_state_dict(t.optimizer);
+    // Gradient scales that depend on loaded quantizer buffers (QIL) are refreshed as after a step.
+    for (auto& g : optimizer_.groups())
+      if (g.post_step) g.post_step(g);
+    start_epoch_ = epochs_done_ = t.epoch;
+    global_step_ = t.global_step;
+    best_acc_ = t.best_acc;
+    global_generator().set_state(t.rng);
+    resumed_ = true;
+  } catch (const std::exception& e) {
+    error = e.what();
+  }
+  agree(comm, error, /*prefix_rank=*/false);
+}
+
+Checkpoint Trainer::checkpoint(double test_acc) const {
+  Checkpoint ck;
+  ck.spec = spec_;
+  ck.model = model_.state_dict();
+  ck.serving = serving_;
+  ck.data = data_spec_;
+  ck.notes = notes_;
+  TrainingState t;
+  t.epoch = epochs_done_;
+  t.global_step = global_step_;
+  t.best_acc = best_acc_;
+  t.test_acc = test_acc;
+  t.rng = global_generator().state();
+  t.optimizer = optimizer_.state_dict();
+  t.schedule = schedule_.describe();
+  ck.training = std::move(t);
+  return ck;
+}
+
+void Trainer::open_outputs() {
+  if (outputs_open_) return;
+  outputs_open_ = true;
+  if (options_.progress && dp_.is_root()) sinks_.insert(sinks_.begin(), std::make_unique<ProgressSink>());
+  if (options_.out.empty() || !dp_.is_root()) return;  // rank 0 writes every file
+  std::filesystem::create_directories(options_.out);
+  sinks_.push_back(std::make_unique<JsonlSink>(options_.out + "/metrics.jsonl", !resumed_));
+  sinks_.push_back(std::make_unique<CsvSink>(options_.out + "/metrics.csv", !resumed_));
+}
+
+Trainer::EpochTotals Trainer::train_epoch(int64_t epoch, int64_t steps) {
+  model_.train();
+  set_quantization_enabled(model_, epoch >= options_.float_epochs);  // float warm-up first
+  train_.set_epoch(epoch);
+  for (auto& sink : sinks_) sink->begin_epoch(epoch, options_.epochs, steps);
+  EpochTotals e;
+  const auto t0 = Clock::now();
+  for (int64_t s = 0; s < steps; ++s) {
+    Batch b = train_.batch(s);
+    optimizer_.set_lr_multiplier(schedule_.multiplier(epoch, s, steps));
+    optimizer_.zero_grad();
+    Tensor logits = model_.forward(b.images);
+    Tensor loss = options_.loss(logits, b.labels);
+    const float lv = loss.item();
+    loss.backward();
+    // Averages gradients over ranks; the global loss is the same on every rank, so a NaN stops
+    // all of them at this step with one message.
+    const double global_loss = dp_.reduce_gradients(static_cast<int64_t>(b.labels.size()), lv).loss;
+    if (!std::isfinite(global_loss))
+      throw AgreedError(detail::concat("loss became ", global_loss, " at epoch ", epoch + 1, " step ", s + 1, " (lr ",
+                                       optimizer_.lr(0), "): lower --lr or check the data"));
+    optimizer_.step();
+    ++global_step_;
+    e.loss_sum += lv * static_cast<double>(b.labels.size());
+    e.correct += count_correct(logits, b.labels);
+    e.seen += static_cast<int64_t>(b.labels.size());
+    if (sinks_.empty() && step_callbacks_.empty()) continue;
+    const double el = seconds_since(t0);
+    StepMetrics m{epoch, s, steps, options_.epochs, global_loss, e.loss_sum / static_cast<double>(e.seen),
+                  100.0 * static_cast<double>(e.correct) / static_cast<double>(e.seen),
+                  el > 0 ? static_cast<double>(e.seen * dp_.size()) / el : 0.0};  // rank 0's share x ranks
+    for (auto& sink : sinks_) sink->step(m);
+    for (auto& fn : step_callbacks_) fn(m);
+  }
+  e.seconds = seconds_since(t0);
+  dp_.end_epoch(e.loss_sum, e.correct, e.seen);  // metrics over all ranks; replicas still identical
+  return e;
+}
+
+void Trainer::finish_epoch(int64_t epoch, const EpochTotals& e, FitResult& result) {
+  const EvalResult ev = test_ ? evaluate() : EvalResult{};
+  EpochMetrics m;
+  m.epoch = epoch + 1;
+  m.epochs = options_.epochs;
+  m.train_loss = e.loss_sum / static_cast<double>(e.seen);
+  m.train_acc = 100.0 * static_cast<double>(e.correct) / static_cast<double>(e.seen);
+  m.test_loss = ev.loss;
+  m.test_acc = ev.accuracy;
+  m.lr = optimizer_.lr(0);
+  m.images_per_s = e.seconds > 0 ? static_cast<double>(e.seen) / e.seconds : 0;
+  m.seconds = e.seconds;
+  m.images = e.seen;
+  const nlohmann::json q = quantizer_state(model_);
+  if (!q.empty()) m.quantizers = q;
+  for (auto& sink : sinks_) sink->end_epoch(m);
+  for (auto& fn : epoch_callbacks_) fn(m);
+  best_acc_ = std::max(best_acc_, ev.accuracy);
+  epochs_done_ = epoch + 1;
+  if (!options_.out.empty() && dp_.is_root()) {
+    const Checkpoint ck = checkpoint(ev.accuracy);
+    const StateDict sd = ck.to_state_dict();
+    save_state_dict(options_.out + "/last.ckpt", sd);
+    if (ev.accuracy >= best_acc_) save_state_dict(options_.out + "/best.ckpt", sd);
+  }
+  result.test_acc = ev.accuracy;
+  result.test_loss = ev.loss;
+}
+
+FitResult Trainer::fit() {
+  open_outputs();
+  const int64_t steps = options_.max_steps > 0 ? std::min(options_.max_steps, train_.steps()) : train_.steps();
+  const int64_t end_epoch = options_.stop_after > 0 ? std::min(options_.stop_after, options_.epochs) : options_.epochs;
+  FitResult result;
+  result.checkpoint = options_.out.empty() ? "" : options_.out + "/last.ckpt";
+  double train_seconds = 0;
+  int64_t train_images = 0;
+  const auto run_start = Clock::now();
+  for (int64_t epoch = start_epoch_; epoch < end_epoch; ++epoch) {
+    const EpochTotals e = train_epoch(epoch, steps);
+    train_seconds += e.seconds;
+    train_images += e.seen;
+    finish_epoch(epoch, e, result);
+  }
+  result.epochs = std::max(start_epoch_, end_epoch);
+  result.seconds = seconds_since(run_start);
+  result.train_images_per_s = train_seconds > 0 ? static_cast<double>(train_images) / train_seconds : 0;
+  if (start_epoch_ >= end_epoch && test_) {  // nothing left to train: report the checkpoint's accuracy
+    const EvalResult ev = evaluate();
+    result.test_acc = ev.accuracy;
+    result.test_loss = ev.loss;
+  }
+  start_epoch_ = std::max(start_epoch_, end_epoch);
+  return result;
+}
+
+EvalResult Trainer::evaluate() {
+  LOWBIT_CHECK(test_ != nullptr, "Trainer::evaluate: no test set was given");
+  return lowbit::evaluate(model_, *test_, options_.eval_batch, options_.eval_limit, false, dp_.comm());
+}
+
+}  // namespace lowbit

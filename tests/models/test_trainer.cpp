@@ -1,0 +1,178 @@
+// test_trainer.cpp: the Trainer on a program-defined model (not from the zoo) and tiny synthetic
+// data: fit writes metrics and checkpoints and calls back per step and epoch; stop after epoch N +
+// resume gives bit-identical weights and optimizer state to an uninterrupted run; the warm-up
+// switch and DataParallel's hooks belong to one model (two models in one process do not interfere).
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <unistd.h>
+
+#include "core/data/synthetic.h"
+#include "core/random.h"
+#include "core/serialize.h"
+#include "layers/activation.h"
+#include "layers/batchnorm.h"
+#include "layers/conv2d.h"
+#include "layers/data_parallel.h"
+#include "layers/linear.h"
+#include "layers/sequential.h"
+#include "models/param_groups.h"
+#include "models/registry.h"
+#include "models/trainer.h"
+#include "optim/sgd.h"
+#include "quant/policy.h"
+
+using namespace lowbit;
+namespace fs = std::filesystem;
+
+namespace {
+
+fs::path temp_dir(const std::string& name) {
+  fs::path p = fs::temp_directory_path() / ("lowbit_trainer_" + name + "_" + std::to_string(::getpid()));
+  fs::remove_all(p);
+  fs::create_directories(p);
+  return p;
+}
+
+const Dataset& data(Split split) {
+  static const auto make = [](Split s) {
+    SyntheticOptions o;
+    o.train_size = 512;
+    o.test_size = 128;
+    o.height = o.width = 12;
+    return make_synthetic_dataset(o, s);
+  };
+  static const Dataset train = make(Split::Train), test = make(Split::Test);
+  return split == Split::Train ? train : test;
+}
+
+std::shared_ptr<Module> small_cnn() {
+  auto m = std::make_shared<Sequential>();
+  m->add(std::make_shared<Conv2d>(Conv2dConfig{.in_channels = 1, .out_channels = 8, .kernel = 3, .padding = 1}));
+  m->add(std::make_shared<BatchNorm2d>(8));
+  m->add(std::make_shared<ReLU>());
+  m->add(std::make_shared<MaxPool2d>(2));
+  m->add(std::make_shared<Flatten>());
+  m->add(std::make_shared<Linear>(8 * 6 * 6, 10));
+  return m;
+}
+
+struct Run {
+  StateDict model, optimizer;
+  int steps = 0, epochs = 0;
+  FitResult result;
+};
+
+// One run of 3 epochs x 4 steps; stop_after / resume as asked.
+Run run(const fs::path& out, int64_t stop_after, bool resume) {
+  manual_seed(11);
+  auto model = small_cnn();
+  SGD opt({{"weights", model->parameters(), 0.05, 5e-4}}, {.momentum = 0.9});
+  DataLoader loader(data(Split::Train), {.batch_size = 32, .seed = 3, .random_crop = true, .crop_padding = 2});
+  DataParallel dp(*model);
+  TrainerOptions to;
+  to.epochs = 3;
+  to.stop_after = stop_after;
+  to.max_steps = 4;
+  to.out = out.string();
+  Trainer trainer(dp, opt, LrSchedule::cosine(3, 0.0, 0.5), loader, &data(Split::Test), to);
+  Run r;
+  trainer.on_step([&](const StepMetrics& m) {
+    ++r.steps;
+    CHECK(std::isfinite(m.loss));
+  });
+  trainer.on_epoch([&](const EpochMetrics&) { ++r.epochs; });
+  if (resume) trainer.resume((out / "last.ckpt").string());
+  r.result = trainer.fit();
+  r.model = model->state_dict();
+  r.optimizer = opt.state_dict();
+  return r;
+}
+
+void check_identical(const StateDict& a, const StateDict& b) {
+  REQUIRE(a.tensors.size() == b.tensors.size());
+  for (const auto& [name, t] : a.tensors) {
+    INFO(name);
+    REQUIRE(b.tensors.count(name));
+    CHECK(t.to_vector() == b.tensors.at(name).to_vector());
+  }
+}
+
+int lines(const fs::path& p) {
+  std::ifstream f(p);
+  std::string line;
+  int n = 0;
+  while (std::getline(f, line)) ++n;
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("Trainer: stop after epoch 1, resume, and the weights equal an uninterrupted run's bit for bit") {
+  const fs::path dir = temp_dir("resume");
+  const Run full = run(dir / "full", 0, false);
+  CHECK(full.steps == 12);
+  CHECK(full.epochs == 3);
+  CHECK(full.result.epochs == 3);
+  CHECK(full.result.test_acc > 30.0);  // it learns (10 classes: chance is 10%)
+  CHECK(lines(dir / "full" / "metrics.jsonl") == 3);
+  CHECK(lines(dir / "full" / "metrics.csv") == 4);  // header + 3 epochs
+  CHECK(fs::exists(dir / "full" / "best.ckpt"));
+
+  const Run first = run(dir / "split", 1, false);
+  CHECK(first.epochs == 1);
+  const Run rest = run(dir / "split", 0, true);
+  CHECK(rest.steps == 8);  // epochs 2 and 3 only
+  CHECK(rest.result.epochs == 3);
+  check_identical(full.model, rest.model);
+  check_identical(full.optimizer, rest.optimizer);
+  CHECK(full.optimizer.scalars == rest.optimizer.scalars);
+  CHECK(lines(dir / "split" / "metrics.jsonl") == 3);  // resume appends
+  // The checkpoint of a program-defined model carries its serving info and training state.
+  const Checkpoint ck = Checkpoint::load((dir / "split" / "last.ckpt").string());
+  CHECK(ck.spec.name.empty());
+  REQUIRE(ck.training.has_value());
+  CHECK(ck.training->epoch == 3);
+  CHECK(ck.training->global_step == 12);
+  CHECK(ck.serving.mean == data(Split::Train).mean);
+  CHECK(ck.serving.height == 12);
+  CHECK_THROWS_WITH_AS(ck.build_model("x.ckpt"), doctest::Contains("lacks 'model.name'"), Error);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("Trainer: a resumed run that is already complete trains nothing") {
+  const fs::path dir = temp_dir("complete");
+  run(dir, 0, false);
+  const Run again = run(dir, 0, true);
+  CHECK(again.steps == 0);
+  CHECK(again.result.epochs == 3);
+  CHECK(again.result.test_acc > 0);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("the quantization switch and the replica hooks belong to one model") {
+  QuantPolicy policy;
+  policy.method = "pact-sawb";
+  policy.wbits = policy.abits = 2;
+  auto a = make_model("convnet", {1, 12, 12, 10});
+  auto b = make_model("convnet", {1, 12, 12, 10});
+  convert_model(*a, policy);
+  convert_model(*b, policy);
+  set_quantization_enabled(*a, false);
+  CHECK_FALSE(quantization_enabled(*a));
+  CHECK(quantization_enabled(*b));
+  // Parameter groups come from the quantizers' specs (models/param_groups.h).
+  const auto groups = parameter_groups(*b, policy, 0.1, 1e-4);
+  size_t params = 0;
+  for (const auto& g : groups) params += g.params.size();
+  CHECK(params == b->parameters().size());
+  CHECK(groups.size() > 1);
+  // With one rank DataParallel changes nothing and two wrappers coexist.
+  DataParallel da(*a), db(*b, {.sync_bn = true});
+  CHECK_FALSE(da.active());
+  Tensor x = Tensor::randn({4, 1, 12, 12}, global_generator());
+  Tensor ya = a->forward(x), yb = b->forward(x);
+  CHECK(ya.shape() == yb.shape());
+}
