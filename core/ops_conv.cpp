@@ -231,25 +231,10 @@ void direct_backward(const direct_conv::Kernels& k, const ConvGeometry& g, const
   });
 }
 
-}  // namespace
-
-Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& opt) {
-  const ConvGeometry g = geometry(x, weight, opt);
-  if (bias.defined())
-    LOWBIT_CHECK(bias.dim() == 1 && bias.size(0) == g.cout, "conv2d: bias ", to_string(bias.shape()),
-                 " does not match ", g.cout, " output channels");
-  Tensor y = Tensor::empty({g.n, g.cout, g.ho, g.wo});
-  const float* px = x.data();
-  const float* pw = weight.data();
-  const float* pb = bias.defined() ? bias.data() : nullptr;
-  float* py = y.data();
-  const direct_conv::Kernels direct = direct_conv::kernels_for(kernels::active_isa_level());
-  const bool fast = use_direct(g, opt, direct);
-  // The weight gradient reuses the forward's packed inputs (memory for one pass over them).
-  const bool gx = x.requires_grad(), gw = weight.requires_grad();
-  Tensor x_packed = fast && gw && grad_enabled() ? Tensor::empty({g.n * direct_shapes(g, opt).x_floats}) : Tensor();
-  if (fast) direct_forward(direct, g, opt, px, pw, pb, py, x_packed.defined() ? x_packed.data() : nullptr);
-  const int64_t chunks = fast ? 0 : (g.n + g.chunk - 1) / g.chunk;
+// The im2col path's forward: per chunk, im2col of its images side by side, one sgemm per group.
+void im2col_forward(const ConvGeometry& g, const Conv2dOptions& opt, const float* px, const float* pw,
+                    const float* pb, float* py) {
+  const int64_t chunks = (g.n + g.chunk - 1) / g.chunk;
   parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
     // Scratch is fully overwritten before use: no zero-fill.
     auto col = std::make_unique_for_overwrite<float[]>(static_cast<size_t>(g.k * g.chunk * g.hwo));
@@ -273,76 +258,106 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
       }
     }
   });
+}
 
-  const bool gb = bias.defined() && bias.requires_grad();
+// The im2col path's backward: dx (when not null; accumulated, so zeroed by the caller) by sgemm +
+// col2im, and the per-chunk weight-gradient partials (when not null) by sgemm.
+void im2col_backward(const ConvGeometry& g, const Conv2dOptions& opt, const float* px, const float* pw,
+                     const float* pg, float* dx, float* dw_parts) {
+  const int64_t chunks = (g.n + g.chunk - 1) / g.chunk;
+  parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
+    auto col = std::make_unique_for_overwrite<float[]>(static_cast<size_t>(g.k * g.chunk * g.hwo));
+    auto gtmp = std::make_unique_for_overwrite<float[]>(static_cast<size_t>(g.cout_g * g.chunk * g.hwo));
+    for (int64_t ch = c0; ch < c1; ++ch) {
+      const int64_t n0 = ch * g.chunk, nb = std::min(g.chunk, g.n - n0), ld = nb * g.hwo;
+      for (int64_t gr = 0; gr < g.groups; ++gr) {
+        // Gather dy of this chunk and group as [cout_g, nb*hwo].
+        for (int64_t b = 0; b < nb; ++b)
+          for (int64_t co = 0; co < g.cout_g; ++co)
+            std::memcpy(gtmp.get() + co * ld + b * g.hwo, pg + ((n0 + b) * g.cout + gr * g.cout_g + co) * g.hwo,
+                        sizeof(float) * g.hwo);
+        if (dw_parts) {
+          for (int64_t b = 0; b < nb; ++b)
+            im2col(px + ((n0 + b) * g.cin + gr * g.cin_g) * g.h * g.w, g.cin_g, g.h, g.w, g.kh, g.kw, opt, g.ho,
+                   g.wo, col.get() + b * g.hwo, ld);
+          // dW_g = dy_g [cout_g, ld] x col^T [ld, k]
+          sgemm(false, true, g.cout_g, g.k, ld, 1.f, gtmp.get(), ld, col.get(), ld, 0.f,
+                dw_parts + ch * g.cout * g.k + gr * g.cout_g * g.k, g.k);
+        }
+        if (dx) {
+          // dcol = W_g^T [k, cout_g] x dy_g [cout_g, ld]
+          sgemm(true, false, g.k, ld, g.cout_g, 1.f, pw + gr * g.cout_g * g.k, g.k, gtmp.get(), ld, 0.f, col.get(),
+                ld);
+          for (int64_t b = 0; b < nb; ++b)
+            col2im_add(col.get() + b * g.hwo, ld, g.cin_g, g.h, g.w, g.kh, g.kw, opt, g.ho, g.wo,
+                       dx + ((n0 + b) * g.cin + gr * g.cin_g) * g.h * g.w);
+        }
+      }
+    }
+  });
+}
+
+// db: per-chunk sums of dy over each output plane, then the fixed tree.
+Tensor bias_gradient(const ConvGeometry& g, const float* pg) {
+  const int64_t chunks = (g.n + g.chunk - 1) / g.chunk;
+  std::vector<float> parts(static_cast<size_t>(chunks * g.cout));
+  parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t ch = c0; ch < c1; ++ch)
+      for (int64_t b = ch * g.chunk; b < std::min(g.n, (ch + 1) * g.chunk); ++b)
+        for (int64_t oc = 0; oc < g.cout; ++oc) {
+          const float* src = pg + (b * g.cout + oc) * g.hwo;
+          float s = 0.f;
+          for (int64_t j = 0; j < g.hwo; ++j) s += src[j];
+          parts[ch * g.cout + oc] += s;
+        }
+  });
+  tree_sum_rows(parts.data(), chunks, g.cout);
+  Tensor db = Tensor::empty({g.cout});
+  std::copy_n(parts.data(), g.cout, db.data());
+  return db;
+}
+
+}  // namespace
+
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& opt) {
+  const ConvGeometry g = geometry(x, weight, opt);
+  if (bias.defined())
+    LOWBIT_CHECK(bias.dim() == 1 && bias.size(0) == g.cout, "conv2d: bias ", to_string(bias.shape()),
+                 " does not match ", g.cout, " output channels");
+  Tensor y = Tensor::empty({g.n, g.cout, g.ho, g.wo});
+  const float* pb = bias.defined() ? bias.data() : nullptr;
+  const direct_conv::Kernels direct = direct_conv::kernels_for(kernels::active_isa_level());
+  const bool fast = use_direct(g, opt, direct);
+  const bool gx = x.requires_grad(), gw = weight.requires_grad(), gb = bias.defined() && bias.requires_grad();
+  // The weight gradient reuses the forward's packed inputs (memory for one pass over them).
+  Tensor x_packed = fast && gw && grad_enabled() ? Tensor::empty({g.n * direct_shapes(g, opt).x_floats}) : Tensor();
+  if (fast)
+    direct_forward(direct, g, opt, x.data(), weight.data(), pb, y.data(),
+                   x_packed.defined() ? x_packed.data() : nullptr);
+  else
+    im2col_forward(g, opt, x.data(), weight.data(), pb, y.data());
+
   return record(y, "conv2d", {x, weight, bias},
                 [x = x.detach(), w = weight.detach(), opt, g, gx, gw, gb, fast, direct, x_packed](const Tensor& gy) {
     // The direct path writes every element of dx; col2im accumulates into zeros.
     Tensor dx = gx ? (fast ? Tensor::empty(x.shape()) : Tensor::zeros(x.shape())) : Tensor();
+    // Per-chunk weight gradients [chunks, cout*k], then the fixed tree.
     const int64_t chunks = (g.n + g.chunk - 1) / g.chunk;
-    // Per-chunk weight/bias gradients ([chunks, cout*k] and [chunks, cout]), then the fixed tree.
-    std::vector<float> dw_parts(gw ? static_cast<size_t>(chunks * g.cout * g.k) : 0),
-        db_parts(gb ? static_cast<size_t>(chunks * g.cout) : 0);
-    const float* px = x.data();
-    const float* pw = w.data();
-    const float* pg = gy.data();
-    parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
-      auto col = std::make_unique_for_overwrite<float[]>(static_cast<size_t>(g.k * g.chunk * g.hwo));
-      auto gtmp = std::make_unique_for_overwrite<float[]>(static_cast<size_t>(g.cout_g * g.chunk * g.hwo));
-      for (int64_t ch = c0; ch < c1; ++ch) {
-        const int64_t n0 = ch * g.chunk, nb = std::min(g.chunk, g.n - n0), ld = nb * g.hwo;
-        float* dw_chunk = gw ? dw_parts.data() + ch * g.cout * g.k : nullptr;
-        if (gb) {
-          float* db_chunk = db_parts.data() + ch * g.cout;
-          for (int64_t b = 0; b < nb; ++b)
-            for (int64_t oc = 0; oc < g.cout; ++oc) {
-              const float* src = pg + ((n0 + b) * g.cout + oc) * g.hwo;
-              float s = 0.f;
-              for (int64_t j = 0; j < g.hwo; ++j) s += src[j];
-              db_chunk[oc] += s;
-            }
-        }
-        if (fast || (!gx && !gw)) continue;
-        for (int64_t gr = 0; gr < g.groups; ++gr) {
-          // Gather dy of this chunk and group as [cout_g, nb*hwo].
-          for (int64_t b = 0; b < nb; ++b)
-            for (int64_t co = 0; co < g.cout_g; ++co)
-              std::memcpy(gtmp.get() + co * ld + b * g.hwo,
-                          pg + ((n0 + b) * g.cout + gr * g.cout_g + co) * g.hwo, sizeof(float) * g.hwo);
-          if (gw) {
-            for (int64_t b = 0; b < nb; ++b)
-              im2col(px + ((n0 + b) * g.cin + gr * g.cin_g) * g.h * g.w, g.cin_g, g.h, g.w, g.kh, g.kw,
-                     opt, g.ho, g.wo, col.get() + b * g.hwo, ld);
-            // dW_g += dy_g [cout_g, ld] x col^T [ld, k]
-            sgemm(false, true, g.cout_g, g.k, ld, 1.f, gtmp.get(), ld, col.get(), ld, 0.f,
-                  dw_chunk + gr * g.cout_g * g.k, g.k);
-          }
-          if (gx) {
-            // dcol = W_g^T [k, cout_g] x dy_g [cout_g, ld]
-            sgemm(true, false, g.k, ld, g.cout_g, 1.f, pw + gr * g.cout_g * g.k, g.k, gtmp.get(), ld, 0.f,
-                  col.get(), ld);
-            for (int64_t b = 0; b < nb; ++b)
-              col2im_add(col.get() + b * g.hwo, ld, g.cin_g, g.h, g.w, g.kh, g.kw, opt, g.ho, g.wo,
-                         dx.data() + ((n0 + b) * g.cin + gr * g.cin_g) * g.h * g.w);
-          }
-        }
-      }
-    });
+    std::vector<float> dw_parts(gw ? static_cast<size_t>(chunks * g.cout * g.k) : 0);
+    float* pdx = gx ? dx.data() : nullptr;
+    float* pdw = gw ? dw_parts.data() : nullptr;
     if (fast && (gx || gw))
-      direct_backward(direct, g, opt, px, x_packed.defined() ? x_packed.data() : nullptr, pw, pg,
-                      gx ? dx.data() : nullptr, gw ? dw_parts.data() : nullptr);
-    Tensor dw, db;
+      direct_backward(direct, g, opt, x.data(), x_packed.defined() ? x_packed.data() : nullptr, w.data(), gy.data(),
+                      pdx, pdw);
+    else if (gx || gw)
+      im2col_backward(g, opt, x.data(), w.data(), gy.data(), pdx, pdw);
+    Tensor dw;
     if (gw) {
       tree_sum_rows(dw_parts.data(), chunks, g.cout * g.k);
       dw = Tensor::empty(w.shape());
       std::copy_n(dw_parts.data(), g.cout * g.k, dw.data());
     }
-    if (gb) {
-      tree_sum_rows(db_parts.data(), chunks, g.cout);
-      db = Tensor::empty({g.cout});
-      std::copy_n(db_parts.data(), g.cout, db.data());
-    }
-    return std::vector<Tensor>{dx, dw, db};
+    return std::vector<Tensor>{dx, dw, gb ? bias_gradient(g, gy.data()) : Tensor()};
   });
 }
 
