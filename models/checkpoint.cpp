@@ -1,11 +1,13 @@
 // checkpoint.cpp: Checkpoint <-> StateDict file, with validation of every field it reads.
 #include "models/checkpoint.h"
 
+#include <cmath>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "core/error.h"
 #include "core/serialize.h"
+#include "quant/export/model_file.h"
 
 namespace lowbit {
 
@@ -38,6 +40,15 @@ json serving_json(const ServingInfo& s) {
           {"mean", s.mean},         {"std", s.std},       {"class_names", s.class_names}};
 }
 
+// A stored number as written: integers in full (not 1.09951e+12), anything else with every digit.
+std::string number_text(double v) {
+  if (std::isfinite(v) && v == std::floor(v) && std::fabs(v) < 9.0e18) return std::to_string(static_cast<int64_t>(v));
+  std::ostringstream out;
+  out.precision(17);
+  out << v;
+  return out.str();
+}
+
 // Field lookups that name the file and the missing field.
 struct Fields {
   const StateDict& sd;
@@ -52,6 +63,14 @@ struct Fields {
     LOWBIT_CHECK(it != sd.strings.end(), "checkpoint ", source, " lacks '", key, "'");
     return it->second;
   }
+  // A count stored as a double, bounded before anything is sized from it (same bounds as the
+  // model-file loader's, quant/export/model_file.h): one error naming the file and the field.
+  int64_t count(const std::string& key, int64_t lo, int64_t hi) const {
+    const double v = scalar(key);
+    LOWBIT_CHECK(std::isfinite(v) && v == std::floor(v) && v >= static_cast<double>(lo) && v <= static_cast<double>(hi),
+                 "checkpoint ", source, ": ", key, " = ", number_text(v), " is outside [", lo, ", ", hi, "]");
+    return static_cast<int64_t>(v);
+  }
   std::string string_or(const std::string& key, const std::string& fallback) const {
     auto it = sd.strings.find(key);
     return it == sd.strings.end() ? fallback : it->second;
@@ -62,8 +81,9 @@ ModelSpec read_spec(const Fields& f) {
   ModelSpec spec;
   spec.name = f.string_or("model.name", "");
   if (!spec.name.empty()) {
-    auto dim = [&](const char* k) { return static_cast<int64_t>(f.scalar(std::string("model.") + k)); };
-    spec.config = {dim("in_channels"), dim("height"), dim("width"), dim("num_classes")};
+    using Limits = intq::ModelFileLimits;
+    spec.config = {f.count("model.in_channels", 1, Limits::channels), f.count("model.height", 1, Limits::spatial),
+                   f.count("model.width", 1, Limits::spatial), f.count("model.num_classes", 1, Limits::classes_names)};
   }
   if (auto p = f.sd.strings.find("quant.policy"); p != f.sd.strings.end())
     spec.policy = QuantPolicy::from_json_string(p->second);
@@ -75,9 +95,15 @@ ServingInfo read_serving(const Fields& f) {
   try {
     const json j = json::parse(text);
     ServingInfo s;
-    s.channels = j.at("channels").get<int64_t>();
-    s.height = j.at("height").get<int64_t>();
-    s.width = j.at("width").get<int64_t>();
+    using Limits = intq::ModelFileLimits;
+    auto bounded = [&](const char* key, int64_t hi) {
+      const int64_t v = j.at(key).get<int64_t>();
+      LOWBIT_CHECK(v >= 1 && v <= hi, key, " = ", v, " is outside [1, ", hi, "]");
+      return v;
+    };
+    s.channels = bounded("channels", Limits::channels);
+    s.height = bounded("height", Limits::spatial);
+    s.width = bounded("width", Limits::spatial);
     s.mean = j.at("mean").get<std::vector<float>>();
     s.std = j.at("std").get<std::vector<float>>();
     s.class_names = j.at("class_names").get<std::vector<std::string>>();
@@ -91,10 +117,11 @@ ServingInfo read_serving(const Fields& f) {
 
 TrainingState read_training(const Fields& f) {
   TrainingState t;
-  t.epoch = static_cast<int64_t>(f.scalar("epoch"));
+  constexpr int64_t kMaxCount = int64_t{1} << 52;  // exact in a double
+  t.epoch = f.count("epoch", 0, kMaxCount);
   t.best_acc = f.scalar("best_acc");
   t.test_acc = f.scalar("test_acc");
-  t.global_step = static_cast<int64_t>(f.scalar("global_step"));
+  t.global_step = f.count("global_step", 0, kMaxCount);
   t.schedule = f.string("schedule");
   std::istringstream in(f.string("rng"));
   for (auto& w : t.rng)

@@ -14,7 +14,9 @@
 //     ["best_acc", "test_acc"], the global RNG stream ["rng"]. A model-only checkpoint (calibrate,
 //     or a program's own save) has none: eval/export/--init-from accept it, resume refuses it.
 //   * notes: free-form strings (the run's options as JSON, calibration provenance, ...).
-// load() validates: a missing field is one lowbit::Error naming the file and the field;
+// load() validates: a missing field is one lowbit::Error naming the file and the field, and the
+// numbers anything is sized from (the spec's in_channels/height/width/num_classes, the serving
+// input size) are bounded like a model file's (quant/export/model_file.h ModelFileLimits) first;
 // check_resumes() refuses a run whose model or quantization policy differs from the checkpoint's,
 // naming both (e.g. a W2A2 checkpoint resumed with --wbits 4).
 #pragma once

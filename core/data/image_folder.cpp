@@ -29,6 +29,7 @@ struct Layout {
   std::vector<Entry> train, test;
   std::string test_dir;  // empty in hold-out mode
   bool has_test = true;
+  bool test_only = false;  // DIR holds only test/ (or val/): an evaluation set, no train split
 };
 
 bool is_image_file(const fs::path& p) {
@@ -60,6 +61,25 @@ Layout scan(const std::string& dir) {
   Layout layout;
   const fs::path root(dir);
   const bool split_folders = fs::is_directory(root / "train", ec);
+  if (!split_folders) {
+    // Only test/ and/or val/ beside each other (no train/): those are splits, not classes.
+    const std::vector<std::string> subdirs = sorted_subdirs(root);
+    layout.test_only = !subdirs.empty() && std::all_of(subdirs.begin(), subdirs.end(), [](const std::string& s) {
+      return s == "test" || s == "val";
+    });
+  }
+  if (layout.test_only) {
+    const fs::path test_root = fs::is_directory(root / "test", ec) ? root / "test" : root / "val";
+    layout.test_dir = test_root.string();
+    layout.classes = sorted_subdirs(test_root);
+    LOWBIT_CHECK(!layout.classes.empty(), "error reading ", test_root.string(),
+                 ": no class subfolders (expected one subfolder of PNG/JPEG/BMP images per class)");
+    for (size_t k = 0; k < layout.classes.size(); ++k)
+      for (const std::string& f : sorted_images(test_root / layout.classes[k]))
+        layout.test.push_back({f, static_cast<int32_t>(k)});
+    LOWBIT_CHECK(!layout.test.empty(), "error reading ", test_root.string(), ": no PNG/JPEG/BMP images in its class folders");
+    return layout;
+  }
   const fs::path class_root = split_folders ? root / "train" : root;
   layout.classes = sorted_subdirs(class_root);
   LOWBIT_CHECK(!layout.classes.empty(), "error reading ", class_root.string(),
@@ -215,6 +235,19 @@ void resize_bilinear(const uint8_t* src, int64_t channels, int64_t src_h, int64_
 
 Dataset read_image_folder(const std::string& dir, Split split) {
   const Layout layout = scan(dir);
+  if (layout.test_only) {
+    LOWBIT_CHECK(split == Split::Test, "error reading ", dir, ": has ", fs::path(layout.test_dir).filename().string(),
+                 "/ but no train/ (expected ", (fs::path(dir) / "train").string(),
+                 "/<class>/ images to train on; a folder with only test/ or val/ is an evaluation set)");
+    // Geometry and mean/std from the test images themselves (eval and infer replace the
+    // normalization by the checkpoint's or model file's anyway).
+    Dataset ds = decode(layout.test, train_geometry(layout.test), dir);
+    const auto [mean, std] = channel_mean_std(ds);
+    ds.class_names = layout.classes;
+    ds.mean = mean;
+    ds.std = std;
+    return ds;
+  }
   if (split == Split::Test)
     LOWBIT_CHECK(layout.has_test, "error reading ", dir,
                  ": has train/ but neither test/ nor val/ (expected a test split folder)");

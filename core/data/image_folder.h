@@ -4,7 +4,10 @@
 // the test split; otherwise DIR's subfolders are the classes and, within each class, files are
 // sorted by name and every 10th (0-based index i with i % 10 == 9) is held out for test, so the
 // split is deterministic and about 1 in 10 per class.
-// Geometry comes from the train split: C = 3 if any train image has colour (alpha is dropped),
+// A folder whose only subfolders are test/ and/or val/ (no train/) is an evaluation set: the
+// classes are test/'s (else val/'s) subfolders, it has a Test split only (loading Train throws
+// naming the folder), and its geometry and mean/std come from those test images.
+// Otherwise geometry comes from the train split: C = 3 if any train image has colour (alpha is dropped),
 // else 1; H x W = the first train image's size (first class, first file); other images are
 // bilinearly resized to it. mean/std are computed from the decoded train split.
 #pragma once

@@ -380,6 +380,45 @@ TEST_CASE("folder: train/ with test/ or val/ subfolders are used as splits") {
   CHECK(contains(unknown, "class \"z\" is not among the 2 classes"));
 }
 
+TEST_CASE("folder: a folder with only test/ (or val/) is an evaluation set") {
+  TempDir dir;
+  // Synthetic test images as DIR/test/<class>/: the same bytes and labels come back.
+  const SyntheticOptions o = small_options(10, 30, 1, 7, 6);
+  const Dataset ds = make_synthetic_dataset(o, Split::Test);
+  write_image_folder(dir / "test", ds, "png");
+  const Dataset test = load_dataset("folder:" + dir.str(), Split::Test);
+  CHECK(test.class_names == ds.class_names);  // "0".."9", not one class named "test"
+  REQUIRE(test.size() == 30);
+  CHECK(test.height == 7);
+  CHECK(test.width == 6);
+  CHECK(test.channels == 1);
+  for (int64_t i = 0; i < test.size(); ++i) {  // sorted by class, then by sample index
+    const int64_t k = test.labels[i], j = i % 3;
+    CHECK(k == i / 3);
+    REQUIRE(std::equal(test.image(i), test.image(i) + test.image_bytes(), ds.image(k + 10 * j)));
+  }
+  CHECK(test.mean == channel_mean_std(test).first);
+  // Training on it is one error naming the folder and what was expected.
+  CHECK(error_of([&] { load_dataset("folder:" + dir.str(), Split::Train); }) ==
+        "error reading " + dir.str() + ": has test/ but no train/ (expected " + (dir / "train") +
+            "/<class>/ images to train on; a folder with only test/ or val/ is an evaluation set)");
+  // val/ alone works the same way.
+  TempDir val;
+  write_image_folder(val / "val", ds, "png");
+  CHECK(load_dataset("folder:" + val.str(), Split::Test).labels == test.labels);
+  CHECK(contains(error_of([&] { load_dataset("folder:" + val.str(), Split::Train); }), "has val/ but no train/"));
+  // A class folder beside test/ makes test/ an ordinary class (hold-out mode), as before.
+  fs::create_directories(dir / "other");
+  write_png_gray(dir / "other/0.png", 7, 6, 9);
+  write_png_gray(dir / "test/0.png", 7, 6, 9);
+  CHECK(load_dataset("folder:" + dir.str(), Split::Train).class_names == std::vector<std::string>{"other", "test"});
+  // An empty test/ is an error naming it.
+  TempDir empty;
+  fs::create_directories(empty / "test");
+  CHECK(contains(error_of([&] { load_dataset("folder:" + empty.str(), Split::Test); }),
+                 (empty / "test") + ": no class subfolders"));
+}
+
 TEST_CASE("folder: written synthetic PNG and BMP folders round-trip") {
   for (const std::string format : {"png", "bmp"}) {
     CAPTURE(format);

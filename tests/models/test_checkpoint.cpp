@@ -6,6 +6,7 @@
 #include <doctest/doctest.h>
 
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <unistd.h>
 
 #include "core/data/synthetic.h"
@@ -160,5 +161,46 @@ TEST_CASE("serving info: the checkpoint's normalization replaces the data's") {
   CHECK(back.notes.count("options") == 1);
   Dataset wrong = make_synthetic_dataset({.train_size = 16, .test_size = 16, .height = 12, .width = 12}, Split::Test);
   CHECK_THROWS_WITH_AS(ck.serving.apply_to(wrong, "small"), doctest::Contains("does not match the checkpoint"), Error);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("numbers a checkpoint's model spec sizes things from are bounded before use") {
+  const fs::path dir = temp_dir("bounds");
+  TrainOptions o = w2a2(dir);
+  o.epochs = 1;
+  train(o);
+  const StateDict sd = load_state_dict_file((dir / "last.ckpt").string());
+  auto with = [&](const std::string& key, double value) {
+    StateDict broken = sd;
+    broken.scalars[key] = value;
+    const std::string bad = (dir / (key + ".ckpt")).string();
+    save_state_dict(bad, broken);
+    return bad;
+  };
+  // 2^40 input channels used to reach make_model, which tried to allocate the first conv.
+  std::string bad = with("model.in_channels", 1099511627776.0);
+  CHECK_THROWS_WITH_AS(Checkpoint::load(bad),
+                       ("checkpoint " + bad + ": model.in_channels = 1099511627776 is outside [1, 65536]").c_str(), Error);
+  bad = with("model.height", 0);
+  CHECK_THROWS_WITH_AS(Checkpoint::load(bad), ("checkpoint " + bad + ": model.height = 0 is outside [1, 16384]").c_str(),
+                       Error);
+  bad = with("model.num_classes", 2.5);
+  CHECK_THROWS_WITH_AS(Checkpoint::load(bad),
+                       ("checkpoint " + bad + ": model.num_classes = 2.5 is outside [1, 65536]").c_str(), Error);
+  bad = with("model.width", 1e300);
+  CHECK_THROWS_WITH_AS(Checkpoint::load(bad), ("checkpoint " + bad + ": model.width = 1.0000000000000001e+300 is outside [1, 16384]").c_str(),
+                       Error);
+  bad = with("epoch", -3);
+  CHECK_THROWS_WITH_AS(Checkpoint::load(bad), doctest::Contains(": epoch = -3 is outside [0, "), Error);
+  // The serving input size is bounded too.
+  StateDict serving = sd;
+  auto j = nlohmann::json::parse(serving.strings.at("serving"));
+  j["channels"] = int64_t{1} << 40;
+  serving.strings["serving"] = j.dump();
+  bad = (dir / "serving.ckpt").string();
+  save_state_dict(bad, serving);
+  CHECK_THROWS_WITH_AS(Checkpoint::load(bad), doctest::Contains("channels = 1099511627776 is outside [1, 65536]"), Error);
+  // A valid checkpoint still loads and builds its model.
+  CHECK(Checkpoint::load((dir / "last.ckpt").string()).build_model("last.ckpt")->parameter_count() > 0);
   fs::remove_all(dir);
 }

@@ -5,14 +5,8 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <string>
 
 #include "core/autograd.h"
@@ -21,29 +15,15 @@
 #include "quant/export/convert.h"
 #include "quant/export/model_file.h"
 #include "quant/policy.h"
+#include "tools/cli_helpers.h"
 
 using namespace lowbit;
 namespace fs = std::filesystem;
 using nlohmann::json;
+using lowbit::testing::CliResult;
+using lowbit::testing::run_lowbit;
 
 namespace {
-
-struct Result {
-  int status = -1;
-  std::string err;
-};
-
-// Runs `args` with the lowbit program; stdout discarded, stderr returned.
-Result run_lowbit(const fs::path& dir, const std::string& args) {
-  const char* exe = std::getenv("LOWBIT_EXE");
-  REQUIRE(exe != nullptr);
-  const fs::path err = dir / "stderr.txt";
-  const int status = std::system((std::string(exe) + " " + args + " >/dev/null 2>" + err.string()).c_str());
-  std::ifstream f(err);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, ss.str()};
-}
 
 // A small W2A2 convnet export (8x8 inputs), with the provenance `lowbit export` writes.
 intq::IntModel small_export() {
@@ -76,7 +56,7 @@ TEST_CASE("lowbit inspect / infer / bench infer on directories and hostile prove
   fs::create_directories(dir / "models");
   const std::string d = (dir / "models").string();
 
-  Result r = run_lowbit(dir, "inspect " + d);
+  CliResult r = run_lowbit(dir, "inspect " + d);
   CHECK(r.status == 1);
   CHECK(r.err == "error: " + d + " is a directory, expected a model file\n");
   r = run_lowbit(dir, "infer --model " + d + " --data fashion-mnist");

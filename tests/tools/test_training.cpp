@@ -18,17 +18,15 @@
 #include "models/checkpoint.h"
 #include "models/trainer.h"
 #include "models/training_run.h"
+#include "tools/cli_helpers.h"
 
 using namespace lowbit;
 namespace fs = std::filesystem;
+using lowbit::testing::read_file;
+using lowbit::testing::run;
+using lowbit::testing::temp_dir;
 
 namespace {
-fs::path temp_dir(const std::string& name) {
-  fs::path p = fs::temp_directory_path() / ("lowbit_test_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p;
-}
 std::string synthetic_spec() {
   static std::string spec = [] {
     SyntheticOptions o;
@@ -47,12 +45,6 @@ TrainOptions quick_options(const std::string& out) {
   o.progress = false;
   return o;
 }
-std::string read_file(const fs::path& p) {
-  std::ifstream f(p);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
 // Every tensor of checkpoint `a` exists in `b` with identical bits.
 void check_same_tensors(const fs::path& a_path, const fs::path& b_path) {
   const StateDict a = load_state_dict_file(a_path.string());
@@ -62,10 +54,6 @@ void check_same_tensors(const fs::path& a_path, const fs::path& b_path) {
     REQUIRE(b.tensors.count(name));
     CHECK(t.to_vector() == b.tensors.at(name).to_vector());
   }
-}
-int run(const std::string& cmd) {
-  const int status = std::system((cmd + " >/dev/null 2>&1").c_str());
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 }  // namespace
 
