@@ -21,6 +21,12 @@ void mask_where_positive(const float* __restrict x, float scale, float shift, co
     out[j] = x[j] * scale + shift > 0.f ? gv : 0.f;
   }
 }
+// One plane of scratch per thread, grown once and kept (a body never waits on other TBB work).
+float* plane_buffer(int64_t floats) {
+  thread_local std::vector<float> buffer;
+  if (static_cast<int64_t>(buffer.size()) < floats) buffer.resize(static_cast<size_t>(floats));
+  return buffer.data();
+}
 }  // namespace
 
 Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor running_mean,
@@ -105,9 +111,9 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
     const float* pbeta = beta.defined() ? beta.data() : nullptr;
     Tensor dx = Tensor::empty(x.shape());
     float* pdx = dx.data();
-    // With the fused ReLU the incoming gradient is first masked where bn(x) <= 0 (recomputed from
-    // x); the masked gradient is parked in dx, which the final pass then overwrites in place.
-    const float* pg = relu_out ? pdx : gy_in.data();
+    // With the fused ReLU the incoming gradient is masked where bn(x) <= 0, recomputed from x one
+    // plane at a time into a per-thread buffer (both passes), so no masked copy goes to memory.
+    const float* pg = gy_in.data();
     // Per-channel sums of g and g*xh: per-chunk partials in double ([chunks, 2C]), combined by the
     // deterministic tree twice: in double for the input gradient (the type sync-BN allreduces),
     // and in float, after rounding each chunk, for dbeta/dgamma (the type the gradient allreduce
@@ -124,11 +130,11 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
         for (int64_t i = chunk * kReduceChunkImages; i < std::min(n, (chunk + 1) * kReduceChunkImages); ++i) {
           const float* xp = px + (i * c + ch) * hw;
           const float* gp = gy_in.data() + (i * c + ch) * hw;
-          float* masked = pdx + (i * c + ch) * hw;
           float fsg, fsgx;
           const float m = mean[ch];
           const float* g = gp;
           if (relu_out) {  // mask first (its own loop, so both loops vectorise), then sum
+            float* masked = plane_buffer(hw);
             mask_where_positive(xp, scale, shift, gp, masked, hw);
             g = masked;
           }
@@ -160,6 +166,12 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
         const float* xp = px + pl * hw;
         const float* gp = pg + pl * hw;
         float* dp = pdx + pl * hw;
+        if (relu_out) {
+          const float scale = invstd[ch] * gm;
+          float* masked = plane_buffer(hw);
+          mask_where_positive(xp, scale, (pbeta ? pbeta[ch] : 0.f) - mean[ch] * scale, gp, masked, hw);
+          gp = masked;
+        }
         if (training) {
           const float k = gm * invstd[ch];
           const float mg = static_cast<float>(sums[ch] / count);
