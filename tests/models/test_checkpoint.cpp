@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <unistd.h>
 
+#include "common/temp_dir.h"
 #include "core/data/synthetic.h"
 #include "core/error.h"
 #include "core/serialize.h"
@@ -16,16 +17,10 @@
 #include "models/training_run.h"
 
 using namespace lowbit;
+using lowbit::testing::temp_dir;
 namespace fs = std::filesystem;
 
 namespace {
-
-fs::path temp_dir(const std::string& name) {
-  fs::path p = fs::temp_directory_path() / ("lowbit_ckpt_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p;
-}
 
 std::string synthetic_spec() {
   static std::string spec = [] {
@@ -49,6 +44,15 @@ TrainOptions w2a2(const fs::path& out) {
   o.policy.wbits = o.policy.abits = 2;
   o.policy.pact_init = "fixed";
   return o;
+}
+
+// A fresh folder holding a finished one-epoch W2A2 run (last.ckpt, best.ckpt).
+fs::path one_epoch_run(const std::string& name) {
+  const fs::path dir = temp_dir(name);
+  TrainOptions o = w2a2(dir);
+  o.epochs = 1;
+  train(o);
+  return dir;
 }
 
 std::string error_of(const TrainOptions& o) {
@@ -116,10 +120,7 @@ TEST_CASE("a model-only checkpoint given to resume is a clear error; --init-from
 }
 
 TEST_CASE("a checkpoint that lacks a field names it") {
-  const fs::path dir = temp_dir("fields");
-  TrainOptions o = w2a2(dir);
-  o.epochs = 1;
-  train(o);
+  const fs::path dir = one_epoch_run("fields");
   const std::string path = (dir / "last.ckpt").string();
   StateDict sd = load_state_dict_file(path);
   for (const char* field : {"rng", "serving", "global_step"}) {
@@ -139,10 +140,7 @@ TEST_CASE("a checkpoint that lacks a field names it") {
 }
 
 TEST_CASE("serving info: the checkpoint's normalization replaces the data's") {
-  const fs::path dir = temp_dir("serving");
-  TrainOptions o = w2a2(dir);
-  o.epochs = 1;
-  train(o);
+  const fs::path dir = one_epoch_run("serving");
   Checkpoint ck = Checkpoint::load((dir / "last.ckpt").string());
   Dataset test = load_dataset(synthetic_spec(), Split::Test);
   CHECK(ck.serving.mean == test.mean);  // trained on this data
@@ -165,10 +163,7 @@ TEST_CASE("serving info: the checkpoint's normalization replaces the data's") {
 }
 
 TEST_CASE("numbers a checkpoint's model spec sizes things from are bounded before use") {
-  const fs::path dir = temp_dir("bounds");
-  TrainOptions o = w2a2(dir);
-  o.epochs = 1;
-  train(o);
+  const fs::path dir = one_epoch_run("bounds");
   const StateDict sd = load_state_dict_file((dir / "last.ckpt").string());
   auto with = [&](const std::string& key, double value) {
     StateDict broken = sd;

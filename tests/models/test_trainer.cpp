@@ -9,6 +9,7 @@
 #include <fstream>
 #include <unistd.h>
 
+#include "common/temp_dir.h"
 #include "core/data/synthetic.h"
 #include "core/random.h"
 #include "core/serialize.h"
@@ -25,16 +26,10 @@
 #include "quant/policy.h"
 
 using namespace lowbit;
+using lowbit::testing::temp_dir;
 namespace fs = std::filesystem;
 
 namespace {
-
-fs::path temp_dir(const std::string& name) {
-  fs::path p = fs::temp_directory_path() / ("lowbit_trainer_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p;
-}
 
 const Dataset& data(Split split) {
   static const auto make = [](Split s) {

@@ -14,17 +14,11 @@
 #include <sstream>
 #include <string>
 
+#include "common/temp_dir.h"
+
 namespace lowbit::testing {
 
 namespace fs = std::filesystem;
-
-// A fresh, empty folder under the system temp dir, unique to this process.
-inline fs::path temp_dir(const std::string& name) {
-  fs::path p = fs::temp_directory_path() / ("lowbit_test_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p;
-}
 
 inline std::string read_file(const fs::path& p) {
   std::ifstream f(p);
