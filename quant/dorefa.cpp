@@ -127,6 +127,9 @@ class DorefaActRule final : public ActCodeRule {
   std::optional<CodeAffine> affine(const ActCodeSpec& s) const override {
     return CodeAffine{static_cast<double>(levels(s)), 0.0};
   }
+  std::optional<kernels::CodeMap> code_map(const ActCodeSpec& s) const override {
+    return kernels::CodeMap{kernels::CodeMap::Form::clip_then_multiply, 0.f, 1.f, static_cast<float>(levels(s))};
+  }
 };
 }  // namespace
 

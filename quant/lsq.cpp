@@ -124,6 +124,9 @@ class LsqActRule final : public ActCodeRule {
       out[i] = static_cast<uint8_t>(static_cast<int32_t>(quant_detail::round_code(std::min(std::max(x[i] / step, 0.f), n))));
   }
   std::optional<CodeAffine> affine(const ActCodeSpec& s) const override { return CodeAffine{1.0 / s.p0, 0.0}; }
+  std::optional<kernels::CodeMap> code_map(const ActCodeSpec& s) const override {
+    return kernels::CodeMap{kernels::CodeMap::Form::divide_then_clip, 0.f, static_cast<float>(levels(s)), s.p0};
+  }
 };
 }  // namespace
 

@@ -158,6 +158,9 @@ class PactActRule final : public ActCodeRule {
   std::optional<CodeAffine> affine(const ActCodeSpec& s) const override {
     return CodeAffine{static_cast<double>(levels(s)) / s.p0, 0.0};
   }
+  std::optional<kernels::CodeMap> code_map(const ActCodeSpec& s) const override {
+    return kernels::CodeMap{kernels::CodeMap::Form::clip_then_multiply, 0.f, s.p0, static_cast<float>(levels(s)) / s.p0};
+  }
 };
 }  // namespace
 

@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "layers/module.h"
+#include "quant/kernels/quantize_codes.h"
 
 namespace lowbit {
 
@@ -84,6 +85,9 @@ class ActCodeRule {
   virtual void quantize_many(const ActCodeSpec& spec, const float* x, int64_t count, uint8_t* out) const = 0;
   // The affine form when the codes are clamp(round(mul * y + add), 0, 2^bits - 1), else none.
   virtual std::optional<CodeAffine> affine(const ActCodeSpec& /*spec*/) const { return std::nullopt; }
+  // quantize_many as one of the SIMD loops of quant/kernels/quantize_codes.h (the same float
+  // operations, so the same codes), else none (the runtime then calls quantize_many).
+  virtual std::optional<kernels::CodeMap> code_map(const ActCodeSpec& /*spec*/) const { return std::nullopt; }
 };
 
 // The warm-up switch of every Quantizer in `model` (each quantizer's own, default on). Off: they

@@ -429,6 +429,7 @@ IntModel convert_to_int(Module& model, const ExportInfo& info) {
   out.class_names = info.class_names;
   out.method = info.method;
   out.provenance = info.provenance;
+  for (IntOp& op : out.ops) prepare_runtime(op);
   return out;
 }
 

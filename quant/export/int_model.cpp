@@ -13,6 +13,7 @@
 #include "core/threading.h"
 #include "quant/export/im2col_packed.h"
 #include "quant/kernels/gemm.h"
+#include "quant/kernels/quantize_codes.h"
 #include "quant/registry.h"
 
 namespace lowbit::intq {
@@ -35,6 +36,14 @@ const char* value_type_name(ValueType type) { return type == ValueType::codes ? 
 
 int pack_bits(int bits) { return bits <= 2 ? 2 : bits <= 4 ? 4 : 8; }
 
+void prepare_runtime(IntOp& op) {
+  op.conv_weights.reset();
+  if (op.kind != OpKind::conv || !op.weights || !kernels::conv_codes_fits(*op.weights, op.acc_mul, op.rowsum_mul, op.in_channels))
+    return;
+  op.conv_weights = std::make_shared<kernels::ConvCodesWeights>(
+      kernels::pack_conv_codes_weights(*op.weights, op.acc_mul, op.rowsum_mul, op.in_channels, op.kernel));
+}
+
 namespace {
 
 // Working memory of one task of run(): per value a buffer (codes or floats) and per op a packed
@@ -45,6 +54,7 @@ struct Workspace {
   std::vector<std::vector<float>> floats;
   std::vector<kernels::PackedActivations> packed;
   Im2colScratch im2col;
+  std::vector<uint8_t> bordered;  // conv_codes input: the codes with a zero-point border
   // Where each value of the current chunk lives (a workspace buffer, the input, or an alias).
   std::vector<const uint8_t*> code_ptrs;
   std::vector<const float*> float_ptrs;
@@ -87,8 +97,13 @@ T* grow(std::vector<T>& v, int64_t n) {
 ActCodeSpec act_spec(const IntOp& op) { return {op.method, op.bits, op.p0, op.p1}; }
 
 // The method's rule (its own file, found through quant/registry.h); unknown methods throw.
+// (the SIMD loops of quant/kernels/quantize_codes.h when the rule is one of their expressions).
 void quantize_values(const IntOp& op, const float* x, int64_t count, uint8_t* out) {
-  act_code_rule(op.method).quantize_many(act_spec(op), x, count, out);
+  const ActCodeRule& rule = act_code_rule(op.method);
+  if (const auto map = rule.code_map(act_spec(op)))
+    kernels::quantize_codes(*map, x, count, out);
+  else
+    rule.quantize_many(act_spec(op), x, count, out);
 }
 
 uint8_t quantize_value(const IntOp& op, float x) { return act_code_rule(op.method).quantize(act_spec(op), x); }
@@ -157,10 +172,60 @@ void maxpool_any(const T* x, int64_t images, const ValueInfo& in, const ValueInf
     maxpool_valid_nhwc<0>(x, images, in, out, op, y);
 }
 
-// conv / linear: packed im2col (or the codes themselves for linear and 1x1 stride-1 convs),
-// then the GEMM with its fused epilogue into `out` (uint8_t codes or float).
+kernels::Epilogue epilogue_of(const IntOp& op) {
+  kernels::Epilogue ep;
+  ep.kind = op.out_codes ? kernels::EpilogueKind::codes : kernels::EpilogueKind::float32;
+  ep.acc_mul = op.acc_mul;
+  ep.rowsum_mul = op.rowsum_mul;
+  ep.scale = op.scale.data();
+  ep.bias = op.bias.data();
+  ep.max_code_out = op.out_max_code;
+  return ep;
+}
+
+// conv_codes when the op has signed byte weights and the active kernels hold its codes exactly:
+// the input is copied once into an image bordered by `padding` pixels of the zero-point code.
+bool runs_as_conv_codes(const IntOp& op) {
+  const kernels::Isa isa = kernels::active_isa_level();
+  return op.conv_weights && isa != kernels::Isa::scalar &&
+         kernels::conv_codes_supported(isa, *op.conv_weights, pack_bits(op.act_bits));
+}
+
+bool run_conv_codes(const IntOp& op, const ValueInfo& in, const ValueInfo& out, const uint8_t* x, int64_t images,
+                    Workspace& ws, void* y, const kernels::ConvCodesFusion& fuse = {}) {
+  if (!runs_as_conv_codes(op)) return false;
+  const int bits = pack_bits(op.act_bits);
+  const int64_t C = in.c, P = op.padding, hp = in.h + 2 * P, wp = in.w + 2 * P;
+  const uint8_t* src = x;
+  if (P > 0) {
+    uint8_t* b = grow(ws.bordered, images * hp * wp * C);
+    std::memset(b, op.act_zero_point, static_cast<size_t>(images * hp * wp * C));
+    for (int64_t img = 0; img < images; ++img)
+      for (int64_t ih = 0; ih < in.h; ++ih)
+        std::memcpy(b + ((img * hp + ih + P) * wp + P) * C, x + (img * in.h + ih) * in.w * C,
+                    static_cast<size_t>(in.w * C));
+    src = b;
+  }
+  kernels::ConvCodesShape s;
+  s.channels = C;
+  s.height = hp;
+  s.width = wp;
+  s.stride = op.stride;
+  s.out_height = out.h;
+  s.out_width = out.w;
+  s.act_bits = bits;
+  kernels::Epilogue ep = epilogue_of(op);
+  ep.acc_mul = 1;  // the signed weights hold the correction
+  ep.rowsum_mul = 0;
+  kernels::conv_codes(src, images, s, *op.conv_weights, ep, y, op.out_channels, fuse);
+  return true;
+}
+
+// conv / linear: conv_codes, or packed im2col (or the codes themselves for linear and 1x1
+// stride-1 convs) then the GEMM with its fused epilogue into `out` (uint8_t codes or float).
 void run_gemm_op(const IntOp& op, const ValueInfo& in, const ValueInfo& out, const uint8_t* x, int64_t images,
                  Workspace& ws, kernels::PackedActivations& pa, void* y) {
+  if (run_conv_codes(op, in, out, x, images, ws, y)) return;
   const int bits = pack_bits(op.act_bits);
   const int64_t K = op.weights->k;
   if (op.kind == OpKind::linear || (op.kernel == 1 && op.stride == 1 && op.padding == 0)) {
@@ -179,14 +244,7 @@ void run_gemm_op(const IntOp& op, const ValueInfo& in, const ValueInfo& out, con
     g.pad_code = static_cast<uint8_t>(op.act_zero_point);
     im2col_packed(x, images, g, ws.im2col, pa);
   }
-  kernels::Epilogue ep;
-  ep.kind = op.out_codes ? kernels::EpilogueKind::codes : kernels::EpilogueKind::float32;
-  ep.acc_mul = op.acc_mul;
-  ep.rowsum_mul = op.rowsum_mul;
-  ep.scale = op.scale.data();
-  ep.bias = op.bias.data();
-  ep.max_code_out = op.out_max_code;
-  kernels::gemm(pa, *op.weights, ep, y, op.out_channels);
+  kernels::gemm(pa, *op.weights, epilogue_of(op), y, op.out_channels);
 }
 
 }  // namespace
@@ -205,18 +263,67 @@ int64_t IntModel::parameter_bytes() const {
 
 namespace {
 
+// How run() executes the graph (computed per call from the ops; cheap next to any batch).
+// A conv -> add -> relu chain (ops k, k+1, k+2) whose conv runs as conv_codes with a float
+// output only the add reads, and whose sum only the relu reads, runs as one conv_codes call
+// that adds and rectifies in its epilogue; quantize ops on the relu's output whose rule has a
+// SIMD form (at most ConvCodesFusion::kMaxCodes) are computed in that epilogue too.
+struct RunPlan {
+  std::vector<bool> fused;                  // per op: the head of a fused chain
+  std::vector<std::vector<size_t>> folded;  // per fused head: the quantize ops it computes
+  std::vector<bool> done_early;             // per op: a quantize op computed by a fused chain
+};
+
+RunPlan plan_run(const IntModel& m) {
+  std::vector<int> readers(m.values.size(), 0);
+  for (const IntOp& op : m.ops)
+    for (int v : op.inputs) ++readers[static_cast<size_t>(v)];
+  ++readers[static_cast<size_t>(m.output)];
+  RunPlan plan;
+  plan.fused.assign(m.ops.size(), false);
+  plan.folded.resize(m.ops.size());
+  plan.done_early.assign(m.ops.size(), false);
+  for (size_t k = 0; k + 2 < m.ops.size(); ++k) {
+    const IntOp &conv = m.ops[k], &add = m.ops[k + 1], &relu = m.ops[k + 2];
+    const bool pattern = conv.kind == OpKind::conv && !conv.out_codes && add.kind == OpKind::add &&
+                         add.inputs.size() == 2 && (add.inputs[0] == conv.output) != (add.inputs[1] == conv.output) &&
+                         relu.kind == OpKind::relu && relu.inputs.at(0) == add.output;
+    if (!pattern || readers[static_cast<size_t>(conv.output)] != 1 || readers[static_cast<size_t>(add.output)] != 1 ||
+        !runs_as_conv_codes(conv))
+      continue;
+    plan.fused[k] = true;
+    for (size_t j = k + 3; j < m.ops.size(); ++j) {
+      const IntOp& q = m.ops[j];
+      if (q.kind == OpKind::quantize && q.inputs.at(0) == relu.output && act_code_rule(q.method).code_map(act_spec(q)) &&
+          plan.folded[k].size() < static_cast<size_t>(kernels::ConvCodesFusion::kMaxCodes)) {
+        plan.folded[k].push_back(j);
+        plan.done_early[j] = true;
+      }
+    }
+  }
+  return plan;
+}
+
 // One chunk of images [i0, i0 + count) through every op: where each value lives (flatten aliases
 // its input), the workspace buffers, and the logits rows the model output is written into.
 class ChunkRun {
  public:
-  ChunkRun(const IntModel& m, Workspace& ws, const CodeTrace& trace, int64_t i0, int64_t count, float* logits)
-      : m_(m), ws_(ws), trace_(trace), i0_(i0), cnt_(count), logits_(logits), codes_(ws.code_ptrs),
+  ChunkRun(const IntModel& m, Workspace& ws, const CodeTrace& trace, const RunPlan& plan, int64_t i0, int64_t count,
+           float* logits)
+      : m_(m), ws_(ws), trace_(trace), plan_(plan), i0_(i0), cnt_(count), logits_(logits), codes_(ws.code_ptrs),
         floats_(ws.float_ptrs) {}
 
   // images: the whole batch, NCHW.
   void run(const float* images) {
     load_input(images);
-    for (size_t k = 0; k < m_.ops.size(); ++k) run_op(k);
+    for (size_t k = 0; k < m_.ops.size(); ++k) {
+      if (plan_.fused[k]) {
+        run_conv_add_relu(k);
+        k += 2;
+      } else if (!plan_.done_early[k]) {
+        run_op(k);
+      }
+    }
     const float* y = floats_[static_cast<size_t>(m_.output)];
     const int64_t classes = m_.num_classes();
     if (y != logits_) std::memcpy(logits_, y, sizeof(float) * static_cast<size_t>(cnt_ * classes));
@@ -226,6 +333,7 @@ class ChunkRun {
   const IntModel& m_;
   Workspace& ws_;
   const CodeTrace& trace_;
+  const RunPlan& plan_;
   const int64_t i0_, cnt_;
   float* logits_;
   std::vector<const uint8_t*>& codes_;
@@ -300,6 +408,29 @@ class ChunkRun {
     }
   }
 
+  // ops k, k+1, k+2 = conv (float out), add of its output and another value, relu: one
+  // conv_codes call whose epilogue adds the other value and applies the ReLU.
+  void run_conv_add_relu(size_t k) {
+    const IntOp& conv = m_.ops[k];
+    const IntOp& add = m_.ops[k + 1];
+    const IntOp& relu = m_.ops[k + 2];
+    const size_t ii = static_cast<size_t>(conv.inputs[0]), oi = static_cast<size_t>(relu.output);
+    const int other = add.inputs[0] == conv.output ? add.inputs[1] : add.inputs[0];
+    const ValueInfo& vo = m_.values[oi];
+    if (trace_) codes_[ii] = trace_(conv, i0_, cnt_, codes_[ii]);
+    kernels::ConvCodesFusion fuse;
+    fuse.residual = floats_[static_cast<size_t>(other)];
+    fuse.relu = true;
+    for (size_t j : plan_.folded[k]) {
+      const IntOp& q = m_.ops[j];
+      auto& c = fuse.codes[fuse.code_outputs++];
+      c.map = *act_code_rule(q.method).code_map(act_spec(q));
+      c.out = codes_out(static_cast<size_t>(q.output), cnt_ * vo.numel());
+    }
+    float* y = float_out(oi, cnt_ * vo.numel());
+    run_conv_codes(conv, m_.values[ii], m_.values[static_cast<size_t>(conv.output)], codes_[ii], cnt_, ws_, y, fuse);
+  }
+
   void gap(const ValueInfo& vi, const float* xi, float* yo) const {
     const int64_t C = vi.c, P = vi.h * vi.w;
     for (int64_t img = 0; img < cnt_; ++img)
@@ -342,6 +473,7 @@ Tensor IntModel::run(const Tensor& images, const CodeTrace& trace) const {
   const int64_t chunks = (N + chunk - 1) / chunk;
   const float* src = images.data();
   float* dst = logits.data();
+  const RunPlan plan = plan_run(*this);
   parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
     std::unique_ptr<Workspace> ws = workspace_pool().acquire();
     if (ws->codes.size() < values.size()) ws->codes.resize(values.size());
@@ -351,7 +483,7 @@ Tensor IntModel::run(const Tensor& images, const CodeTrace& trace) const {
     if (ws->float_ptrs.size() < values.size()) ws->float_ptrs.resize(values.size());
     for (int64_t ci = c0; ci < c1; ++ci) {
       const int64_t i0 = ci * chunk, cnt = std::min(chunk, N - i0);
-      ChunkRun(*this, *ws, trace, i0, cnt, dst + i0 * classes).run(src);
+      ChunkRun(*this, *ws, trace, plan, i0, cnt, dst + i0 * classes).run(src);
     }
     workspace_pool().release(std::move(ws));
   });

@@ -34,6 +34,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/tensor.h"
+#include "quant/kernels/conv_codes.h"
 #include "quant/kernels/packing.h"
 #include "quant/quantizer.h"
 
@@ -78,6 +79,8 @@ struct IntOp {
   bool out_codes = false;    // epilogue: codes (out_max_code) or float
   int out_max_code = 0;
   std::shared_ptr<kernels::PackedWeights> weights;  // W[n][k], k = (kh*KW + kw)*Cin + c
+  // The same weights as signed bytes for conv_codes (set by prepare_runtime when they fit).
+  std::shared_ptr<kernels::ConvCodesWeights> conv_weights;
   std::vector<float> scale, bias;  // out_channels each
 
   // maxpool
@@ -86,6 +89,12 @@ struct IntOp {
 
 // Smallest packed width (2, 4, 8) holding `bits`-bit codes.
 int pack_bits(int bits);
+
+// Run-time forms derived from an op's packed weights (call once the op is complete): a conv
+// whose signed weights fit bytes and whose input has C % 4 == 0 runs as conv_codes (implicit
+// GEMM on the NHWC codes) instead of im2col + packed GEMM; the integers, hence the outputs, are
+// the same.
+void prepare_runtime(IntOp& op);
 
 // Called for every conv/linear op with its input codes for images [image0, image0 + count),
 // NHWC, value_numel bytes per image. Returns the codes the op (and later readers of that value in

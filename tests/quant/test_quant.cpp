@@ -284,6 +284,13 @@ TEST_CASE("registry: every method's factory, codes() and integer rule agree with
         }
         CHECK(differ == 0);
         CHECK(affine_differ <= 2);
+        // The runtime's SIMD form of the rule (when it has one) gives the same codes at every level.
+        if (const auto map = rule.code_map(spec))
+          for (int isa = 0; isa <= static_cast<int>(kernels::detected_isa()); ++isa) {
+            std::vector<uint8_t> simd(many.size(), 0xAB);
+            kernels::quantize_codes_at(static_cast<kernels::Isa>(isa), *map, x.data(), x.numel(), simd.data());
+            CHECK(simd == many);
+          }
         ++checked;
       }
     }

@@ -1,0 +1,182 @@
+// conv_codes.cpp: the signed weight panels, the argument and overflow checks, the per-call
+// epilogue tables, the scalar reference and the dispatch of output rows to the ISA kernels.
+#include "quant/kernels/conv_codes.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <limits>
+#include <vector>
+
+#include "core/error.h"
+#include "core/threading.h"
+#include "quant/kernels/conv_codes_internal.h"
+
+namespace lowbit::kernels {
+
+namespace {
+
+// Until the dispatch has a support predicate: the levels are ordered.
+bool cpu_supports(Isa isa) { return static_cast<int>(isa) <= static_cast<int>(detected_isa()); }
+
+int32_t signed_weight(const PackedWeights& w, int32_t acc_mul, int32_t rowsum_mul, int64_t n, int64_t k) {
+  return acc_mul * weight_code(w, n, k) + rowsum_mul;
+}
+
+}  // namespace
+
+bool conv_codes_fits(const PackedWeights& w, int32_t acc_mul, int32_t rowsum_mul, int64_t in_channels) {
+  if (in_channels <= 0 || in_channels % 4 != 0 || w.k % in_channels != 0) return false;
+  // s is affine in the code: its extremes are at codes 0 and max_code.
+  const int64_t lo = rowsum_mul, hi = static_cast<int64_t>(acc_mul) * max_code(w.bits) + rowsum_mul;
+  return std::min(lo, hi) >= -128 && std::max(lo, hi) <= 127;
+}
+
+ConvCodesWeights pack_conv_codes_weights(const PackedWeights& w, int32_t acc_mul, int32_t rowsum_mul,
+                                         int64_t in_channels, int64_t kernel) {
+  LOWBIT_CHECK(conv_codes_fits(w, acc_mul, rowsum_mul, in_channels) && w.k == kernel * kernel * in_channels,
+               "conv_codes: weights (", w.n, " x ", w.k, ", ", w.bits, "-bit, acc_mul ", acc_mul, ", rowsum_mul ",
+               rowsum_mul, ") are not ", kernel, "x", kernel, "x", in_channels,
+               " signed bytes with in_channels % 4 == 0");
+  ConvCodesWeights cw;
+  cw.out_channels = w.n;
+  cw.in_channels = in_channels;
+  cw.kernel = kernel;
+  cw.k = w.k;
+  cw.n_blocks = (w.n + kBlockChannels - 1) / kBlockChannels;
+  cw.data = AlignedBytes(static_cast<size_t>(cw.n_blocks * cw.k * kBlockChannels));
+  auto* dst = reinterpret_cast<int8_t*>(cw.data.data());
+  for (int64_t n = 0; n < w.n; ++n)
+    for (int64_t k = 0; k < w.k; ++k) {
+      const int32_t s = signed_weight(w, acc_mul, rowsum_mul, n, k);
+      cw.max_abs = std::max(cw.max_abs, std::abs(s));
+      const int64_t nb = n / kBlockChannels, c = n % kBlockChannels;
+      dst[nb * cw.k * kBlockChannels + (k / 4) * 64 + c * 4 + k % 4] = static_cast<int8_t>(s);
+    }
+  return cw;
+}
+
+bool conv_codes_supported(Isa isa, const ConvCodesWeights& w, int act_bits) {
+  if (!cpu_supports(isa)) return false;
+  // vpmaddubsw adds two u8 x s8 products into int16 with saturation; vpdpbusd does not saturate.
+  if (isa == Isa::avx2) return 2 * max_code(act_bits) * w.max_abs <= 32767;
+  return true;
+}
+
+namespace detail::ref {
+
+// The ground truth: one output at a time, every tap and channel read through plain indexing,
+// then the scalar epilogue of gemm_ref.cpp's formula.
+void conv_codes_rows(const ConvCodesProblem& p, int64_t row0, int64_t row1) {
+  const ConvCodesShape& s = p.shape;
+  const ConvCodesWeights& w = *p.w;
+  const int64_t C = s.channels, K = w.kernel;
+  const float maxc = static_cast<float>(p.ep.max_code_out);
+  for (int64_t row = row0; row < row1; ++row) {
+    const int64_t img = row / s.out_height, oh = row % s.out_height;
+    for (int64_t ow = 0; ow < s.out_width; ++ow) {
+      const int64_t pixel = row * s.out_width + ow;
+      for (int64_t n = 0; n < w.out_channels; ++n) {
+        const int8_t* wn = w.block(n / kBlockChannels);
+        int32_t acc = 0;
+        for (int64_t kh = 0; kh < K; ++kh)
+          for (int64_t kw = 0; kw < K; ++kw)
+            for (int64_t c = 0; c < C; ++c) {
+              const int64_t k = (kh * K + kw) * C + c;
+              const uint8_t a = p.x[((img * s.height + oh * s.stride + kh) * s.width + ow * s.stride + kw) * C + c];
+              acc += wn[(k / 4) * 64 + (n % kBlockChannels) * 4 + k % 4] * static_cast<int32_t>(a);
+            }
+        const int64_t off = pixel * p.ldo + n;
+        if (p.ep.kind == EpilogueKind::int32) {
+          static_cast<int32_t*>(p.out)[off] = acc;
+          continue;
+        }
+        const float t = static_cast<float>(acc) * p.scale_pad[n];
+        float y = t + p.bias_pad[n];
+        if (p.ep.kind == EpilogueKind::float32) {
+          if (p.fuse.residual) y = y + p.fuse.residual[off];
+          if (p.fuse.relu) y = std::max(y, 0.f);
+          static_cast<float*>(p.out)[off] = y;
+          for (int q = 0; q < p.fuse.code_outputs; ++q)
+            quantize_codes_reference(p.fuse.codes[q].map, &y, 1, p.fuse.codes[q].out + off);
+        } else {
+          float q = std::nearbyint(y);
+          q = q < 0.f ? 0.f : q;
+          q = q > maxc ? maxc : q;
+          static_cast<uint8_t*>(p.out)[off] = static_cast<uint8_t>(q);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace detail::ref
+
+void conv_codes_at(Isa isa, const uint8_t* x, int64_t images, const ConvCodesShape& s, const ConvCodesWeights& w,
+                   const Epilogue& ep, void* out, int64_t ldo, const ConvCodesFusion& fuse) {
+  LOWBIT_CHECK(cpu_supports(isa), "conv_codes: ISA ", isa_name(isa), " is not supported by this CPU");
+  LOWBIT_CHECK(x != nullptr && out != nullptr && images >= 0, "conv_codes: null input or output");
+  LOWBIT_CHECK(s.channels == w.in_channels, "conv_codes: input has ", s.channels, " channels, weights expect ",
+               w.in_channels);
+  LOWBIT_CHECK(s.stride >= 1 && s.out_height >= 1 && s.out_width >= 1 &&
+                   (s.out_height - 1) * s.stride + w.kernel <= s.height &&
+                   (s.out_width - 1) * s.stride + w.kernel <= s.width,
+               "conv_codes: a ", s.out_height, "x", s.out_width, " output at stride ", s.stride, " needs a bordered input of at least ",
+               (s.out_height - 1) * s.stride + w.kernel, "x", (s.out_width - 1) * s.stride + w.kernel, ", got ",
+               s.height, "x", s.width);
+  LOWBIT_CHECK(s.act_bits >= 1 && s.act_bits <= 8, "conv_codes: act_bits must be 1..8, got ", s.act_bits);
+  LOWBIT_CHECK(ep.acc_mul == 1 && ep.rowsum_mul == 0, "conv_codes: the signed weights hold the correction; pass acc_mul 1, rowsum_mul 0");
+  LOWBIT_CHECK(ldo >= w.out_channels, "conv_codes: output leading dimension ", ldo, " must be >= ", w.out_channels);
+  if (ep.kind != EpilogueKind::int32) LOWBIT_CHECK(ep.scale != nullptr, "conv_codes: float/codes epilogue needs scale");
+  if (ep.kind == EpilogueKind::codes)
+    LOWBIT_CHECK(ep.max_code_out >= 1 && ep.max_code_out <= 255, "conv_codes: max_code_out must be in [1, 255], got ",
+                 ep.max_code_out);
+  const int64_t per_k = static_cast<int64_t>(max_code(s.act_bits)) * std::max(1, w.max_abs);
+  LOWBIT_CHECK(w.k <= std::numeric_limits<int32_t>::max() / per_k, "conv_codes: K = ", w.k,
+               " could overflow the int32 accumulator");
+  LOWBIT_CHECK(conv_codes_supported(isa, w, s.act_bits), "conv_codes: the ", isa_name(isa),
+               " kernel cannot hold ", s.act_bits, "-bit codes x weights up to ", w.max_abs, " exactly");
+  LOWBIT_CHECK(ep.kind == EpilogueKind::float32 || !fuse.any(),
+               "conv_codes: a residual add, ReLU or code output needs the float32 epilogue");
+  LOWBIT_CHECK(fuse.code_outputs >= 0 && fuse.code_outputs <= ConvCodesFusion::kMaxCodes,
+               "conv_codes: at most ", ConvCodesFusion::kMaxCodes, " code outputs, got ", fuse.code_outputs);
+  if (images == 0) return;
+
+  // Epilogue tables padded to whole blocks; per thread, so a warm runtime allocates nothing.
+  thread_local std::vector<float> scale, bias;
+  const size_t n_pad = static_cast<size_t>(w.n_blocks * kBlockChannels);
+  scale.assign(n_pad, 0.f);
+  bias.assign(n_pad, 0.f);
+  for (int64_t n = 0; n < w.out_channels; ++n) {
+    if (ep.scale) scale[static_cast<size_t>(n)] = ep.scale[n];
+    if (ep.bias) bias[static_cast<size_t>(n)] = ep.bias[n];
+  }
+  detail::ConvCodesProblem p;
+  p.x = x;
+  p.shape = s;
+  p.w = &w;
+  p.ep = ep;
+  p.scale_pad = scale.data();
+  p.bias_pad = bias.data();
+  p.out = out;
+  p.ldo = ldo;
+  p.fuse = fuse;
+  // Tasks of at least ~2M multiply-adds: finer ones cost more in scheduling than they compute.
+  const int64_t rows = images * s.out_height;
+  const int64_t macs_per_row = s.out_width * w.out_channels * w.k;
+  const int64_t grain = std::max<int64_t>(1, (int64_t{2} << 20) / std::max<int64_t>(1, macs_per_row));
+  parallel_for(0, rows, grain, [&](int64_t r0, int64_t r1) {
+    switch (isa) {
+      case Isa::avx512: detail::avx512::conv_codes_rows(p, r0, r1); break;
+      case Isa::avx2: detail::avx2::conv_codes_rows(p, r0, r1); break;
+      default: detail::ref::conv_codes_rows(p, r0, r1); break;
+    }
+  });
+}
+
+void conv_codes(const uint8_t* x, int64_t images, const ConvCodesShape& s, const ConvCodesWeights& w,
+                const Epilogue& ep, void* out, int64_t ldo, const ConvCodesFusion& fuse) {
+  conv_codes_at(active_isa_level(), x, images, s, w, ep, out, ldo, fuse);
+}
+
+}  // namespace lowbit::kernels

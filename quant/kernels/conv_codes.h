@@ -1,0 +1,81 @@
+// conv_codes.h: integer convolution straight on NHWC activation codes (implicit GEMM: no im2col,
+// no packed activation rows, no row sums), for the runtime's middle layers.
+//
+// For every output pixel (image, oh, ow) and output channel n:
+//   acc'[n] = sum_{kh, kw, c} s[n][(kh*kernel + kw)*C + c] * x[image][oh*stride + kh][ow*stride + kw][c]
+// over a BORDERED input (the caller writes `padding` pixels of the zero-point code around each
+// image, so there is no bounds test in the inner loop), then the float / codes / int32 epilogue of
+// gemm.h with acc' as given. s are the SIGNED weights the GEMM's row-sum correction stands for:
+//   s[n][k] = acc_mul * W[n][k] + rowsum_mul     (odd grids: 2m - n; signed grids: q)
+// so acc' equals the GEMM's acc' = acc_mul * acc + rowsum_mul * rowsum exactly, and the epilogue
+// sees the same integer: the two paths are bit-identical by construction (and tested so).
+//
+// Kernels: vpdpbusd with the codes as the unsigned operand (a dword = 4 channels of one pixel,
+// broadcast) and s as the signed one (AVX-512 VNNI); vpmaddubsw + vpmaddwd on AVX2, where one
+// pair 2 * max_code(a) * max|s| must stay <= 32767 (true for every 2/4-bit weight grid; the
+// others take the GEMM path). Needs C % 4 == 0 and every s in [-128, 127].
+#pragma once
+#include <cstdint>
+
+#include "core/cpu_features.h"
+#include "quant/kernels/gemm.h"
+#include "quant/kernels/packing.h"
+#include "quant/kernels/quantize_codes.h"
+
+namespace lowbit::kernels {
+
+// s8 weights in 16-channel blocks laid out [n / 16][k / 4][16 channels][4 k] (a zmm per 4 k).
+struct ConvCodesWeights {
+  int64_t out_channels = 0, in_channels = 0, kernel = 1;
+  int64_t k = 0;         // kernel * kernel * in_channels (a multiple of 4)
+  int64_t n_blocks = 0;  // ceil(out_channels / 16); channels >= out_channels are zero
+  int max_abs = 0;       // max |s|: the overflow and saturation guards
+  AlignedBytes data;     // n_blocks * k * 16 bytes
+  const int8_t* block(int64_t nb) const { return reinterpret_cast<const int8_t*>(data.data()) + nb * k * kBlockChannels; }
+};
+
+// Whether w (n x k, k = kernel^2 * in_channels) can be served by conv_codes with this correction.
+bool conv_codes_fits(const PackedWeights& w, int32_t acc_mul, int32_t rowsum_mul, int64_t in_channels);
+// The signed weights of w; throws lowbit::Error when !conv_codes_fits(...).
+ConvCodesWeights pack_conv_codes_weights(const PackedWeights& w, int32_t acc_mul, int32_t rowsum_mul,
+                                         int64_t in_channels, int64_t kernel);
+
+struct ConvCodesShape {
+  int64_t channels = 0;                   // C (a multiple of 4)
+  int64_t height = 0, width = 0;          // of the BORDERED input image
+  int64_t stride = 1;
+  int64_t out_height = 0, out_width = 0;  // (out - 1) * stride + kernel <= bordered size
+  int act_bits = 8;                       // the codes' range: 0 .. 2^act_bits - 1 (1..8)
+};
+
+// What the float epilogue may fold in after y = fl(fl(acc' * scale) + bias): the residual add
+// y = fl(y + residual[pixel][n]) (residual laid out like out, leading dimension ldo), then ReLU
+// y = y < 0 ? 0 : y (std::max's choice, so -0 and NaN pass as in the separate ops).
+// Then, optionally, codes of that final y by up to two quantize_codes maps (the next layers'
+// activation quantizers), written like out (uint8_t, leading dimension ldo).
+struct ConvCodesFusion {
+  const float* residual = nullptr;
+  bool relu = false;
+  struct Codes {
+    CodeMap map;
+    uint8_t* out = nullptr;
+  };
+  static constexpr int kMaxCodes = 2;
+  Codes codes[kMaxCodes];
+  int code_outputs = 0;
+  bool any() const { return residual != nullptr || relu || code_outputs > 0; }
+};
+
+// Whether the kernel of `isa` is exact for these codes and weights (AVX2's int16 pair bound).
+bool conv_codes_supported(Isa isa, const ConvCodesWeights& w, int act_bits);
+
+// x: images x height x width x C bytes (bordered). out: (images * out_h * out_w) rows of ldo
+// entries (uint8_t codes, float or int32 per ep.kind), NHWC. ep.acc_mul / rowsum_mul must be
+// 1 / 0 (s already holds them). Parallel over output rows (lowbit::parallel_for).
+// A fusion needs the float32 kind.
+void conv_codes(const uint8_t* x, int64_t images, const ConvCodesShape& s, const ConvCodesWeights& w,
+                const Epilogue& ep, void* out, int64_t ldo, const ConvCodesFusion& fuse = {});
+void conv_codes_at(Isa isa, const uint8_t* x, int64_t images, const ConvCodesShape& s, const ConvCodesWeights& w,
+                   const Epilogue& ep, void* out, int64_t ldo, const ConvCodesFusion& fuse = {});
+
+}  // namespace lowbit::kernels

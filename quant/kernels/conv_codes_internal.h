@@ -1,0 +1,38 @@
+// conv_codes_internal.h: the contract between conv_codes.cpp (checks, tables, threads, the
+// scalar reference) and the per-ISA kernels (conv_codes_avx512.cpp, conv_codes_avx2.cpp).
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "quant/kernels/conv_codes.h"
+
+namespace lowbit::kernels::detail {
+
+struct ConvCodesProblem {
+  const uint8_t* x = nullptr;
+  ConvCodesShape shape;
+  const ConvCodesWeights* w = nullptr;
+  Epilogue ep;
+  const float* scale_pad = nullptr;  // n_blocks * 16 entries, zero padded
+  const float* bias_pad = nullptr;
+  void* out = nullptr;
+  int64_t ldo = 0;
+  ConvCodesFusion fuse;
+};
+
+// Byte offset of each k-group (4 channels of one tap, k = (kh*kernel + kw)*C + c) from a
+// pixel's tap (0, 0) in the bordered image: the kernels' flat loop over K reads codes through it.
+inline void group_offsets(const ConvCodesProblem& p, std::vector<int32_t>& out) {
+  const int64_t C = p.shape.channels, K = p.w->kernel, line = p.shape.width * C;
+  out.clear();
+  for (int64_t kh = 0; kh < K; ++kh)
+    for (int64_t kw = 0; kw < K; ++kw)
+      for (int64_t c = 0; c < C; c += 4) out.push_back(static_cast<int32_t>(kh * line + kw * C + c));
+}
+
+// Output rows [row0, row1) of the whole batch, a row = (image, oh): every ow, every channel.
+namespace ref { void conv_codes_rows(const ConvCodesProblem& p, int64_t row0, int64_t row1); }
+namespace avx2 { void conv_codes_rows(const ConvCodesProblem& p, int64_t row0, int64_t row1); }
+namespace avx512 { void conv_codes_rows(const ConvCodesProblem& p, int64_t row0, int64_t row1); }
+
+}  // namespace lowbit::kernels::detail

@@ -1,0 +1,214 @@
+// test_conv_codes.cpp: the implicit-GEMM convolution on codes (quant/kernels/conv_codes.h)
+// against the im2col + packed GEMM reference, bit for bit, for every ISA this CPU has, every
+// epilogue kind and the weight grids of the zoo; its input checks.
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "quant/kernels/conv_codes.h"
+#include "quant/kernels/gemm.h"
+
+using namespace lowbit::kernels;
+
+namespace {
+
+struct Case {
+  int64_t c, h, w, kernel, stride, pad, cout;
+  int abits, wbits;
+  int32_t acc_mul, rowsum_mul;  // the grid: odd 2m - n, signed m - 2^(b-1), unsigned m
+};
+
+int64_t out_size(int64_t in, int64_t k, int64_t s, int64_t p) { return (in + 2 * p - k) / s + 1; }
+
+struct Problem {
+  Case cs;
+  int64_t hp, wp, oh, ow, k;
+  std::vector<uint8_t> x;  // bordered NHWC, images of hp x wp x c
+  PackedWeights w;
+  std::vector<float> scale, bias;
+  int64_t images = 2;
+};
+
+Problem make_problem(const Case& cs, uint32_t seed) {
+  Problem p;
+  p.cs = cs;
+  p.hp = cs.h + 2 * cs.pad;
+  p.wp = cs.w + 2 * cs.pad;
+  p.oh = out_size(cs.h, cs.kernel, cs.stride, cs.pad);
+  p.ow = out_size(cs.w, cs.kernel, cs.stride, cs.pad);
+  p.k = cs.kernel * cs.kernel * cs.c;
+  std::mt19937 rng(seed);
+  const int amax = max_code(cs.abits), zp = amax / 3;
+  p.x.assign(static_cast<size_t>(p.images * p.hp * p.wp * cs.c), static_cast<uint8_t>(zp));
+  for (int64_t i = 0; i < p.images; ++i)
+    for (int64_t y = 0; y < cs.h; ++y)
+      for (int64_t xx = 0; xx < cs.w; ++xx)
+        for (int64_t c = 0; c < cs.c; ++c)
+          p.x[static_cast<size_t>(((i * p.hp + y + cs.pad) * p.wp + xx + cs.pad) * cs.c + c)] =
+              static_cast<uint8_t>(rng() % (amax + 1));
+  std::vector<uint8_t> wc(static_cast<size_t>(cs.cout * p.k));
+  for (auto& v : wc) v = static_cast<uint8_t>(rng() % (max_code(cs.wbits) + 1));
+  p.w = pack_weights(wc.data(), cs.cout, p.k, p.k, cs.wbits);
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  for (int64_t n = 0; n < cs.cout; ++n) {
+    p.scale.push_back(0.05f + 0.01f * u(rng));
+    p.bias.push_back(1.5f + u(rng));
+  }
+  return p;
+}
+
+// The im2col matrix of the bordered images (k = (kh*K + kw)*C + c), then the scalar GEMM.
+std::vector<uint8_t> reference(const Problem& p, const Epilogue& ep, size_t out_bytes) {
+  const Case& cs = p.cs;
+  const int64_t m = p.images * p.oh * p.ow;
+  std::vector<uint8_t> cols(static_cast<size_t>(m * p.k));
+  for (int64_t i = 0; i < p.images; ++i)
+    for (int64_t y = 0; y < p.oh; ++y)
+      for (int64_t xx = 0; xx < p.ow; ++xx)
+        for (int64_t kh = 0; kh < cs.kernel; ++kh)
+          for (int64_t kw = 0; kw < cs.kernel; ++kw)
+            for (int64_t c = 0; c < cs.c; ++c)
+              cols[static_cast<size_t>(((i * p.oh + y) * p.ow + xx) * p.k + (kh * cs.kernel + kw) * cs.c + c)] =
+                  p.x[static_cast<size_t>(((i * p.hp + y * cs.stride + kh) * p.wp + xx * cs.stride + kw) * cs.c + c)];
+  const int pbits = cs.abits <= 2 ? 2 : cs.abits <= 4 ? 4 : 8;
+  PackedActivations a = pack_activations(cols.data(), m, p.k, p.k, pbits);
+  Epilogue e = ep;
+  e.acc_mul = cs.acc_mul;
+  e.rowsum_mul = cs.rowsum_mul;
+  std::vector<uint8_t> out(static_cast<size_t>(m * cs.cout) * out_bytes, 0xAB);
+  gemm_reference(a, p.w, e, out.data(), cs.cout);
+  return out;
+}
+
+std::vector<Isa> available_isas() {
+  std::vector<Isa> v{Isa::scalar};
+  if (static_cast<int>(detected_isa()) >= static_cast<int>(Isa::avx2)) v.push_back(Isa::avx2);
+  if (detected_isa() == Isa::avx512) v.push_back(Isa::avx512);
+  return v;
+}
+
+}  // namespace
+
+TEST_CASE("conv_codes equals im2col + the reference GEMM bit for bit, every ISA and epilogue") {
+  const std::vector<Case> cases = {
+      {16, 28, 28, 3, 1, 1, 16, 2, 2, 2, -3},   // resnet20 stage 1, SAWB odd grid
+      {16, 28, 28, 3, 2, 1, 32, 2, 2, 2, -3},   // stride-2 transition
+      {16, 28, 28, 1, 2, 0, 32, 2, 2, 2, -3},   // 1x1 stride-2 shortcut
+      {32, 14, 14, 3, 1, 1, 32, 2, 2, 2, -3},
+      {64, 7, 7, 3, 1, 1, 64, 4, 4, 2, -15},    // W4A4 odd grid
+      {64, 7, 7, 3, 1, 1, 48, 4, 4, 1, -8},     // signed 4-bit grid (LSQ/QIL), 3 blocks
+      {32, 9, 13, 3, 1, 1, 20, 8, 2, 2, -3},    // 8-bit codes, partial last block
+      {12, 5, 30, 3, 1, 0, 8, 2, 4, 1, 0},      // unsigned grid, narrow output, 30-wide rows
+      {4, 3, 3, 3, 1, 1, 17, 4, 2, 1, -2},
+      {8, 31, 17, 3, 2, 1, 40, 2, 2, 2, -3},
+  };
+  const EpilogueKind kinds[] = {EpilogueKind::int32, EpilogueKind::float32, EpilogueKind::codes};
+  uint32_t seed = 1;
+  for (const Case& cs : cases) {
+    const Problem p = make_problem(cs, seed++);
+    REQUIRE(conv_codes_fits(p.w, cs.acc_mul, cs.rowsum_mul, cs.c));
+    const ConvCodesWeights cw = pack_conv_codes_weights(p.w, cs.acc_mul, cs.rowsum_mul, cs.c, cs.kernel);
+    ConvCodesShape s;
+    s.channels = cs.c;
+    s.height = p.hp;
+    s.width = p.wp;
+    s.stride = cs.stride;
+    s.out_height = p.oh;
+    s.out_width = p.ow;
+    s.act_bits = cs.abits;
+    for (EpilogueKind kind : kinds) {
+      Epilogue ep;
+      ep.kind = kind;
+      ep.scale = p.scale.data();
+      ep.bias = p.bias.data();
+      ep.max_code_out = 3;
+      const size_t bytes = kind == EpilogueKind::codes ? 1 : 4;
+      const std::vector<uint8_t> want = reference(p, ep, bytes);
+      for (Isa isa : available_isas()) {
+        CAPTURE(cs.c);
+        CAPTURE(cs.kernel);
+        CAPTURE(cs.stride);
+        CAPTURE(cs.cout);
+        CAPTURE(cs.abits);
+        CAPTURE(static_cast<int>(kind));
+        CAPTURE(std::string(isa_name(isa)));
+        REQUIRE(conv_codes_supported(isa, cw, cs.abits));
+        std::vector<uint8_t> got(want.size(), 0xAB);
+        conv_codes_at(isa, p.x.data(), p.images, s, cw, ep, got.data(), cs.cout);
+        CHECK(std::memcmp(got.data(), want.data(), want.size()) == 0);
+        if (kind != EpilogueKind::float32) continue;
+        // The fused residual add + ReLU equal the separate ops on the unfused output (negative
+        // zeros included: -0 passes ReLU as in std::max).
+        std::vector<float> y(want.size() / 4), res(y.size()), fused(y.size());
+        std::memcpy(y.data(), want.data(), want.size());
+        for (size_t i = 0; i < res.size(); ++i) res[i] = i % 7 == 0 ? -y[i] : 0.37f * static_cast<float>(i % 11) - 2.f;
+        res[0] = -0.f;
+        for (size_t i = 0; i < y.size(); ++i) y[i] = std::max(y[i] + res[i], 0.f);
+        ConvCodesFusion fuse;
+        fuse.residual = res.data();
+        fuse.relu = true;
+        // ... and the codes of the result under two quantizers, as quantize_codes computes them.
+        const CodeMap pact{CodeMap::Form::clip_then_multiply, 0.f, 2.5f, 3.f / 2.5f};
+        const CodeMap lsq{CodeMap::Form::divide_then_clip, 0.f, 15.f, 0.21f};
+        std::vector<uint8_t> want_a(y.size()), want_b(y.size()), got_a(y.size(), 0xAB), got_b(y.size(), 0xAB);
+        quantize_codes_reference(pact, y.data(), static_cast<int64_t>(y.size()), want_a.data());
+        quantize_codes_reference(lsq, y.data(), static_cast<int64_t>(y.size()), want_b.data());
+        fuse.codes[0] = {pact, got_a.data()};
+        fuse.codes[1] = {lsq, got_b.data()};
+        fuse.code_outputs = 2;
+        conv_codes_at(isa, p.x.data(), p.images, s, cw, ep, fused.data(), cs.cout, fuse);
+        CHECK(std::memcmp(fused.data(), y.data(), y.size() * 4) == 0);
+        CHECK(got_a == want_a);
+        CHECK(got_b == want_b);
+      }
+    }
+  }
+  for (Isa isa : {Isa::avx2, Isa::avx512})
+    if (static_cast<int>(isa) > static_cast<int>(detected_isa()))
+      MESSAGE("conv_codes: skipped ", isa_name(isa), " (this CPU lacks it)");
+}
+
+TEST_CASE("conv_codes refuses what it cannot compute exactly") {
+  const Problem p = make_problem({16, 6, 6, 3, 1, 1, 16, 2, 2, 2, -3}, 7);
+  // 8-bit odd grid (2m - 255) does not fit a signed byte; channels must come in fours.
+  std::vector<uint8_t> w8(16 * 144, 255);
+  const PackedWeights pw8 = pack_weights(w8.data(), 16, 144, 144, 8);
+  CHECK_FALSE(conv_codes_fits(pw8, 2, -255, 16));
+  CHECK_THROWS_AS(pack_conv_codes_weights(pw8, 2, -255, 16, 3), lowbit::Error);
+  std::vector<uint8_t> w6(16 * 54, 1);
+  CHECK_FALSE(conv_codes_fits(pack_weights(w6.data(), 16, 54, 54, 2), 2, -3, 6));
+  // AVX2's vpmaddubsw pair bound: 8-bit codes x signed 8-bit weights could saturate int16.
+  std::vector<uint8_t> ws(16 * 144, 200);
+  const ConvCodesWeights big = pack_conv_codes_weights(pack_weights(ws.data(), 16, 144, 144, 8), 1, -128, 16, 3);
+  CHECK_FALSE(conv_codes_supported(Isa::avx2, big, 8));
+  CHECK(conv_codes_supported(Isa::scalar, big, 8));
+
+  const ConvCodesWeights cw = pack_conv_codes_weights(p.w, 2, -3, 16, 3);
+  ConvCodesShape s;
+  s.channels = 16;
+  s.height = p.hp;
+  s.width = p.wp;
+  s.out_height = p.oh + 1;  // one row more than the bordered input holds
+  s.out_width = p.ow;
+  s.act_bits = 2;
+  Epilogue ep;
+  std::vector<int32_t> out(static_cast<size_t>(2 * (p.oh + 1) * p.ow * 16));
+  CHECK_THROWS_WITH_AS(conv_codes_at(Isa::scalar, p.x.data(), 2, s, cw, ep, out.data(), 16),
+                       doctest::Contains("bordered input"), lowbit::Error);
+  s.out_height = p.oh;
+  ep.acc_mul = 2;
+  CHECK_THROWS_WITH_AS(conv_codes_at(Isa::scalar, p.x.data(), 2, s, cw, ep, out.data(), 16),
+                       doctest::Contains("acc_mul 1"), lowbit::Error);
+  ep.acc_mul = 1;
+  ConvCodesFusion relu_only;
+  relu_only.relu = true;
+  CHECK_THROWS_WITH_AS(conv_codes_at(Isa::scalar, p.x.data(), 2, s, cw, ep, out.data(), 16, relu_only),
+                       doctest::Contains("float32 epilogue"), lowbit::Error);
+}
