@@ -13,6 +13,8 @@ Kernels avx512_kernels();
 Kernels kernels_for(kernels::Isa isa) {
   switch (isa) {
     case kernels::Isa::avx512: return avx512_kernels();
+    // AVX-VNNI adds only integer dot products: its float convolution is the AVX2 one.
+    case kernels::Isa::avx_vnni:
     case kernels::Isa::avx2: return avx2_kernels();
     case kernels::Isa::scalar: break;
   }

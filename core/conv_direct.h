@@ -64,6 +64,7 @@ struct Kernels {
   UnpackActivation unpack;
 };
 // The kernels of an ISA level; forward == nullptr for Isa::scalar (ops_conv then uses im2col).
+// Isa::avx_vnni gets the AVX2 kernels (VNNI has nothing for float).
 Kernels kernels_for(kernels::Isa isa);
 
 // Layout conversions (portable code). pack_activation writes out [blocks(c)][out_h][out_w][B]

@@ -12,44 +12,67 @@ const char* isa_name(Isa isa) {
   switch (isa) {
     case Isa::scalar: return "scalar";
     case Isa::avx2: return "avx2";
+    case Isa::avx_vnni: return "avx_vnni";
     case Isa::avx512: return "avx512";
   }
   return "unknown";
 }
 
 Isa parse_isa(const std::string& name) {
-  if (name == "scalar") return Isa::scalar;
-  if (name == "avx2") return Isa::avx2;
-  if (name == "avx512") return Isa::avx512;
-  throw Error("LOWBIT_ISA: unknown ISA '" + name + "', expected scalar, avx2 or avx512");
+  for (Isa isa : kIsaPreference)
+    if (name == isa_name(isa)) return isa;
+  std::string all;
+  for (Isa isa : kIsaPreference) all += std::string(all.empty() ? "" : ", ") + isa_name(isa);
+  throw Error("LOWBIT_ISA: unknown ISA '" + name + "', expected one of " + all);
+}
+
+bool isa_supported(Isa isa) {
+#if defined(__x86_64__) || defined(__i386__)
+  // libgcc's checks include the OS's XSAVE consent (XCR0) for ymm / zmm state.
+  __builtin_cpu_init();
+  // Every ymm TU is compiled with -mfma too (the direct conv is FMA throughout).
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  switch (isa) {
+    case Isa::scalar: return true;
+    case Isa::avx2: return avx2;
+    case Isa::avx_vnni: return avx2 && __builtin_cpu_supports("avxvnni");
+    case Isa::avx512:
+      return avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+             __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+  }
+  return false;
+#else
+  return isa == Isa::scalar;
+#endif
 }
 
 Isa detected_isa() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni"))
-    return Isa::avx512;
-  if (__builtin_cpu_supports("avx2")) return Isa::avx2;
-#endif
+  for (Isa isa : kIsaPreference)
+    if (isa_supported(isa)) return isa;
   return Isa::scalar;
+}
+
+std::string supported_isa_names() {
+  std::string s;
+  for (Isa isa : kIsaPreference)
+    if (isa_supported(isa)) s += std::string(s.empty() ? "" : ", ") + isa_name(isa);
+  return s;
 }
 
 bool cpu_has_avx512_vpopcntdq() {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_cpu_init();
-  return detected_isa() == Isa::avx512 && __builtin_cpu_supports("avx512vpopcntdq");
+  return isa_supported(Isa::avx512) && __builtin_cpu_supports("avx512vpopcntdq");
 #else
   return false;
 #endif
 }
 
 Isa resolve_isa(const char* env_value) {
-  const Isa best = detected_isa();
-  if (env_value == nullptr || env_value[0] == '\0') return best;
+  if (env_value == nullptr || env_value[0] == '\0') return detected_isa();
   const Isa want = parse_isa(env_value);
-  LOWBIT_CHECK(static_cast<int>(want) <= static_cast<int>(best), "LOWBIT_ISA=", env_value,
-               " asks for an ISA this CPU does not support (best available: ", isa_name(best), ")");
+  LOWBIT_CHECK(isa_supported(want), "LOWBIT_ISA=", env_value,
+               " asks for an ISA this CPU does not support (available: ", supported_isa_names(), ")");
   return want;
 }
 
@@ -67,9 +90,8 @@ Isa active_isa_level() {
 }
 
 void set_active_isa(Isa isa) {
-  LOWBIT_CHECK(static_cast<int>(isa) <= static_cast<int>(detected_isa()), "set_active_isa: ",
-               isa_name(isa), " is not supported by this CPU (best available: ",
-               isa_name(detected_isa()), ")");
+  LOWBIT_CHECK(isa_supported(isa), "set_active_isa: ", isa_name(isa),
+               " is not supported by this CPU (available: ", supported_isa_names(), ")");
   g_active.store(static_cast<int>(isa), std::memory_order_release);
 }
 

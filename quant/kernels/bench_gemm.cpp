@@ -45,14 +45,33 @@ double time_per_call(const std::function<void()>& fn, double min_s, bool cpu) {
   return (t - t0) / static_cast<double>(calls);
 }
 
+// The ISA's register-only peak loop (gemm_internal.h); nullptr for scalar (no probe).
+using PeakProbe = double (*)(int64_t iters);
+PeakProbe peak_probe_of(Isa isa) {
+  switch (isa) {
+    case Isa::scalar: return nullptr;
+    case Isa::avx2: return detail::avx2::peak_probe;
+    case Isa::avx_vnni: return detail::avx_vnni::peak_probe;
+    case Isa::avx512: return detail::avx512::peak_probe;
+  }
+  return nullptr;
+}
+
+// The lower of the two nominal MAC/cycle/core design points of the ISA's multiply-accumulate
+// (the other is twice it): vpdpbusd zmm 64 (Zen 4: 2x256-bit halves) or 128 (Zen 5: two full
+// 512-bit pipes); vpdpbusd ymm 32 (one 256-bit pipe) or 64 (two); vpmaddubsw+vpmaddwd 32
+// (Zen 4) or 64 (Zen 5).
+double nominal_macs_per_cycle_low(Isa isa) { return isa == Isa::avx512 ? 64.0 : 32.0; }
+
 // Seconds for a register-only peak loop of the active ISA, converted to GMAC/s (0: scalar).
 double probe_peak_gmacs(Isa isa, bool cpu) {
-  if (isa == Isa::scalar) return 0.0;
+  const PeakProbe probe = peak_probe_of(isa);
+  if (probe == nullptr) return 0.0;
   const int64_t iters = 200000;
   double best = 0.0;
   for (int rep = 0; rep < 3; ++rep) {
     const double t0 = now_s(cpu);
-    const double macs = isa == Isa::avx512 ? detail::avx512::peak_probe(iters) : detail::avx2::peak_probe(iters);
+    const double macs = probe(iters);
     best = std::max(best, macs / (now_s(cpu) - t0) / 1e9);
   }
   return best;
@@ -147,15 +166,14 @@ nlohmann::json bench_gemm(const BenchGemmOptions& opt) {
   const Isa isa = active_isa_level();
   const double clock = infer_clock_ghz(cpu);
   // Nominal MAC/cycle/core of the ISA's multiply-accumulate on THIS core, from the probe loop
-  // rounded to a power of two: vpdpbusd zmm is 64 on Zen 4 (2x256-bit halves), 128 on Zen 5
-  // (two full 512-bit pipes); the vpmaddubsw+vpmaddwd pair is 32 on Zen 4, 64 on Zen 5.
+  // rounded to the nearer of its two design points (nominal_macs_per_cycle_low).
   double macs_per_cycle = 0.0;
-  if (isa != Isa::scalar && clock > 0) {
+  if (peak_probe_of(isa) != nullptr && clock > 0) {
     double best = 0.0;
     for (int i = 0; i < 5; ++i) best = std::max(best, probe_peak_gmacs(isa, cpu));
     // Nearest known design point (log scale): a time-sliced clock loop must not invent a 256.
     const double measured = best / clock;
-    const double lo = isa == Isa::avx512 ? 64.0 : 32.0;
+    const double lo = nominal_macs_per_cycle_low(isa);
     macs_per_cycle = std::abs(std::log2(measured / lo)) <= std::abs(std::log2(measured / (2 * lo))) ? lo : 2 * lo;
   }
   nlohmann::json out;

@@ -5,11 +5,12 @@
 //    "m", "n", "k", "threads", "gmacs", "sgemm_gmacs", "ratio", "pct_peak", "probe_peak_gmacs",
 //    "pct_probe_peak"}, ...]}
 // pct_peak is against the nominal peak at the inferred clock (peak_macs_per_cycle_per_core:
-// the probe loop's MAC/cycle rounded to a power of two: vpdpbusd 64 on Zen 4, 128 on Zen 5;
-// vpmaddubsw+vpmaddwd 32 on Zen 4), times the thread count. On a shared, time-sliced
-// machine the clock loop and the kernel see different interference, so each measurement also
-// times a register-only peak loop of the ISA (probe_peak_gmacs, one core, interleaved with the
-// kernel) and pct_probe_peak = gmacs / (probe * threads): the % of what the core delivered then.
+// the probe loop's MAC/cycle rounded to a power of two: vpdpbusd zmm 64 on Zen 4, 128 on Zen 5;
+// vpdpbusd ymm (avx_vnni) 32 or 64; vpmaddubsw+vpmaddwd 32 on Zen 4), times the thread count.
+// On a shared, time-sliced machine the clock loop and the kernel see different interference, so
+// each measurement also times a register-only peak loop of the ISA (probe_peak_gmacs, one core,
+// interleaved with the kernel) and pct_probe_peak = gmacs / (probe * threads): the % of what the
+// core delivered then.
 // cpu_time (1 thread only) times everything with the thread's CPU clock instead of the wall
 // clock: on a time-sliced machine the kernel is then charged only for the time it ran.
 #pragma once

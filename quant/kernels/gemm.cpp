@@ -61,15 +61,16 @@ void check_problem(const PackedActivations& a, const PackedWeights& w, const Epi
 
 void gemm_at(Isa isa, const PackedActivations& a, const PackedWeights& w, const Epilogue& ep,
              void* out, int64_t ldo) {
-  LOWBIT_CHECK(static_cast<int>(isa) <= static_cast<int>(detected_isa()), "gemm: ISA ",
-               isa_name(isa), " is not supported by this CPU");
+  LOWBIT_CHECK(isa_supported(isa), "gemm: ISA ", isa_name(isa),
+               " is not supported by this CPU (available: ", supported_isa_names(), ")");
   check_problem(a, w, ep, out, ldo);
   const int64_t n_pad = w.n_blocks * kBlockChannels;
   std::vector<int32_t> corr(static_cast<size_t>(n_pad), 0);
   std::vector<float> scale(static_cast<size_t>(n_pad), 0.f), bias(static_cast<size_t>(n_pad), 0.f);
   for (int64_t n = 0; n < w.n; ++n) {
-    // The SIMD kernels feed 8-bit activations as signed bytes a - 128 (vpdpbusd/vpmaddubsw take
-    // one unsigned and one signed operand; weights are the unsigned one): add back 128*sum_k W.
+    // The SIMD kernels (avx2, avx_vnni, avx512) feed 8-bit activations as signed bytes a - 128
+    // (vpdpbusd/vpmaddubsw take one unsigned and one signed operand; weights are the unsigned
+    // one): add back 128*sum_k W. The reference reads the codes and ignores channel_corr.
     if (a.bits == 8) corr[n] = 128 * w.row_sums[n];
     if (ep.scale) scale[n] = ep.scale[n];
     if (ep.bias) bias[n] = ep.bias[n];
@@ -109,6 +110,7 @@ void gemm_at(Isa isa, const PackedActivations& a, const PackedWeights& w, const 
       switch (isa) {
         case Isa::scalar: detail::ref::gemm_tile(p, m0, m1, b0, b1); break;
         case Isa::avx2: detail::avx2::gemm_tile(p, m0, m1, b0, b1); break;
+        case Isa::avx_vnni: detail::avx_vnni::gemm_tile(p, m0, m1, b0, b1); break;
         case Isa::avx512: detail::avx512::gemm_tile(p, m0, m1, b0, b1); break;
       }
     }

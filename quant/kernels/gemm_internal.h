@@ -1,5 +1,6 @@
 // gemm_internal.h: the contract between the dispatcher (gemm.cpp) and the per-ISA kernel
-// translation units (gemm_ref.cpp, gemm_avx2.cpp, gemm_avx512.cpp). Not a public header.
+// translation units (gemm_ref.cpp, gemm_avx2.cpp, gemm_avxvnni.cpp, gemm_avx512.cpp). Not a
+// public header.
 // Each ISA TU is compiled with its own -m flags; everything it defines lives in its own
 // namespace so no inline function compiled for AVX-512 can be picked by the linker for another TU.
 #pragma once
@@ -30,9 +31,14 @@ void gemm_tile(const GemmProblem& p, int64_t m0, int64_t m1, int64_t nb0, int64_
 void epilogue_block(const GemmProblem& p, int64_t r, int64_t nb, const int32_t* acc16);
 }  // namespace ref
 // peak_probe(iters): a register-only loop of independent multiply-accumulates at the ISA's
-// best rate (12 vpdpbusd chains / 8 vpmaddubsw+vpmaddwd+vpaddd chains); returns the MACs done.
+// best rate (12 zmm / ymm vpdpbusd chains, 8 vpmaddubsw+vpmaddwd+vpaddd chains); returns the
+// MACs done.
 // The benchmark times it next to each kernel, so %-of-peak survives a shared, time-sliced CPU.
 namespace avx2 {
+void gemm_tile(const GemmProblem& p, int64_t m0, int64_t m1, int64_t nb0, int64_t nb1);
+double peak_probe(int64_t iters);
+}
+namespace avx_vnni {  // the avx2 tiles with VEX vpdpbusd
 void gemm_tile(const GemmProblem& p, int64_t m0, int64_t m1, int64_t nb0, int64_t nb1);
 double peak_probe(int64_t iters);
 }

@@ -1,8 +1,9 @@
 // test_conv_direct.cpp: the direct convolution (core/conv_direct.h) at every ISA level this CPU
-// has: conv2d's forward, input gradient and weight gradient bit-identical to the plain-loop
-// references on odd shapes (channels not a multiple of 16, 1x1 images, stride 2 with odd sizes,
-// rows wider than a register block, more than one reduction chunk), and finite-difference
-// gradient checks through the op.
+// has (avx_vnni: the avx2 kernels, checked by identity and one run): conv2d's forward, input
+// gradient and weight gradient bit-identical to the plain-loop references on odd shapes
+// (channels not a multiple of 16, 1x1 images, stride 2 with odd sizes, rows wider than a
+// register block, more than one reduction chunk), and finite-difference gradient checks through
+// the op.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
@@ -42,10 +43,11 @@ const Case kCases[] = {
     {2, 64, 7, 7, 64, 3, 1, 1},   // ResNet stage 3
 };
 
+// The levels with float kernels of their own (avx_vnni borrows avx2's, tested on its own below).
 std::vector<Isa> direct_isas() {
   std::vector<Isa> v;
-  if (static_cast<int>(kernels::detected_isa()) >= static_cast<int>(Isa::avx2)) v.push_back(Isa::avx2);
-  if (kernels::detected_isa() == Isa::avx512) v.push_back(Isa::avx512);
+  for (Isa isa : {Isa::avx2, Isa::avx512})
+    if (kernels::isa_supported(isa)) v.push_back(isa);
   return v;
 }
 
@@ -124,4 +126,29 @@ TEST_CASE("conv2d: the direct path and im2col + sgemm agree to rounding") {
     Tensor y = conv2d(x, w, b, o);
     for (int64_t i = 0; i < y.numel(); ++i) CHECK(y.data()[i] == doctest::Approx(ref.data()[i]).epsilon(1e-5));
   }
+}
+
+TEST_CASE("direct conv2d: avx_vnni runs the avx2 float kernels") {
+  // The mapping itself needs no CPU support: kernels_for only hands out function pointers.
+  const direct_conv::Kernels vnni = direct_conv::kernels_for(Isa::avx_vnni);
+  const direct_conv::Kernels avx2 = direct_conv::kernels_for(Isa::avx2);
+  // (( )): doctest cannot print function pointers, only the comparison's result.
+  CHECK((vnni.forward == avx2.forward));
+  CHECK((vnni.weight_grad == avx2.weight_grad));
+  CHECK((vnni.pack == avx2.pack));
+  CHECK((vnni.unpack == avx2.unpack));
+  if (!kernels::isa_supported(Isa::avx_vnni)) {
+    MESSAGE("skipped the avx_vnni conv2d run: this CPU has no AVX-VNNI");
+    return;
+  }
+  Restore restore;
+  const Case c{3, 17, 9, 11, 33, 3, 2, 1};
+  const Conv2dOptions o{c.stride, c.pad, 1, 1};
+  Tensor x = rnd({c.n, c.cin, c.h, c.w}), w = rnd({c.cout, c.cin, c.k, c.k});
+  kernels::set_active_isa(Isa::avx_vnni);
+  Tensor y = conv2d(x, w, Tensor(), o);
+  std::vector<float> ref(static_cast<size_t>(y.numel()));
+  direct_conv::conv_reference_forward(x.data(), w.data(), ref.data(), c.n, c.cin, c.h, c.w, c.cout, c.k, c.k,
+                                      c.stride, c.pad);
+  CHECK(same_bits(y.data(), ref.data(), y.numel()));
 }

@@ -1,6 +1,7 @@
 // test_gemm.cpp: packed low-bit GEMM/GEMV kernels against the scalar reference, bit-exactly,
-// for every ISA this CPU has; packing round trips; the overflow guard; LOWBIT_ISA dispatch;
-// the quick benchmark's JSON.
+// for every ISA this CPU has (scalar, avx2, avx_vnni, avx512; the rest reported as skipped);
+// packing round trips; the overflow guard; LOWBIT_ISA parsing and dispatch; the quick
+// benchmark's JSON at every level.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
@@ -50,10 +51,20 @@ std::vector<int64_t> naive_dot(const std::vector<uint8_t>& a, const std::vector<
   return c;
 }
 
+// Every level this CPU supports (scalar included); the others are named once as skipped.
 std::vector<Isa> available_isas() {
-  std::vector<Isa> v{Isa::scalar};
-  if (static_cast<int>(detected_isa()) >= static_cast<int>(Isa::avx2)) v.push_back(Isa::avx2);
-  if (detected_isa() == Isa::avx512) v.push_back(Isa::avx512);
+  std::vector<Isa> v;
+  std::string skipped;
+  for (Isa isa : kIsaPreference) {
+    if (isa_supported(isa)) v.push_back(isa);
+    else skipped += std::string(skipped.empty() ? "" : ", ") + isa_name(isa);
+  }
+  static const bool reported = [&] {
+    MESSAGE("kernel levels tested: " << supported_isa_names()
+            << (skipped.empty() ? std::string() : "; skipped (not supported by this CPU): " + skipped));
+    return true;
+  }();
+  (void)reported;
   return v;
 }
 
@@ -207,6 +218,12 @@ TEST_CASE("bigger tiles and both thread counts give identical results") {
   lowbit::set_num_threads(0);
 }
 
+TEST_CASE("K longer than one L1 slice of the ymm tiles, through their 5- and 6-row micro-kernels") {
+  // The avx2 / avx_vnni tiles sum K in slices of 1024 k (256 k-steps); 11 rows = 6 + 5 rows.
+  for (int wb : kBits) check_problem(11, 33, 2100, wb, 8, Fill::random, 40 + wb);
+  check_problem(17, 20, 1100, 2, 2, Fill::all_max, 50);
+}
+
 TEST_CASE("signed weight grid through offset codes and the row-sum correction") {
   for (int bits : kBits) {
     const int64_t m = 7, n = 19, k = 45;
@@ -273,38 +290,71 @@ TEST_CASE("argument checks") {
 }
 
 TEST_CASE("dispatch: detection, LOWBIT_ISA override, active_isa()") {
+  // detected_isa() is the first supported level in preference order; scalar is always there.
   const Isa best = detected_isa();
+  CHECK(isa_supported(Isa::scalar));
+  CHECK(isa_supported(best));
+  for (Isa isa : kIsaPreference) {
+    if (isa == best) break;
+    CHECK_MESSAGE(!isa_supported(isa), isa_name(isa), " is supported and preferred to ", isa_name(best));
+  }
   CHECK(resolve_isa(nullptr) == best);
   CHECK(resolve_isa("") == best);
-  CHECK(resolve_isa("scalar") == Isa::scalar);
-  CHECK_THROWS_AS(resolve_isa("sse9"), lowbit::Error);
-  if (best != Isa::avx512) CHECK_THROWS_AS(resolve_isa("avx512"), lowbit::Error);
-  if (best == Isa::scalar) CHECK_THROWS_AS(resolve_isa("avx2"), lowbit::Error);
-  if (best == Isa::avx512) CHECK(resolve_isa("avx2") == Isa::avx2);
+  // Every name parses back to its level, avx_vnni included.
+  CHECK(parse_isa("avx_vnni") == Isa::avx_vnni);
+  for (Isa isa : kIsaPreference) CHECK(parse_isa(isa_name(isa)) == isa);
+  // Unknown names (near misses included) are rejected, naming the accepted ones.
+  for (const char* bad : {"sse9", "avxvnni", "avx-vnni", "AVX2", "avx512 ", "amx", " "}) {
+    CAPTURE(std::string(bad));
+    CHECK_THROWS_WITH_AS(parse_isa(bad), doctest::Contains("expected one of avx512, avx_vnni, avx2, scalar"),
+                         lowbit::Error);
+    CHECK_THROWS_AS(resolve_isa(bad), lowbit::Error);
+  }
+  // A known level the CPU lacks is an error naming what is available, never a fallback.
+  for (Isa isa : kIsaPreference) {
+    CAPTURE(isa_name(isa));
+    if (isa_supported(isa)) {
+      CHECK(resolve_isa(isa_name(isa)) == isa);
+    } else {
+      CHECK_THROWS_WITH_AS(resolve_isa(isa_name(isa)), doctest::Contains(("available: " + supported_isa_names()).c_str()),
+                           lowbit::Error);
+      CHECK_THROWS_AS(set_active_isa(isa), lowbit::Error);
+    }
+  }
   const Isa before = active_isa_level();
-  set_active_isa(Isa::scalar);
-  CHECK(std::string(lowbit::active_isa()) == "scalar");
-  set_active_isa(best);
-  CHECK(std::string(lowbit::active_isa()) == isa_name(best));
+  for (Isa isa : available_isas()) {
+    set_active_isa(isa);
+    CHECK(active_isa_level() == isa);
+    CHECK(std::string(lowbit::active_isa()) == isa_name(isa));
+  }
   set_active_isa(before);
 }
 
-TEST_CASE("bench gemm --quick produces the JSON fields") {
+TEST_CASE("bench gemm --quick produces the JSON fields, at every level this CPU has") {
   BenchGemmOptions opt;
   opt.quick = true;
   opt.repeats = 1;
   opt.min_sample_s = 0.001;
   opt.threads = 1;
-  const nlohmann::json j = bench_gemm(opt);
-  CHECK(j["isa"].get<std::string>() == lowbit::active_isa());
-  REQUIRE(j["results"].size() >= 4);
-  for (const auto& e : j["results"]) {
-    for (const char* key : {"kernel", "wbits", "abits", "m", "n", "k", "threads", "gmacs", "sgemm_gmacs", "ratio"})
-      CHECK(e.contains(key));
-    CHECK(e["gmacs"].get<double>() > 0);
-    CHECK(e["sgemm_gmacs"].get<double>() > 0);
-    CHECK(e["threads"].get<int>() == 1);
+  const Isa before = active_isa_level();
+  for (Isa isa : available_isas()) {
+    CAPTURE(isa_name(isa));
+    set_active_isa(isa);
+    const nlohmann::json j = bench_gemm(opt);
+    CHECK(j["isa"].get<std::string>() == isa_name(isa));
+    REQUIRE(j["results"].size() >= 4);
+    for (const auto& e : j["results"]) {
+      for (const char* key : {"kernel", "wbits", "abits", "m", "n", "k", "threads", "gmacs", "sgemm_gmacs", "ratio"})
+        CHECK(e.contains(key));
+      CHECK(e["gmacs"].get<double>() > 0);
+      CHECK(e["sgemm_gmacs"].get<double>() > 0);
+      CHECK(e["threads"].get<int>() == 1);
+      // Every SIMD level has its own peak probe (scalar has none).
+      if (isa != Isa::scalar) CHECK(e["probe_peak_gmacs"].get<double>() > 0);
+    }
+    if (isa != Isa::scalar) CHECK(j["peak_macs_per_cycle_per_core"].get<double>() > 0);
+    CHECK(format_bench_gemm(j).find("GMAC/s") != std::string::npos);
   }
-  CHECK(format_bench_gemm(j).find("GMAC/s") != std::string::npos);
+  set_active_isa(before);
   lowbit::set_num_threads(0);
 }

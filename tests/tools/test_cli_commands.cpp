@@ -4,14 +4,17 @@
 // a sane --json summary line; each also answers one bad input with its exit code and its exact
 // single `error:` line (or usage exit 2). Evaluating on the IDX test split written as PNG folders
 // (folder:DIR with train/ + test/, and with test/ only) gives exactly the IDX accuracy.
+// --version names the kernel level that LOWBIT_ISA selects (every level; a bad value: one error).
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "core/cpu_features.h"
 #include "core/data/dataset.h"
 #include "core/data/synthetic.h"
 #include "tools/cli_helpers.h"
@@ -244,6 +247,31 @@ TEST_CASE("bench infer and bench train: short --json runs; a wrong flag value") 
   CHECK(is_positive(j["peak_rss_mb"]));
   check_error(f.dir, "bench train --model vgg --batch 8 --seconds 0.05",
               "unknown model 'vgg' (known: mlp, convnet, resnet20, resnet32, resnet56, resnet18)");
+}
+
+TEST_CASE("--version names the kernel level; LOWBIT_ISA selects it or is one error line") {
+  const fs::path dir = temp_dir("cli_isa");
+  struct RestoreEnv {  // the child inherits LOWBIT_ISA; put back whatever the test run had
+    const char* v = std::getenv("LOWBIT_ISA");
+    std::string saved = v ? v : "";
+    bool had = v != nullptr;
+    ~RestoreEnv() { had ? setenv("LOWBIT_ISA", saved.c_str(), 1) : unsetenv("LOWBIT_ISA"); }
+  } restore;
+  for (kernels::Isa isa : kernels::kIsaPreference) {
+    const std::string name = kernels::isa_name(isa);
+    CAPTURE(name);
+    setenv("LOWBIT_ISA", name.c_str(), 1);
+    if (kernels::isa_supported(isa)) {
+      const CliResult r = run_lowbit(dir, "--version");
+      CHECK(r.status == 0);
+      CHECK(r.out.find("(integer kernels: " + name + ")") != std::string::npos);
+    } else {
+      check_error(dir, "--version", "LOWBIT_ISA=" + name + " asks for an ISA this CPU does not support (available: " +
+                                        kernels::supported_isa_names() + ")");
+    }
+  }
+  setenv("LOWBIT_ISA", "avx9", 1);
+  check_error(dir, "--version", "LOWBIT_ISA: unknown ISA 'avx9', expected one of avx512, avx_vnni, avx2, scalar");
 }
 
 TEST_CASE("eval on image folders gives exactly the accuracy of the IDX files") {
