@@ -16,9 +16,6 @@ namespace lowbit::kernels {
 
 namespace {
 
-// Until the dispatch has a support predicate: the levels are ordered.
-bool cpu_supports(Isa isa) { return static_cast<int>(isa) <= static_cast<int>(detected_isa()); }
-
 int32_t signed_weight(const PackedWeights& w, int32_t acc_mul, int32_t rowsum_mul, int64_t n, int64_t k) {
   return acc_mul * weight_code(w, n, k) + rowsum_mul;
 }
@@ -57,7 +54,7 @@ ConvCodesWeights pack_conv_codes_weights(const PackedWeights& w, int32_t acc_mul
 }
 
 bool conv_codes_supported(Isa isa, const ConvCodesWeights& w, int act_bits) {
-  if (!cpu_supports(isa)) return false;
+  if (!isa_supported(isa)) return false;
   // vpmaddubsw adds two u8 x s8 products into int16 with saturation; vpdpbusd does not saturate.
   if (isa == Isa::avx2) return 2 * max_code(act_bits) * w.max_abs <= 32767;
   return true;
@@ -114,7 +111,7 @@ void conv_codes_rows(const ConvCodesProblem& p, int64_t row0, int64_t row1) {
 
 void conv_codes_at(Isa isa, const uint8_t* x, int64_t images, const ConvCodesShape& s, const ConvCodesWeights& w,
                    const Epilogue& ep, void* out, int64_t ldo, const ConvCodesFusion& fuse) {
-  LOWBIT_CHECK(cpu_supports(isa), "conv_codes: ISA ", isa_name(isa), " is not supported by this CPU");
+  LOWBIT_CHECK(isa_supported(isa), "conv_codes: ISA ", isa_name(isa), " is not supported by this CPU");
   LOWBIT_CHECK(x != nullptr && out != nullptr && images >= 0, "conv_codes: null input or output");
   LOWBIT_CHECK(s.channels == w.in_channels, "conv_codes: input has ", s.channels, " channels, weights expect ",
                w.in_channels);
@@ -168,8 +165,9 @@ void conv_codes_at(Isa isa, const uint8_t* x, int64_t images, const ConvCodesSha
   parallel_for(0, rows, grain, [&](int64_t r0, int64_t r1) {
     switch (isa) {
       case Isa::avx512: detail::avx512::conv_codes_rows(p, r0, r1); break;
+      case Isa::avx_vnni: detail::avx_vnni::conv_codes_rows(p, r0, r1); break;
       case Isa::avx2: detail::avx2::conv_codes_rows(p, r0, r1); break;
-      default: detail::ref::conv_codes_rows(p, r0, r1); break;
+      case Isa::scalar: detail::ref::conv_codes_rows(p, r0, r1); break;
     }
   });
 }

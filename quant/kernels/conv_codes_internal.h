@@ -33,6 +33,7 @@ inline void group_offsets(const ConvCodesProblem& p, std::vector<int32_t>& out) 
 // Output rows [row0, row1) of the whole batch, a row = (image, oh): every ow, every channel.
 namespace ref { void conv_codes_rows(const ConvCodesProblem& p, int64_t row0, int64_t row1); }
 namespace avx2 { void conv_codes_rows(const ConvCodesProblem& p, int64_t row0, int64_t row1); }
+namespace avx_vnni { void conv_codes_rows(const ConvCodesProblem& p, int64_t row0, int64_t row1); }
 namespace avx512 { void conv_codes_rows(const ConvCodesProblem& p, int64_t row0, int64_t row1); }
 
 }  // namespace lowbit::kernels::detail

@@ -17,12 +17,13 @@ void quantize_codes_reference(const CodeMap& m, const float* x, int64_t count, u
 }
 
 void quantize_codes_at(Isa isa, const CodeMap& map, const float* x, int64_t count, uint8_t* out) {
-  LOWBIT_CHECK(static_cast<int>(isa) <= static_cast<int>(detected_isa()), "quantize_codes: ISA ", isa_name(isa),
+  LOWBIT_CHECK(isa_supported(isa), "quantize_codes: ISA ", isa_name(isa),
                " is not supported by this CPU");
   switch (isa) {
     case Isa::avx512: detail::avx512::quantize_codes(map, x, count, out); break;
+    case Isa::avx_vnni:  // no VNNI in this loop: the AVX2 one
     case Isa::avx2: detail::avx2::quantize_codes(map, x, count, out); break;
-    default: quantize_codes_reference(map, x, count, out); break;
+    case Isa::scalar: quantize_codes_reference(map, x, count, out); break;
   }
 }
 

@@ -14,6 +14,7 @@
 #include <string>
 #include <unistd.h>
 
+#include "common/isa_levels.h"
 #include "core/autograd.h"
 #include "core/data/loader.h"
 #include "core/data/synthetic.h"
@@ -584,4 +585,28 @@ TEST_CASE("run: chunking, batch size and threads do not change a logit") {
     set_num_threads(1);
     CHECK(t->im.run(x).to_vector() == all);
   }
+}
+
+TEST_CASE("run: every kernel level gives the same logits, bit for bit") {
+  // scalar runs im2col + the reference GEMM and the rules' scalar quantize; the SIMD levels run
+  // conv_codes with the fused residual / ReLU / quantize epilogue (resnet20) and the SIMD
+  // quantize loops: the integers and the float expressions are the same, so are the logits.
+  const kernels::Isa active = kernels::active_isa_level();
+  std::vector<Trained> models;
+  models.push_back(train_small("convnet", "pact-sawb", 2, 2, 1, 28, 10));
+  models.push_back(train_small("resnet20", "pact-sawb", 2, 2, 3, 16, 10));
+  models.push_back(train_small("resnet20", "lsq", 4, 4, 4, 16, 10));  // signed grid, divide form
+  models.push_back(train_small("resnet20", "dorefa", 2, 2, 3, 16, 10));
+  for (const Trained& t : models) {
+    DataLoader loader(t.test, LoaderOptions::evaluation(64));
+    const Tensor x = loader.batch(0).images;
+    kernels::set_active_isa(kernels::Isa::scalar);
+    const std::vector<float> want = t.im.run(x).to_vector();
+    for (kernels::Isa isa : lowbit::test::available_isas()) {
+      CAPTURE(std::string(kernels::isa_name(isa)));
+      kernels::set_active_isa(isa);
+      CHECK(t.im.run(x).to_vector() == want);
+    }
+  }
+  kernels::set_active_isa(active);
 }

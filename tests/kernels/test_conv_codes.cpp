@@ -14,8 +14,10 @@
 #include "core/error.h"
 #include "quant/kernels/conv_codes.h"
 #include "quant/kernels/gemm.h"
+#include "common/isa_levels.h"
 
 using namespace lowbit::kernels;
+using lowbit::test::available_isas;
 
 namespace {
 
@@ -87,12 +89,6 @@ std::vector<uint8_t> reference(const Problem& p, const Epilogue& ep, size_t out_
   return out;
 }
 
-std::vector<Isa> available_isas() {
-  std::vector<Isa> v{Isa::scalar};
-  if (static_cast<int>(detected_isa()) >= static_cast<int>(Isa::avx2)) v.push_back(Isa::avx2);
-  if (detected_isa() == Isa::avx512) v.push_back(Isa::avx512);
-  return v;
-}
 
 }  // namespace
 
@@ -170,9 +166,6 @@ TEST_CASE("conv_codes equals im2col + the reference GEMM bit for bit, every ISA 
       }
     }
   }
-  for (Isa isa : {Isa::avx2, Isa::avx512})
-    if (static_cast<int>(isa) > static_cast<int>(detected_isa()))
-      MESSAGE("conv_codes: skipped ", isa_name(isa), " (this CPU lacks it)");
 }
 
 TEST_CASE("conv_codes refuses what it cannot compute exactly") {

@@ -16,6 +16,7 @@
 #include "core/threading.h"
 #include "quant/kernels/bench_gemm.h"
 #include "quant/kernels/gemm.h"
+#include "common/isa_levels.h"
 
 using namespace lowbit::kernels;
 
@@ -51,22 +52,7 @@ std::vector<int64_t> naive_dot(const std::vector<uint8_t>& a, const std::vector<
   return c;
 }
 
-// Every level this CPU supports (scalar included); the others are named once as skipped.
-std::vector<Isa> available_isas() {
-  std::vector<Isa> v;
-  std::string skipped;
-  for (Isa isa : kIsaPreference) {
-    if (isa_supported(isa)) v.push_back(isa);
-    else skipped += std::string(skipped.empty() ? "" : ", ") + isa_name(isa);
-  }
-  static const bool reported = [&] {
-    MESSAGE("kernel levels tested: " << supported_isa_names()
-            << (skipped.empty() ? std::string() : "; skipped (not supported by this CPU): " + skipped));
-    return true;
-  }();
-  (void)reported;
-  return v;
-}
+using lowbit::test::available_isas;
 
 struct Shape { int64_t m, n, k; };
 const Shape kShapes[] = {{1, 1, 1},    {3, 17, 63},  {17, 65, 3},  {63, 3, 65},  {65, 63, 17},

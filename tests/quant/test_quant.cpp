@@ -25,6 +25,7 @@
 #include "quant/dorefa.h"
 #include "quant/input_quantizer.h"
 #include "quant/lsq.h"
+#include "common/isa_levels.h"
 #include "quant/pact.h"
 #include "quant/policy.h"
 #include "quant/qil.h"
@@ -286,9 +287,9 @@ TEST_CASE("registry: every method's factory, codes() and integer rule agree with
         CHECK(affine_differ <= 2);
         // The runtime's SIMD form of the rule (when it has one) gives the same codes at every level.
         if (const auto map = rule.code_map(spec))
-          for (int isa = 0; isa <= static_cast<int>(kernels::detected_isa()); ++isa) {
+          for (kernels::Isa isa : lowbit::test::available_isas()) {
             std::vector<uint8_t> simd(many.size(), 0xAB);
-            kernels::quantize_codes_at(static_cast<kernels::Isa>(isa), *map, x.data(), x.numel(), simd.data());
+            kernels::quantize_codes_at(isa, *map, x.data(), x.numel(), simd.data());
             CHECK(simd == many);
           }
         ++checked;
