@@ -195,19 +195,35 @@ bool run_conv_codes(const IntOp& op, const ValueInfo& in, const ValueInfo& out, 
                     Workspace& ws, void* y, const kernels::ConvCodesFusion& fuse = {}) {
   if (!runs_as_conv_codes(op)) return false;
   const int bits = pack_bits(op.act_bits);
-  const int64_t C = in.c, P = op.padding, hp = in.h + 2 * P, wp = in.w + 2 * P;
+  // The bordered image: `padding` pixels of the zero-point code around each image, and channels
+  // padded to the weights' multiple of 4 with code 0 (their weights are zero).
+  const int64_t C = in.c, C4 = op.conv_weights->in_channels, P = op.padding, hp = in.h + 2 * P, wp = in.w + 2 * P;
   const uint8_t* src = x;
-  if (P > 0) {
-    uint8_t* b = grow(ws.bordered, images * hp * wp * C);
-    std::memset(b, op.act_zero_point, static_cast<size_t>(images * hp * wp * C));
-    for (int64_t img = 0; img < images; ++img)
-      for (int64_t ih = 0; ih < in.h; ++ih)
-        std::memcpy(b + ((img * hp + ih + P) * wp + P) * C, x + (img * in.h + ih) * in.w * C,
-                    static_cast<size_t>(in.w * C));
+  if (P > 0 || C4 != C) {
+    uint8_t* b = grow(ws.bordered, images * hp * wp * C4);
+    if (C4 == C) {
+      std::memset(b, op.act_zero_point, static_cast<size_t>(images * hp * wp * C));
+      for (int64_t img = 0; img < images; ++img)
+        for (int64_t ih = 0; ih < in.h; ++ih)
+          std::memcpy(b + ((img * hp + ih + P) * wp + P) * C, x + (img * in.h + ih) * in.w * C,
+                      static_cast<size_t>(in.w * C));
+    } else {
+      std::memset(b, 0, static_cast<size_t>(images * hp * wp * C4));
+      for (int64_t img = 0; img < images; ++img)
+        for (int64_t ih = 0; ih < hp; ++ih)
+          for (int64_t iw = 0; iw < wp; ++iw) {
+            uint8_t* dst = b + ((img * hp + ih) * wp + iw) * C4;
+            const bool inside = ih >= P && ih < P + in.h && iw >= P && iw < P + in.w;
+            if (inside)
+              std::memcpy(dst, x + ((img * in.h + ih - P) * in.w + iw - P) * C, static_cast<size_t>(C));
+            else
+              std::memset(dst, op.act_zero_point, static_cast<size_t>(C));
+          }
+    }
     src = b;
   }
   kernels::ConvCodesShape s;
-  s.channels = C;
+  s.channels = C4;
   s.height = hp;
   s.width = wp;
   s.stride = op.stride;

@@ -20,35 +20,57 @@ int32_t signed_weight(const PackedWeights& w, int32_t acc_mul, int32_t rowsum_mu
   return acc_mul * weight_code(w, n, k) + rowsum_mul;
 }
 
+bool fits_s8(int64_t lo, int64_t hi) { return lo >= -128 && hi <= 127; }
+
+// s = acc_mul * m + rowsum_mul over m in [0, max]: its range, and that of s' when split.
+struct WeightRange {
+  bool direct = false, split = false;
+};
+WeightRange weight_range(const PackedWeights& w, int32_t acc_mul, int32_t rowsum_mul) {
+  const int64_t a = rowsum_mul, b = static_cast<int64_t>(acc_mul) * max_code(w.bits) + rowsum_mul;
+  WeightRange r;
+  r.direct = fits_s8(std::min(a, b), std::max(a, b));
+  // s = 2 (m + floor(r0 / 2)) + (r0 mod 2): s' = m + floor(r0 / 2).
+  const int64_t half = rowsum_mul >= 0 ? rowsum_mul / 2 : -((-rowsum_mul + 1) / 2);
+  r.split = acc_mul == 2 && fits_s8(half, half + max_code(w.bits));
+  return r;
+}
+
+int64_t round_up4(int64_t c) { return (c + 3) / 4 * 4; }
+
 }  // namespace
 
 bool conv_codes_fits(const PackedWeights& w, int32_t acc_mul, int32_t rowsum_mul, int64_t in_channels) {
-  if (in_channels <= 0 || in_channels % 4 != 0 || w.k % in_channels != 0) return false;
-  // s is affine in the code: its extremes are at codes 0 and max_code.
-  const int64_t lo = rowsum_mul, hi = static_cast<int64_t>(acc_mul) * max_code(w.bits) + rowsum_mul;
-  return std::min(lo, hi) >= -128 && std::max(lo, hi) <= 127;
+  if (in_channels <= 0 || w.k % in_channels != 0) return false;
+  const WeightRange r = weight_range(w, acc_mul, rowsum_mul);
+  return r.direct || r.split;
 }
 
 ConvCodesWeights pack_conv_codes_weights(const PackedWeights& w, int32_t acc_mul, int32_t rowsum_mul,
                                          int64_t in_channels, int64_t kernel) {
   LOWBIT_CHECK(conv_codes_fits(w, acc_mul, rowsum_mul, in_channels) && w.k == kernel * kernel * in_channels,
                "conv_codes: weights (", w.n, " x ", w.k, ", ", w.bits, "-bit, acc_mul ", acc_mul, ", rowsum_mul ",
-               rowsum_mul, ") are not ", kernel, "x", kernel, "x", in_channels,
-               " signed bytes with in_channels % 4 == 0");
+               rowsum_mul, ") are not ", kernel, "x", kernel, "x", in_channels, " signed bytes");
+  const WeightRange range = weight_range(w, acc_mul, rowsum_mul);
   ConvCodesWeights cw;
   cw.out_channels = w.n;
-  cw.in_channels = in_channels;
+  cw.source_channels = in_channels;
+  cw.in_channels = round_up4(in_channels);
   cw.kernel = kernel;
-  cw.k = w.k;
+  cw.k = kernel * kernel * cw.in_channels;
   cw.n_blocks = (w.n + kBlockChannels - 1) / kBlockChannels;
+  cw.split = !range.direct;
+  cw.window_term = cw.split ? ((rowsum_mul % 2) != 0 ? 1 : 0) : 0;
   cw.data = AlignedBytes(static_cast<size_t>(cw.n_blocks * cw.k * kBlockChannels));
   auto* dst = reinterpret_cast<int8_t*>(cw.data.data());
   for (int64_t n = 0; n < w.n; ++n)
     for (int64_t k = 0; k < w.k; ++k) {
-      const int32_t s = signed_weight(w, acc_mul, rowsum_mul, n, k);
+      int32_t s = signed_weight(w, acc_mul, rowsum_mul, n, k);
+      if (cw.split) s = (s - cw.window_term) / 2;  // exact: s - t is even
       cw.max_abs = std::max(cw.max_abs, std::abs(s));
-      const int64_t nb = n / kBlockChannels, c = n % kBlockChannels;
-      dst[nb * cw.k * kBlockChannels + (k / 4) * 64 + c * 4 + k % 4] = static_cast<int8_t>(s);
+      const int64_t tap = k / in_channels, c = k % in_channels, kp = tap * cw.in_channels + c;
+      const int64_t nb = n / kBlockChannels, lane = n % kBlockChannels;
+      dst[nb * cw.k * kBlockChannels + (kp / 4) * 64 + lane * 4 + kp % 4] = static_cast<int8_t>(s);
     }
   return cw;
 }
@@ -75,14 +97,16 @@ void conv_codes_rows(const ConvCodesProblem& p, int64_t row0, int64_t row1) {
       const int64_t pixel = row * s.out_width + ow;
       for (int64_t n = 0; n < w.out_channels; ++n) {
         const int8_t* wn = w.block(n / kBlockChannels);
-        int32_t acc = 0;
+        int32_t acc = 0, window = 0;
         for (int64_t kh = 0; kh < K; ++kh)
           for (int64_t kw = 0; kw < K; ++kw)
             for (int64_t c = 0; c < C; ++c) {
               const int64_t k = (kh * K + kw) * C + c;
               const uint8_t a = p.x[((img * s.height + oh * s.stride + kh) * s.width + ow * s.stride + kw) * C + c];
               acc += wn[(k / 4) * 64 + (n % kBlockChannels) * 4 + k % 4] * static_cast<int32_t>(a);
+              window += a;
             }
+        if (w.split) acc = 2 * acc + w.window_term * window;
         const int64_t off = pixel * p.ldo + n;
         if (p.ep.kind == EpilogueKind::int32) {
           static_cast<int32_t*>(p.out)[off] = acc;
@@ -102,6 +126,31 @@ void conv_codes_rows(const ConvCodesProblem& p, int64_t row0, int64_t row1) {
           q = q > maxc ? maxc : q;
           static_cast<uint8_t*>(p.out)[off] = static_cast<uint8_t>(q);
         }
+      }
+    }
+  }
+}
+
+// Sum of the codes in each output pixel's receptive field (rows [row0, row1) of the batch),
+// for split weights: the term t * window the kernels add to 2 * sum s' a. A tap row of a window
+// is one run of kernel * C bytes of an input line: prefix sums of the line give each run in one
+// subtraction.
+void window_sums(const ConvCodesProblem& p, int64_t row0, int64_t row1, int32_t* out) {
+  const ConvCodesShape& s = p.shape;
+  const int64_t C = s.channels, K = p.w->kernel, line_bytes = s.width * C, run = K * C;
+  thread_local std::vector<int32_t> prefix;
+  prefix.resize(static_cast<size_t>(line_bytes + 1));
+  for (int64_t row = row0; row < row1; ++row) {
+    const int64_t img = row / s.out_height, oh = row % s.out_height;
+    int32_t* o = out + (row - row0) * s.out_width;
+    std::fill(o, o + s.out_width, 0);
+    for (int64_t kh = 0; kh < K; ++kh) {
+      const uint8_t* line = p.x + (img * s.height + oh * s.stride + kh) * line_bytes;
+      prefix[0] = 0;
+      for (int64_t i = 0; i < line_bytes; ++i) prefix[static_cast<size_t>(i + 1)] = prefix[static_cast<size_t>(i)] + line[i];
+      for (int64_t ow = 0; ow < s.out_width; ++ow) {
+        const int64_t start = ow * s.stride * C;
+        o[ow] += prefix[static_cast<size_t>(start + run)] - prefix[static_cast<size_t>(start)];
       }
     }
   }
@@ -128,7 +177,7 @@ void conv_codes_at(Isa isa, const uint8_t* x, int64_t images, const ConvCodesSha
   if (ep.kind == EpilogueKind::codes)
     LOWBIT_CHECK(ep.max_code_out >= 1 && ep.max_code_out <= 255, "conv_codes: max_code_out must be in [1, 255], got ",
                  ep.max_code_out);
-  const int64_t per_k = static_cast<int64_t>(max_code(s.act_bits)) * std::max(1, w.max_abs);
+  const int64_t per_k = static_cast<int64_t>(max_code(s.act_bits)) * (w.split ? 2 * w.max_abs + 1 : std::max(1, w.max_abs));
   LOWBIT_CHECK(w.k <= std::numeric_limits<int32_t>::max() / per_k, "conv_codes: K = ", w.k,
                " could overflow the int32 accumulator");
   LOWBIT_CHECK(conv_codes_supported(isa, w, s.act_bits), "conv_codes: the ", isa_name(isa),
@@ -163,11 +212,19 @@ void conv_codes_at(Isa isa, const uint8_t* x, int64_t images, const ConvCodesSha
   const int64_t macs_per_row = s.out_width * w.out_channels * w.k;
   const int64_t grain = std::max<int64_t>(1, (int64_t{2} << 20) / std::max<int64_t>(1, macs_per_row));
   parallel_for(0, rows, grain, [&](int64_t r0, int64_t r1) {
+    detail::ConvCodesProblem task = p;
+    if (w.split && isa != Isa::scalar) {  // the reference sums its windows itself
+      thread_local std::vector<int32_t> sums;
+      sums.resize(static_cast<size_t>((r1 - r0) * s.out_width));
+      detail::ref::window_sums(p, r0, r1, sums.data());
+      task.window_sums = sums.data();
+      task.window_pixel0 = r0 * s.out_width;
+    }
     switch (isa) {
-      case Isa::avx512: detail::avx512::conv_codes_rows(p, r0, r1); break;
-      case Isa::avx_vnni: detail::avx_vnni::conv_codes_rows(p, r0, r1); break;
-      case Isa::avx2: detail::avx2::conv_codes_rows(p, r0, r1); break;
-      case Isa::scalar: detail::ref::conv_codes_rows(p, r0, r1); break;
+      case Isa::avx512: detail::avx512::conv_codes_rows(task, r0, r1); break;
+      case Isa::avx_vnni: detail::avx_vnni::conv_codes_rows(task, r0, r1); break;
+      case Isa::avx2: detail::avx2::conv_codes_rows(task, r0, r1); break;
+      case Isa::scalar: detail::ref::conv_codes_rows(task, r0, r1); break;
     }
   });
 }

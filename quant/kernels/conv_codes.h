@@ -11,9 +11,15 @@
 // sees the same integer: the two paths are bit-identical by construction (and tested so).
 //
 // Kernels: vpdpbusd with the codes as the unsigned operand (a dword = 4 channels of one pixel,
-// broadcast) and s as the signed one (AVX-512 VNNI); vpmaddubsw + vpmaddwd on AVX2, where one
-// pair 2 * max_code(a) * max|s| must stay <= 32767 (true for every 2/4-bit weight grid; the
-// others take the GEMM path). Needs C % 4 == 0 and every s in [-128, 127].
+// broadcast) and s as the signed one (AVX-512 VNNI, AVX-VNNI); vpmaddubsw + vpmaddwd on AVX2,
+// where one pair 2 * max_code(a) * max|s| must stay <= 32767 (true for every 2/4-bit weight
+// grid; the others take the GEMM path there).
+// Two widenings make the first layer fit too:
+//  - channels are padded to a multiple of 4 (C4) with zero weights; the caller's bordered image
+//    has C4 channels, the padding ones holding code 0;
+//  - weights outside [-128, 127] with acc_mul = 2 (the 8-bit odd grid 2m - 255) are split as
+//    s = 2 s' + t, t = rowsum_mul mod 2: acc' = 2 * sum s' a + t * (window sum of the codes),
+//    the window sum computed once per output pixel.
 #pragma once
 #include <cstdint>
 
@@ -24,13 +30,19 @@
 
 namespace lowbit::kernels {
 
-// s8 weights in 16-channel blocks laid out [n / 16][k / 4][16 channels][4 k] (a zmm per 4 k).
+// s8 weights in 16-channel blocks laid out [n / 16][k / 4][16 channels][4 k] (a zmm per 4 k),
+// k = (kh * kernel + kw) * in_channels + c over the PADDED channels.
 struct ConvCodesWeights {
-  int64_t out_channels = 0, in_channels = 0, kernel = 1;
-  int64_t k = 0;         // kernel * kernel * in_channels (a multiple of 4)
-  int64_t n_blocks = 0;  // ceil(out_channels / 16); channels >= out_channels are zero
-  int max_abs = 0;       // max |s|: the overflow and saturation guards
-  AlignedBytes data;     // n_blocks * k * 16 bytes
+  int64_t out_channels = 0;
+  int64_t source_channels = 0;  // C of the layer
+  int64_t in_channels = 0;      // C4 = C rounded up to 4: the bordered image's channels
+  int64_t kernel = 1;
+  int64_t k = 0;                // kernel * kernel * in_channels
+  int64_t n_blocks = 0;         // ceil(out_channels / 16); channels >= out_channels are zero
+  int max_abs = 0;              // max |s'|: the overflow and saturation guards
+  bool split = false;           // s = 2 s' + window_term (see above)
+  int window_term = 0;          // t: 0 or 1
+  AlignedBytes data;            // n_blocks * k * 16 bytes
   const int8_t* block(int64_t nb) const { return reinterpret_cast<const int8_t*>(data.data()) + nb * k * kBlockChannels; }
 };
 
@@ -41,7 +53,7 @@ ConvCodesWeights pack_conv_codes_weights(const PackedWeights& w, int32_t acc_mul
                                          int64_t in_channels, int64_t kernel);
 
 struct ConvCodesShape {
-  int64_t channels = 0;                   // C (a multiple of 4)
+  int64_t channels = 0;                   // C4 of the weights (padding channels hold code 0)
   int64_t height = 0, width = 0;          // of the BORDERED input image
   int64_t stride = 1;
   int64_t out_height = 0, out_width = 0;  // (out - 1) * stride + kernel <= bordered size

@@ -40,7 +40,10 @@ void epilogue_block(const ConvCodesProblem& p, const int32_t* sums, int rows, in
   const CodeMapVectors maps[ConvCodesFusion::kMaxCodes] = {CodeMapVectors(p.fuse.codes[0].map),
                                                           CodeMapVectors(p.fuse.codes[1].map)};
   for (int r = 0; r < rows; ++r) {
-    const __m512i acc = _mm512_load_si512(sums + r * stride);
+    __m512i acc = _mm512_load_si512(sums + r * stride);
+    if (p.w->split)
+      acc = _mm512_add_epi32(_mm512_slli_epi32(acc, 1),
+                             _mm512_set1_epi32(p.w->window_term * p.window_sums[out_pixel0 + r - p.window_pixel0]));
     const int64_t off = (out_pixel0 + r) * p.ldo + n0;
     if constexpr (KIND == Out::int32) {
       _mm512_mask_storeu_epi32(static_cast<int32_t*>(p.out) + off, mask, acc);

@@ -18,6 +18,10 @@ struct ConvCodesProblem {
   void* out = nullptr;
   int64_t ldo = 0;
   ConvCodesFusion fuse;
+  // Split weights (w->split): the window sum of output pixel q is window_sums[q - window_pixel0];
+  // the kernels' epilogue forms acc' = 2 * acc + window_term * window_sum.
+  const int32_t* window_sums = nullptr;
+  int64_t window_pixel0 = 0;
 };
 
 // Byte offset of each k-group (4 channels of one tap, k = (kh*kernel + kw)*C + c) from a
@@ -31,7 +35,10 @@ inline void group_offsets(const ConvCodesProblem& p, std::vector<int32_t>& out) 
 }
 
 // Output rows [row0, row1) of the whole batch, a row = (image, oh): every ow, every channel.
-namespace ref { void conv_codes_rows(const ConvCodesProblem& p, int64_t row0, int64_t row1); }
+namespace ref {
+void conv_codes_rows(const ConvCodesProblem& p, int64_t row0, int64_t row1);
+void window_sums(const ConvCodesProblem& p, int64_t row0, int64_t row1, int32_t* out);
+}  // namespace ref
 namespace avx2 { void conv_codes_rows(const ConvCodesProblem& p, int64_t row0, int64_t row1); }
 namespace avx_vnni { void conv_codes_rows(const ConvCodesProblem& p, int64_t row0, int64_t row1); }
 namespace avx512 { void conv_codes_rows(const ConvCodesProblem& p, int64_t row0, int64_t row1); }

@@ -104,6 +104,10 @@ TEST_CASE("conv_codes equals im2col + the reference GEMM bit for bit, every ISA 
       {12, 5, 30, 3, 1, 0, 8, 2, 4, 1, 0},      // unsigned grid, narrow output, 30-wide rows
       {4, 3, 3, 3, 1, 1, 17, 4, 2, 1, -2},
       {8, 31, 17, 3, 2, 1, 40, 2, 2, 2, -3},
+      {1, 28, 28, 3, 1, 1, 32, 8, 8, 2, -255},  // a first layer: one channel, 8-bit odd grid (split)
+      {3, 11, 9, 3, 2, 1, 16, 8, 8, 2, -255},   // three channels, stride 2
+      {6, 7, 7, 3, 1, 1, 24, 4, 8, 2, -256},    // split with an even offset (no window term)
+      {5, 6, 6, 1, 1, 0, 16, 8, 8, 1, -128},    // signed 8-bit grid: direct, padded channels
   };
   const EpilogueKind kinds[] = {EpilogueKind::int32, EpilogueKind::float32, EpilogueKind::codes};
   uint32_t seed = 1;
@@ -111,8 +115,14 @@ TEST_CASE("conv_codes equals im2col + the reference GEMM bit for bit, every ISA 
     const Problem p = make_problem(cs, seed++);
     REQUIRE(conv_codes_fits(p.w, cs.acc_mul, cs.rowsum_mul, cs.c));
     const ConvCodesWeights cw = pack_conv_codes_weights(p.w, cs.acc_mul, cs.rowsum_mul, cs.c, cs.kernel);
+    // The kernels' input: channels padded to a multiple of 4 with code 0.
+    const int64_t c4 = cw.in_channels;
+    CHECK(c4 == (cs.c + 3) / 4 * 4);
+    std::vector<uint8_t> x4(static_cast<size_t>(p.images * p.hp * p.wp * c4), 0);
+    for (int64_t px = 0; px < p.images * p.hp * p.wp; ++px)
+      std::memcpy(&x4[static_cast<size_t>(px * c4)], &p.x[static_cast<size_t>(px * cs.c)], static_cast<size_t>(cs.c));
     ConvCodesShape s;
-    s.channels = cs.c;
+    s.channels = c4;
     s.height = p.hp;
     s.width = p.wp;
     s.stride = cs.stride;
@@ -135,9 +145,13 @@ TEST_CASE("conv_codes equals im2col + the reference GEMM bit for bit, every ISA 
         CAPTURE(cs.abits);
         CAPTURE(static_cast<int>(kind));
         CAPTURE(std::string(isa_name(isa)));
-        REQUIRE(conv_codes_supported(isa, cw, cs.abits));
+        if (!conv_codes_supported(isa, cw, cs.abits)) {  // AVX2's int16 pair bound: the GEMM path
+          CHECK(isa == Isa::avx2);
+          CHECK(2 * max_code(cs.abits) * cw.max_abs > 32767);
+          continue;
+        }
         std::vector<uint8_t> got(want.size(), 0xAB);
-        conv_codes_at(isa, p.x.data(), p.images, s, cw, ep, got.data(), cs.cout);
+        conv_codes_at(isa, x4.data(), p.images, s, cw, ep, got.data(), cs.cout);
         CHECK(std::memcmp(got.data(), want.data(), want.size()) == 0);
         if (kind != EpilogueKind::float32) continue;
         // The fused residual add + ReLU equal the separate ops on the unfused output (negative
@@ -159,7 +173,7 @@ TEST_CASE("conv_codes equals im2col + the reference GEMM bit for bit, every ISA 
         fuse.codes[0] = {pact, got_a.data()};
         fuse.codes[1] = {lsq, got_b.data()};
         fuse.code_outputs = 2;
-        conv_codes_at(isa, p.x.data(), p.images, s, cw, ep, fused.data(), cs.cout, fuse);
+        conv_codes_at(isa, x4.data(), p.images, s, cw, ep, fused.data(), cs.cout, fuse);
         CHECK(std::memcmp(fused.data(), y.data(), y.size() * 4) == 0);
         CHECK(got_a == want_a);
         CHECK(got_b == want_b);
@@ -170,13 +184,19 @@ TEST_CASE("conv_codes equals im2col + the reference GEMM bit for bit, every ISA 
 
 TEST_CASE("conv_codes refuses what it cannot compute exactly") {
   const Problem p = make_problem({16, 6, 6, 3, 1, 1, 16, 2, 2, 2, -3}, 7);
-  // 8-bit odd grid (2m - 255) does not fit a signed byte; channels must come in fours.
+  // 8-bit weights with acc_mul 1 and an offset beyond a byte (s = m - 200) fit neither way;
+  // the 8-bit odd grid 2m - 255 fits split (s = 2 s' + 1), with the window term.
   std::vector<uint8_t> w8(16 * 144, 255);
   const PackedWeights pw8 = pack_weights(w8.data(), 16, 144, 144, 8);
-  CHECK_FALSE(conv_codes_fits(pw8, 2, -255, 16));
-  CHECK_THROWS_AS(pack_conv_codes_weights(pw8, 2, -255, 16, 3), lowbit::Error);
+  CHECK_FALSE(conv_codes_fits(pw8, 1, -200, 16));
+  CHECK_THROWS_AS(pack_conv_codes_weights(pw8, 1, -200, 16, 3), lowbit::Error);
+  const ConvCodesWeights odd8 = pack_conv_codes_weights(pw8, 2, -255, 16, 3);
+  CHECK(odd8.split);
+  CHECK(odd8.window_term == 1);
+  CHECK(odd8.max_abs == 127);  // s' = m - 128 = 127 for code 255
+  // K must be whole taps of in_channels.
   std::vector<uint8_t> w6(16 * 54, 1);
-  CHECK_FALSE(conv_codes_fits(pack_weights(w6.data(), 16, 54, 54, 2), 2, -3, 6));
+  CHECK_FALSE(conv_codes_fits(pack_weights(w6.data(), 16, 54, 54, 2), 2, -3, 4));
   // AVX2's vpmaddubsw pair bound: 8-bit codes x signed 8-bit weights could saturate int16.
   std::vector<uint8_t> ws(16 * 144, 200);
   const ConvCodesWeights big = pack_conv_codes_weights(pack_weights(ws.data(), 16, 144, 144, 8), 1, -128, 16, 3);
