@@ -208,17 +208,18 @@ bool run_conv_codes(const IntOp& op, const ValueInfo& in, const ValueInfo& out, 
           std::memcpy(b + ((img * hp + ih + P) * wp + P) * C, x + (img * in.h + ih) * in.w * C,
                       static_cast<size_t>(in.w * C));
     } else {
-      std::memset(b, 0, static_cast<size_t>(images * hp * wp * C4));
+      // Byte loops, not memcpy/memset calls: a first layer has one to three channels per pixel.
+      const uint8_t zp = static_cast<uint8_t>(op.act_zero_point);
       for (int64_t img = 0; img < images; ++img)
-        for (int64_t ih = 0; ih < hp; ++ih)
-          for (int64_t iw = 0; iw < wp; ++iw) {
-            uint8_t* dst = b + ((img * hp + ih) * wp + iw) * C4;
-            const bool inside = ih >= P && ih < P + in.h && iw >= P && iw < P + in.w;
-            if (inside)
-              std::memcpy(dst, x + ((img * in.h + ih - P) * in.w + iw - P) * C, static_cast<size_t>(C));
-            else
-              std::memset(dst, op.act_zero_point, static_cast<size_t>(C));
+        for (int64_t ih = 0; ih < hp; ++ih) {
+          uint8_t* dst = b + (img * hp + ih) * wp * C4;
+          const bool row_inside = ih >= P && ih < P + in.h;
+          const uint8_t* src = row_inside ? x + (img * in.h + ih - P) * in.w * C : nullptr;
+          for (int64_t iw = 0; iw < wp; ++iw, dst += C4) {
+            const bool inside = row_inside && iw >= P && iw < P + in.w;
+            for (int64_t c = 0; c < C4; ++c) dst[c] = c >= C ? 0 : inside ? src[(iw - P) * C + c] : zp;
           }
+        }
     }
     src = b;
   }

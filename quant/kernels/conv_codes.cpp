@@ -132,26 +132,28 @@ void conv_codes_rows(const ConvCodesProblem& p, int64_t row0, int64_t row1) {
 }
 
 // Sum of the codes in each output pixel's receptive field (rows [row0, row1) of the batch),
-// for split weights: the term t * window the kernels add to 2 * sum s' a. A tap row of a window
-// is one run of kernel * C bytes of an input line: prefix sums of the line give each run in one
-// subtraction.
+// for split weights: the term t * window the kernels add to 2 * sum s' a. Per tap row: the code
+// sum of each input pixel of the line, then kernel of them per output (independent sums, no
+// serial prefix chain).
 void window_sums(const ConvCodesProblem& p, int64_t row0, int64_t row1, int32_t* out) {
   const ConvCodesShape& s = p.shape;
-  const int64_t C = s.channels, K = p.w->kernel, line_bytes = s.width * C, run = K * C;
-  thread_local std::vector<int32_t> prefix;
-  prefix.resize(static_cast<size_t>(line_bytes + 1));
+  const int64_t C = s.channels, K = p.w->kernel, W = s.width, S = s.stride, OW = s.out_width;
+  thread_local std::vector<int32_t> pixel_sums_buffer;
+  pixel_sums_buffer.resize(static_cast<size_t>(W));
+  int32_t* const ps = pixel_sums_buffer.data();
   for (int64_t row = row0; row < row1; ++row) {
     const int64_t img = row / s.out_height, oh = row % s.out_height;
-    int32_t* o = out + (row - row0) * s.out_width;
-    std::fill(o, o + s.out_width, 0);
+    int32_t* o = out + (row - row0) * OW;
+    for (int64_t ow = 0; ow < OW; ++ow) o[ow] = 0;
     for (int64_t kh = 0; kh < K; ++kh) {
-      const uint8_t* line = p.x + (img * s.height + oh * s.stride + kh) * line_bytes;
-      prefix[0] = 0;
-      for (int64_t i = 0; i < line_bytes; ++i) prefix[static_cast<size_t>(i + 1)] = prefix[static_cast<size_t>(i)] + line[i];
-      for (int64_t ow = 0; ow < s.out_width; ++ow) {
-        const int64_t start = ow * s.stride * C;
-        o[ow] += prefix[static_cast<size_t>(start + run)] - prefix[static_cast<size_t>(start)];
+      const uint8_t* line = p.x + (img * s.height + oh * S + kh) * W * C;
+      for (int64_t iw = 0; iw < W; ++iw) {
+        int32_t sum = 0;
+        for (int64_t c = 0; c < C; ++c) sum += line[iw * C + c];
+        ps[iw] = sum;
       }
+      for (int64_t ow = 0; ow < OW; ++ow)
+        for (int64_t kw = 0; kw < K; ++kw) o[ow] += ps[ow * S + kw];
     }
   }
 }
@@ -213,7 +215,8 @@ void conv_codes_at(Isa isa, const uint8_t* x, int64_t images, const ConvCodesSha
   const int64_t grain = std::max<int64_t>(1, (int64_t{2} << 20) / std::max<int64_t>(1, macs_per_row));
   parallel_for(0, rows, grain, [&](int64_t r0, int64_t r1) {
     detail::ConvCodesProblem task = p;
-    if (w.split && isa != Isa::scalar) {  // the reference sums its windows itself
+    // The reference sums its windows itself, the AVX-512 tiles alongside the products.
+    if (w.split && isa != Isa::scalar && isa != Isa::avx512) {
       thread_local std::vector<int32_t> sums;
       sums.resize(static_cast<size_t>((r1 - r0) * s.out_width));
       detail::ref::window_sums(p, r0, r1, sums.data());

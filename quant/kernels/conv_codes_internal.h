@@ -18,8 +18,8 @@ struct ConvCodesProblem {
   void* out = nullptr;
   int64_t ldo = 0;
   ConvCodesFusion fuse;
-  // Split weights (w->split): the window sum of output pixel q is window_sums[q - window_pixel0];
-  // the kernels' epilogue forms acc' = 2 * acc + window_term * window_sum.
+  // Split weights (w->split), ymm kernels: the window sum of output pixel q is
+  // window_sums[q - window_pixel0]; the epilogue forms acc' = 2 * acc + window_term * window_sum.
   const int32_t* window_sums = nullptr;
   int64_t window_pixel0 = 0;
 };
