@@ -24,6 +24,14 @@
 //   flatten   [C, H, W] -> [C*H*W, 1, 1]; memory order stays (h, w, c): the consumer linear's
 //             weight columns are stored in that order (the converter permutes them).
 // run() takes float NCHW images (normalised as in training) and returns float logits [N, classes].
+// How it runs them (docs/inference-speed.md): chunks of images in parallel; a conv whose signed
+// weights fit bytes (every 2/4-bit grid, and the 8-bit odd grid split as 2s' + 1) runs as
+// conv_codes (quant/kernels/conv_codes.h: implicit GEMM straight on the NHWC codes, the input
+// copied once into a zero-point-bordered image), other convs and linears as packed im2col + GEMM;
+// a conv -> add -> relu chain runs as one conv_codes call whose epilogue adds the residual,
+// rectifies and writes the codes of the quantize ops that read the result; quantize ops whose
+// rule has a SIMD form use quant/kernels/quantize_codes.h. Every path computes the same integers
+// and the same float expressions, so logits are bit-identical at every kernel level.
 #pragma once
 #include <cstdint>
 #include <functional>
