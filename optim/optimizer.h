@@ -42,7 +42,7 @@ struct ParamGroup {
   double grad_scale = 1.0;
   double min_value = -std::numeric_limits<double>::infinity();
   double max_value = std::numeric_limits<double>::infinity();
-  std::function<void(ParamGroup&)> post_step;
+  std::function<void(ParamGroup&)> post_step = nullptr;  // initialised: {name, params, lr, wd} aggregates stay -Wextra clean
 };
 
 class Optimizer {
