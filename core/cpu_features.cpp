@@ -1,6 +1,10 @@
 // cpu_features.cpp: cpuid detection and the LOWBIT_ISA override (see cpu_features.h).
 #include "core/cpu_features.h"
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+
 #include <atomic>
 #include <cstdlib>
 
@@ -26,6 +30,17 @@ Isa parse_isa(const std::string& name) {
   throw Error("LOWBIT_ISA: unknown ISA '" + name + "', expected one of " + all);
 }
 
+#if defined(__x86_64__) || defined(__i386__)
+namespace {
+// CPUID.(EAX=7, ECX=1):EAX bit 4. Read directly: clang 14's __builtin_cpu_supports has no
+// "avxvnni" (GCC 12's has); the ymm state's OS consent is part of the avx2 check.
+bool cpu_has_avx_vnni() {
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  return __get_cpuid_count(7, 1, &a, &b, &c, &d) && ((a >> 4) & 1u) != 0;
+}
+}  // namespace
+#endif
+
 bool isa_supported(Isa isa) {
 #if defined(__x86_64__) || defined(__i386__)
   // libgcc's checks include the OS's XSAVE consent (XCR0) for ymm / zmm state.
@@ -35,7 +50,7 @@ bool isa_supported(Isa isa) {
   switch (isa) {
     case Isa::scalar: return true;
     case Isa::avx2: return avx2;
-    case Isa::avx_vnni: return avx2 && __builtin_cpu_supports("avxvnni");
+    case Isa::avx_vnni: return avx2 && cpu_has_avx_vnni();
     case Isa::avx512:
       return avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
              __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
