@@ -220,13 +220,16 @@ void Trainer::finish_epoch(int64_t epoch, const EpochTotals& e, FitResult& resul
   if (!q.empty()) m.quantizers = q;
   for (auto& sink : sinks_) sink->end_epoch(m);
   for (auto& fn : epoch_callbacks_) fn(m);
-  best_acc_ = std::max(best_acc_, ev.accuracy);
+  // A float warm-up epoch is not the quantized model the run trains: it never becomes best.ckpt
+  // (at 2 bits its accuracy often beats every quantized epoch).
+  const bool candidate = epoch >= options_.float_epochs;
+  if (candidate) best_acc_ = std::max(best_acc_, ev.accuracy);
   epochs_done_ = epoch + 1;
   if (!options_.out.empty() && dp_.is_root()) {
     const Checkpoint ck = checkpoint(ev.accuracy);
     const StateDict sd = ck.to_state_dict();
     save_state_dict(options_.out + "/last.ckpt", sd);
-    if (ev.accuracy >= best_acc_) save_state_dict(options_.out + "/best.ckpt", sd);
+    if (candidate && ev.accuracy >= best_acc_) save_state_dict(options_.out + "/best.ckpt", sd);
   }
   result.test_acc = ev.accuracy;
   result.test_loss = ev.loss;

@@ -2,7 +2,8 @@
 // fit() runs epochs of  seeded shuffle -> batches -> forward -> loss -> backward -> data-parallel
 // gradient average -> optimizer step (lr from the schedule, per step), then per epoch: the
 // statistics sync of DataParallel, test-set evaluation, metrics to every sink and callback,
-// OUT/last.ckpt (and OUT/best.ckpt when the test accuracy did not drop below the best) written
+// OUT/last.ckpt (and OUT/best.ckpt when the test accuracy did not drop below the best; float
+// warm-up epochs, before the quantizers switch on, never count) written
 // atomically on rank 0. resume() restores a run from its last checkpoint so that the final
 // weights are bit-identical to an uninterrupted run (same seed, threads and ranks).
 //

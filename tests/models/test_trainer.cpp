@@ -137,6 +137,34 @@ TEST_CASE("Trainer: stop after epoch 1, resume, and the weights equal an uninter
   fs::remove_all(dir);
 }
 
+TEST_CASE("Trainer: float warm-up epochs never become best.ckpt") {
+  const fs::path dir = temp_dir("warmup");
+  manual_seed(11);
+  auto model = small_cnn();
+  SGD opt({{"weights", model->parameters(), 0.05, 5e-4}}, {.momentum = 0.9});
+  DataLoader loader(data(Split::Train), {.batch_size = 32, .seed = 3});
+  DataParallel dp(*model);
+  TrainerOptions to;
+  to.epochs = 3;
+  to.float_epochs = 2;
+  to.max_steps = 4;
+  to.out = dir.string();
+  // A learning rate that wrecks the last epoch: its accuracy falls below the warm-up epochs'.
+  Trainer trainer(dp, opt, LrSchedule::multistep({2}, 1e3), loader, &data(Split::Test), to);
+  std::vector<double> acc;
+  trainer.on_epoch([&](const EpochMetrics& m) { acc.push_back(m.test_acc); });
+  trainer.fit();
+  REQUIRE(acc.size() == 3);
+  CHECK(acc[2] < std::max(acc[0], acc[1]));
+  // Only epoch 3 is a candidate, so best.ckpt is that epoch's checkpoint, whatever the accuracies.
+  const Checkpoint best = Checkpoint::load((dir / "best.ckpt").string());
+  const Checkpoint last = Checkpoint::load((dir / "last.ckpt").string());
+  REQUIRE(best.training.has_value());
+  CHECK(best.training->epoch == 3);
+  CHECK(best.training->best_acc == acc[2]);
+  check_identical(best.model, last.model);
+}
+
 TEST_CASE("Trainer: a resumed run that is already complete trains nothing") {
   const fs::path dir = temp_dir("complete");
   run(dir, 0, false);
