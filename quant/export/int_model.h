@@ -99,7 +99,7 @@ struct IntOp {
 int pack_bits(int bits);
 
 // Run-time forms derived from an op's packed weights (call once the op is complete): a conv
-// whose signed weights fit bytes and whose input has C % 4 == 0 runs as conv_codes (implicit
+// whose signed weights fit bytes (or split as 2s' + t, conv_codes.h) runs as conv_codes (implicit
 // GEMM on the NHWC codes) instead of im2col + packed GEMM; the integers, hence the outputs, are
 // the same.
 void prepare_runtime(IntOp& op);

@@ -1,5 +1,5 @@
 // conv_codes.h: integer convolution straight on NHWC activation codes (implicit GEMM: no im2col,
-// no packed activation rows, no row sums), for the runtime's middle layers.
+// no packed activation rows, no row sums), for every conv of the runtime whose weights fit (below).
 //
 // For every output pixel (image, oh, ow) and output channel n:
 //   acc'[n] = sum_{kh, kw, c} s[n][(kh*kernel + kw)*C + c] * x[image][oh*stride + kh][ow*stride + kw][c]
@@ -19,7 +19,8 @@
 //    has C4 channels, the padding ones holding code 0;
 //  - weights outside [-128, 127] with acc_mul = 2 (the 8-bit odd grid 2m - 255) are split as
 //    s = 2 s' + t, t = rowsum_mul mod 2: acc' = 2 * sum s' a + t * (window sum of the codes),
-//    the window sum computed once per output pixel.
+//    the window sum computed in the AVX-512 tile (a vpdpbusd against ones), in a separate pass
+//    per output pixel at the ymm levels.
 #pragma once
 #include <cstdint>
 
