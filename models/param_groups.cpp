@@ -1,14 +1,17 @@
 // param_groups.cpp: optimizer parameter groups from the quantizers' parameter specs.
 #include "models/param_groups.h"
 
+#include <cmath>
 #include <map>
 #include <set>
 
+#include "core/error.h"
 #include "quant/training.h"
 
 namespace lowbit {
 
-std::vector<ParamGroup> make_param_groups(Module& model, double lr, double weight_decay) {
+std::vector<ParamGroup> make_param_groups(Module& model, double lr, double weight_decay, double quant_lr_mult) {
+  LOWBIT_CHECK(std::isfinite(quant_lr_mult) && quant_lr_mult > 0, "quantizer lr multiplier must be positive, got ", quant_lr_mult);
   std::set<const TensorImpl*> quant_params;
   std::vector<ParamGroup> kind_groups;  // shared-kind groups, in first-seen order
   std::map<std::string, size_t> kind_index;
@@ -17,7 +20,7 @@ std::vector<ParamGroup> make_param_groups(Module& model, double lr, double weigh
     for (auto& spec : q->param_specs()) {
       quant_params.insert(spec.tensor.impl());
       ParamGroup g;
-      g.lr = lr;
+      g.lr = lr * quant_lr_mult;
       g.weight_decay = spec.weight_decay ? weight_decay : 0.0;
       g.min_value = spec.min_value;
       if (spec.grad_scale) {
@@ -51,8 +54,9 @@ std::vector<ParamGroup> make_param_groups(Module& model, double lr, double weigh
   return groups;
 }
 
-std::vector<ParamGroup> parameter_groups(Module& model, const QuantPolicy& policy, double lr, double weight_decay) {
-  if (policy.quantized()) return make_param_groups(model, lr, weight_decay);
+std::vector<ParamGroup> parameter_groups(Module& model, const QuantPolicy& policy, double lr, double weight_decay,
+                                         double quant_lr_mult) {
+  if (policy.quantized()) return make_param_groups(model, lr, weight_decay, quant_lr_mult);
   ParamGroup all;
   all.name = "weights";
   all.params = model.parameters();

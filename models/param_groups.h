@@ -19,11 +19,14 @@ namespace lowbit {
 //                 "qil.d:<quantizer name>", lr, no decay, grad_scale = 1/sqrt(N * q) of that layer
 //                 (0 until its first enabled forward, refreshed after every step by post_step),
 //                 min_value: d 1e-6, gamma 0.1.
+// Every quantizer group's lr is lr * quant_lr_mult: a clip learned from a sum over the batch
+// (PACT's alpha) moves slowly at the weights' lr, so short fine-tunes may want it faster.
 // Empty groups are left out. Every trainable parameter appears in exactly one group.
-std::vector<ParamGroup> make_param_groups(Module& model, double lr, double weight_decay);
+std::vector<ParamGroup> make_param_groups(Module& model, double lr, double weight_decay, double quant_lr_mult = 1.0);
 
 // The groups a training run uses: one "weights" group (lr, weight_decay) for a float model
 // (policy fp32), make_param_groups for a quantized one.
-std::vector<ParamGroup> parameter_groups(Module& model, const QuantPolicy& policy, double lr, double weight_decay);
+std::vector<ParamGroup> parameter_groups(Module& model, const QuantPolicy& policy, double lr, double weight_decay,
+                                         double quant_lr_mult = 1.0);
 
 }  // namespace lowbit

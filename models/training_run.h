@@ -26,6 +26,7 @@ struct TrainOptions {
   std::string schedule = "cosine";
   double warmup_epochs = 0.0;
   double weight_decay = 5e-4;
+  double quant_lr_mult = 1.0;  // lr of the quantizer parameters (alpha, c/d/gamma, s) = lr * this
   uint64_t seed = 0;
   std::string out = "runs/train";
   // Quantization-aware training (quant/): method fp32 trains a float model.

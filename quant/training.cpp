@@ -22,9 +22,16 @@ nlohmann::json quantizer_state(const Module& model) {
 }
 
 nlohmann::json QatRecipe::to_json() const {
-  return {{"epochs", epochs},       {"float_epochs", float_epochs}, {"lr", lr},
-          {"optimizer", optimizer}, {"momentum", momentum},         {"weight_decay", weight_decay},
-          {"schedule", schedule},   {"lr_warmup_epochs", lr_warmup_epochs}, {"batch_size", batch_size}};
+  return {{"epochs", epochs},
+          {"float_epochs", float_epochs},
+          {"lr", lr},
+          {"optimizer", optimizer},
+          {"momentum", momentum},
+          {"weight_decay", weight_decay},
+          {"quant_lr_mult", quant_lr_mult},
+          {"schedule", schedule},
+          {"lr_warmup_epochs", lr_warmup_epochs},
+          {"batch_size", batch_size}};
 }
 
 QatRecipe default_recipe(const std::string& method, int wbits, int abits) {
