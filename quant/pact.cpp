@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 
 #include "core/autograd.h"
 #include "core/deterministic_sum.h"
@@ -23,11 +24,15 @@ const char* pact_init_name(PactInit init) {
   return "?";
 }
 
-PactInit pact_init_from_name(const std::string& name) {
-  if (name == "fixed") return PactInit::fixed;
-  if (name == "mse") return PactInit::mse;
-  if (name == "p99") return PactInit::percentile99;
-  throw Error("unknown PACT init '" + name + "' (expected fixed | mse | p99)");
+PactInitSpec parse_pact_init(const std::string& text) {
+  if (text == "fixed") return {PactInit::fixed, 10.f};
+  if (text == "mse") return {PactInit::mse, 10.f};
+  if (text == "p99") return {PactInit::percentile99, 10.f};
+  char* end = nullptr;
+  const float value = std::strtof(text.c_str(), &end);
+  LOWBIT_CHECK(!text.empty() && end == text.c_str() + text.size() && std::isfinite(value) && value > 0.f,
+               "unknown PACT init '", text, "' (expected mse | p99 | fixed | a positive start value such as 1.0)");
+  return {PactInit::fixed, value};
 }
 
 namespace {
@@ -168,7 +173,8 @@ QuantizerMethod pact_method() {
   auto make = [](int bits, const nlohmann::json& options) {
     const std::string init =
         options.is_object() && options.contains("pact_init") ? options["pact_init"].get<std::string>() : "mse";
-    return std::make_shared<PactQuantizer>(bits, pact_init_from_name(init));
+    const PactInitSpec spec = parse_pact_init(init);
+    return std::make_shared<PactQuantizer>(bits, spec.init, spec.alpha);
   };
   return {"pact", nullptr, make, std::make_shared<PactActRule>()};
 }

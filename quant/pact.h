@@ -9,7 +9,7 @@
 // percentile of the positive inputs. The optimizer keeps alpha >= 1e-3 and applies L2 on alpha
 // with the weights' decay (make_param_groups).
 // Integer rule "pact" (p0 = alpha > 0): c = round(min(max(x, 0), alpha) * (n / alpha)); affine
-// mul = n / alpha, add = 0. Factory option "pact_init" (fixed | mse | p99, default mse).
+// mul = n / alpha, add = 0. Factory option "pact_init" (parse_pact_init; default mse).
 #pragma once
 #include "quant/quantizer.h"
 #include "quant/registry.h"
@@ -17,8 +17,14 @@
 namespace lowbit {
 
 enum class PactInit { fixed, mse, percentile99 };
-const char* pact_init_name(PactInit init);         // "fixed" | "mse" | "p99"
-PactInit pact_init_from_name(const std::string& name);
+const char* pact_init_name(PactInit init);  // "fixed" | "mse" | "p99"
+// A policy's "pact_init": "mse", "p99", "fixed" (alpha 10, the paper's) or a positive number (a
+// fixed start at that alpha, e.g. "1" = DoReFa's clip). Throws naming the accepted forms.
+struct PactInitSpec {
+  PactInit init = PactInit::mse;
+  float alpha = 10.f;  // the start of a fixed init
+};
+PactInitSpec parse_pact_init(const std::string& text);
 
 class PactQuantizer : public Quantizer {
  public:

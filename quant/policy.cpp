@@ -107,7 +107,7 @@ void QuantPolicy::validate() const {
   LOWBIT_CHECK(valid_bits(abits), "quant policy: abits must be 2..8 or 32 (float), got ", abits);
   LOWBIT_CHECK(valid_bits(first_last_bits), "quant policy: first_last_bits must be 2..8 or 32 (float), got ",
                first_last_bits);
-  pact_init_from_name(pact_init);  // throws on an unknown name
+  parse_pact_init(pact_init);  // throws on an unknown form
   for (const auto& o : overrides)
     LOWBIT_CHECK(valid_bits(o.wbits) && valid_bits(o.abits), "quant policy: override '", o.to_string(),
                  "' bits must be 2..8 or 32");

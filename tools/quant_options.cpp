@@ -15,9 +15,9 @@ void add_quant_flags(CLI::App* cmd, QuantFlags& f) {
       ->capture_default_str();
   cmd->add_option("--layer-bits", f.layer_bits,
                   "Per-layer override PATTERN=W/A, glob on the dotted layer name (repeatable), e.g. '5.*=4/4'");
-  cmd->add_option("--pact-init", f.pact_init, "PACT alpha init: mse (first-batch MSE optimum) | p99 | fixed (10)")
-      ->capture_default_str()
-      ->check(CLI::IsMember({"mse", "p99", "fixed"}));
+  cmd->add_option("--pact-init", f.pact_init,
+                  "PACT alpha init: mse (first-batch MSE optimum) | p99 | fixed (10) | a start value, e.g. 1.0")
+      ->capture_default_str();
 }
 
 QuantPolicy make_policy(const QuantFlags& f) {

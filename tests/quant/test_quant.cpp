@@ -336,6 +336,17 @@ TEST_CASE("warm-up switch: pass-through while disabled, statistics init on the f
   PactQuantizer fixed(2, PactInit::fixed);
   fixed(x);
   CHECK(fixed.alpha->data()[0] == 10.f);
+  // A policy's pact_init: the names, or a number = a fixed start at that alpha; bad forms name the input.
+  CHECK(parse_pact_init("mse").init == PactInit::mse);
+  CHECK(parse_pact_init("p99").init == PactInit::percentile99);
+  CHECK(parse_pact_init("fixed").alpha == 10.f);
+  CHECK(parse_pact_init("1.5").init == PactInit::fixed);
+  CHECK(parse_pact_init("1.5").alpha == 1.5f);
+  for (const char* bad : {"", "0", "-1", "1.5x", "inf", "nan", "msee"})
+    CHECK(error_of([&] { parse_pact_init(bad); }).find("unknown PACT init '" + std::string(bad) + "'") != std::string::npos);
+  auto started = quantizer_method("pact").make_activation(2, {{"pact_init", "0.75"}});
+  (*started)(x);
+  CHECK(std::dynamic_pointer_cast<PactQuantizer>(started)->alpha->data()[0] == 0.75f);
   LsqQuantizer lsq(2, QuantTarget::activation);
   lsq(x);
   double mean_abs = 0;
