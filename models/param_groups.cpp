@@ -10,8 +10,12 @@
 
 namespace lowbit {
 
-std::vector<ParamGroup> make_param_groups(Module& model, double lr, double weight_decay, double quant_lr_mult) {
-  LOWBIT_CHECK(std::isfinite(quant_lr_mult) && quant_lr_mult > 0, "quantizer lr multiplier must be positive, got ", quant_lr_mult);
+std::vector<ParamGroup> make_param_groups(Module& model, double lr, double weight_decay,
+                                          const QuantGroupOptions& quant) {
+  LOWBIT_CHECK(std::isfinite(quant.lr_mult) && quant.lr_mult > 0, "quantizer lr multiplier must be positive, got ",
+               quant.lr_mult);
+  LOWBIT_CHECK(std::isfinite(quant.weight_decay), "quantizer weight decay must be finite, got ", quant.weight_decay);
+  const double quant_decay = quant.weight_decay < 0 ? weight_decay : quant.weight_decay;
   std::set<const TensorImpl*> quant_params;
   std::vector<ParamGroup> kind_groups;  // shared-kind groups, in first-seen order
   std::map<std::string, size_t> kind_index;
@@ -20,8 +24,8 @@ std::vector<ParamGroup> make_param_groups(Module& model, double lr, double weigh
     for (auto& spec : q->param_specs()) {
       quant_params.insert(spec.tensor.impl());
       ParamGroup g;
-      g.lr = lr * quant_lr_mult;
-      g.weight_decay = spec.weight_decay ? weight_decay : 0.0;
+      g.lr = lr * quant.lr_mult;
+      g.weight_decay = spec.weight_decay ? quant_decay : 0.0;
       g.min_value = spec.min_value;
       if (spec.grad_scale) {
         g.name = spec.kind + ":" + qname;
@@ -55,8 +59,8 @@ std::vector<ParamGroup> make_param_groups(Module& model, double lr, double weigh
 }
 
 std::vector<ParamGroup> parameter_groups(Module& model, const QuantPolicy& policy, double lr, double weight_decay,
-                                         double quant_lr_mult) {
-  if (policy.quantized()) return make_param_groups(model, lr, weight_decay, quant_lr_mult);
+                                         const QuantGroupOptions& quant) {
+  if (policy.quantized()) return make_param_groups(model, lr, weight_decay, quant);
   ParamGroup all;
   all.name = "weights";
   all.params = model.parameters();

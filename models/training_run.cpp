@@ -23,7 +23,9 @@ namespace {
 nlohmann::json options_json(const TrainOptions& o) {
   return {{"model", o.model}, {"data", o.data}, {"epochs", o.epochs}, {"batch", o.batch}, {"lr", o.lr},
           {"momentum", o.momentum}, {"optimizer", o.optimizer}, {"schedule", o.schedule},
-          {"warmup_epochs", o.warmup_epochs}, {"weight_decay", o.weight_decay}, {"quant_lr_mult", o.quant_lr_mult},
+          {"warmup_epochs", o.warmup_epochs}, {"weight_decay", o.weight_decay},
+          {"quant_lr_mult", o.quant_groups.lr_mult},
+          {"quant_weight_decay", o.quant_groups.weight_decay},
           {"seed", o.seed},
           {"augment", o.augment}, {"max_steps", o.max_steps}, {"policy", o.policy.to_json()},
           {"float_epochs", o.float_epochs}, {"init_from", o.init_from}};
@@ -33,8 +35,10 @@ void check_options(const TrainOptions& o, const Comm& comm) {
   LOWBIT_CHECK(o.epochs >= 1, "--epochs must be at least 1, got ", o.epochs);
   LOWBIT_CHECK(o.batch >= 1, "--batch must be at least 1, got ", o.batch);
   LOWBIT_CHECK(o.lr > 0 && std::isfinite(o.lr), "--lr must be positive, got ", o.lr);
-  LOWBIT_CHECK(o.quant_lr_mult > 0 && std::isfinite(o.quant_lr_mult), "--quant-lr-mult must be positive, got ",
-               o.quant_lr_mult);
+  LOWBIT_CHECK(o.quant_groups.lr_mult > 0 && std::isfinite(o.quant_groups.lr_mult),
+               "--quant-lr-mult must be positive, got ", o.quant_groups.lr_mult);
+  LOWBIT_CHECK(std::isfinite(o.quant_groups.weight_decay), "--quant-weight-decay must be finite, got ",
+               o.quant_groups.weight_decay);
   LOWBIT_CHECK(o.batch % comm.size() == 0, "--batch ", o.batch, " (the global batch) must be a multiple of the ",
                comm.size(), " ranks");
   o.policy.validate();
@@ -98,7 +102,7 @@ FitResult train(const TrainOptions& o) {
   // gradient scales; a float model has one group.
   OptimizerConfig oc;
   oc.sgd.momentum = o.momentum;
-  auto optimizer = make_optimizer(o.optimizer, parameter_groups(*model, spec.policy, o.lr, o.weight_decay, o.quant_lr_mult), oc);
+  auto optimizer = make_optimizer(o.optimizer, parameter_groups(*model, spec.policy, o.lr, o.weight_decay, o.quant_groups), oc);
   DataLoader loader(train_set, loader_options(o, train_set, comm));
 
   TrainerOptions to;

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "models/param_groups.h"
 #include "models/trainer.h"
 #include "quant/policy.h"
 
@@ -26,7 +27,7 @@ struct TrainOptions {
   std::string schedule = "cosine";
   double warmup_epochs = 0.0;
   double weight_decay = 5e-4;
-  double quant_lr_mult = 1.0;  // lr of the quantizer parameters (alpha, c/d/gamma, s) = lr * this
+  QuantGroupOptions quant_groups;  // the quantizer parameters' lr multiplier and decay (--quant-lr-mult, ...)
   uint64_t seed = 0;
   std::string out = "runs/train";
   // Quantization-aware training (quant/): method fp32 trains a float model.

@@ -29,6 +29,7 @@ nlohmann::json QatRecipe::to_json() const {
           {"momentum", momentum},
           {"weight_decay", weight_decay},
           {"quant_lr_mult", quant_lr_mult},
+          {"quant_weight_decay", quant_weight_decay},
           {"schedule", schedule},
           {"lr_warmup_epochs", lr_warmup_epochs},
           {"batch_size", batch_size}};

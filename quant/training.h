@@ -40,7 +40,8 @@ struct QatRecipe {
   std::string optimizer = "sgd";  // make_optimizer name; SGD with momentum 0.9
   double momentum = 0.9;
   double weight_decay = 5e-4;
-  double quant_lr_mult = 1.0;  // lr of the quantizer parameters = lr * this (make_param_groups)
+  double quant_lr_mult = 1.0;        // lr of the quantizer parameters = lr * this (make_param_groups)
+  double quant_weight_decay = -1.0;  // L2 on PACT's alpha; < 0: the weights' decay
   std::string schedule = "cosine";  // LrSchedule::from_name
   double lr_warmup_epochs = 0.0;
   int64_t batch_size = 128;

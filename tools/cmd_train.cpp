@@ -44,7 +44,8 @@ void apply_recipe(CLI::App* cmd, TrainOptions& o) {
   if (!cmd->count("--epochs")) o.epochs = r.epochs;
   if (!cmd->count("--lr")) o.lr = r.lr;
   if (!cmd->count("--weight-decay")) o.weight_decay = r.weight_decay;
-  if (!cmd->count("--quant-lr-mult")) o.quant_lr_mult = r.quant_lr_mult;
+  if (!cmd->count("--quant-lr-mult")) o.quant_groups.lr_mult = r.quant_lr_mult;
+  if (!cmd->count("--quant-weight-decay")) o.quant_groups.weight_decay = r.quant_weight_decay;
   if (!cmd->count("--float-epochs")) o.float_epochs = o.init_from.empty() ? r.float_epochs : 0;
   if (!cmd->count("--optimizer")) o.optimizer = r.optimizer;
   if (!cmd->count("--schedule")) o.schedule = r.schedule;
@@ -67,7 +68,7 @@ void register_train(CLI::App& app) {
       "  lowbit train --method pact-sawb --wbits 2 --abits 2 --out runs/w2a2   # 2-bit QAT, 8-bit first/last\n"
       "  lowbit train --method lsq --wbits 4 --abits 4 --init-from runs/convnet/best.ckpt\n"
       "  lowbit train --method qil --progressive 8,4,3,2 --epochs 5 --init-from runs/convnet/best.ckpt\n"
-      "With --method, unset --epochs/--lr/--weight-decay/--quant-lr-mult/--float-epochs come from the method's tested recipe.\n"
+      "With --method, unset --epochs/--lr/--weight-decay/--quant-lr-mult/--quant-weight-decay/--float-epochs come from the method's tested recipe.\n"
       "Data specs: fashion-mnist | mnist:DIR | idx:DIR | cifar10:DIR | folder:DIR\n"
       "Outputs in --out: metrics.jsonl, metrics.csv (one line per epoch), last.ckpt, best.ckpt.");
   cmd->add_option("--model", opts->model, "Model: mlp, convnet, resnet20, resnet32, resnet56, resnet18")
@@ -83,9 +84,12 @@ void register_train(CLI::App& app) {
       ->capture_default_str()->check(CLI::IsMember({"cosine", "step", "multistep", "none"}));
   cmd->add_option("--warmup-epochs", opts->warmup_epochs, "Linear lr warm-up length in epochs")->capture_default_str();
   cmd->add_option("--weight-decay", opts->weight_decay, "L2 weight decay")->capture_default_str();
-  cmd->add_option("--quant-lr-mult", opts->quant_lr_mult,
+  cmd->add_option("--quant-lr-mult", opts->quant_groups.lr_mult,
                   "lr multiplier of the quantizer parameters (PACT alpha, QIL c/d/gamma, LSQ s)")
       ->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--quant-weight-decay", opts->quant_groups.weight_decay,
+                  "L2 on PACT's alpha (negative: the weights' --weight-decay)")
+      ->capture_default_str();
   cmd->add_option("--seed", opts->seed, "Seed for initialisation, shuffling, augmentation")->capture_default_str();
   cmd->add_option("--threads", *threads, "Threads per rank (0 = this node's cores / its ranks)")->capture_default_str();
   cmd->add_option("--out", opts->out, "Output folder")->capture_default_str();

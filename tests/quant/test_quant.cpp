@@ -602,12 +602,17 @@ TEST_CASE("make_param_groups: every parameter once, quantizer kinds with their c
       CHECK(groups[1].min_value == LsqQuantizer::kMinStep);
     }
     // The quantizer lr multiplier scales every quantizer group and leaves the weights alone.
-    auto scaled = make_param_groups(*model, 0.1, 5e-4, 10.0);
+    // A quantizer decay replaces the weights' decay only where a parameter takes decay (PACT alpha).
+    auto scaled = make_param_groups(*model, 0.1, 5e-4, {10.0, 0.02});
     REQUIRE(scaled.size() == groups.size());
     CHECK(scaled.front().lr == 0.1);
-    for (size_t i = 1; i < scaled.size(); ++i) CHECK(scaled[i].lr == doctest::Approx(1.0));
-    CHECK_THROWS_WITH_AS(make_param_groups(*model, 0.1, 5e-4, 0.0), doctest::Contains("multiplier must be positive"),
-                         Error);
+    CHECK(scaled.front().weight_decay == 5e-4);
+    for (size_t i = 1; i < scaled.size(); ++i) {
+      CHECK(scaled[i].lr == doctest::Approx(1.0));
+      CHECK(scaled[i].weight_decay == (method == "pact" ? 0.02 : 0.0));
+    }
+    CHECK_THROWS_WITH_AS(make_param_groups(*model, 0.1, 5e-4, {0.0, -1.0}),
+                         doctest::Contains("multiplier must be positive"), Error);
   }
 }
 
