@@ -20,8 +20,8 @@ namespace lowbit {
 //                 "qil.d:<quantizer name>", lr, no decay, grad_scale = 1/sqrt(N * q) of that layer
 //                 (0 until its first enabled forward, refreshed after every step by post_step),
 //                 min_value: d 1e-6, gamma 0.1.
-// QuantGroupOptions tune every quantizer group at once (see docs/accuracy.md for why PACT's alpha
-// at 2 bits wants a small lr: its gradient sees only the clipped tail, so it only ever widens).
+// QuantGroupOptions tune every quantizer group at once: PACT's alpha gradient sees only the clipped
+// tail, so at 2 bits alpha widens past its optimum unless its lr or L2 hold it (docs/accuracy.md).
 // Empty groups are left out. Every trainable parameter appears in exactly one group.
 struct QuantGroupOptions {
   double lr_mult = 1.0;        // quantizer groups' lr = lr * lr_mult (> 0)

@@ -102,7 +102,8 @@ FitResult train(const TrainOptions& o) {
   // gradient scales; a float model has one group.
   OptimizerConfig oc;
   oc.sgd.momentum = o.momentum;
-  auto optimizer = make_optimizer(o.optimizer, parameter_groups(*model, spec.policy, o.lr, o.weight_decay, o.quant_groups), oc);
+  auto optimizer =
+      make_optimizer(o.optimizer, parameter_groups(*model, spec.policy, o.lr, o.weight_decay, o.quant_groups), oc);
   DataLoader loader(train_set, loader_options(o, train_set, comm));
 
   TrainerOptions to;
