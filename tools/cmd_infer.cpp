@@ -273,10 +273,12 @@ void register_inspect(CLI::App& app) {
     }
     const double fake_acc = 100.0 * static_cast<double>(st.fake_correct) / static_cast<double>(std::max<int64_t>(1, st.images));
     const double int_acc = 100.0 * static_cast<double>(st.int_correct) / static_cast<double>(std::max<int64_t>(1, st.images));
-    std::printf("prediction agreement %.4f%% on %lld images; accuracy fake-quant %.2f%%, integer %.2f%%\n",
-                100.0 * st.prediction_agreement(), static_cast<long long>(st.images), fake_acc, int_acc);
+    std::printf("prediction agreement %.4f%% on %lld images (isolated %.4f%%); accuracy fake-quant %.2f%%, integer %.2f%%\n",
+                100.0 * st.prediction_agreement(), static_cast<long long>(st.images),
+                100.0 * st.prediction_agreement_isolated(), fake_acc, int_acc);
     if (*as_json)
       print_json_line(json{{"prediction_agreement", st.prediction_agreement()},
+                           {"prediction_agreement_isolated", st.prediction_agreement_isolated()},
                            {"images", st.images},
                            {"fake_quant_acc", fake_acc},
                            {"int_acc", int_acc},

@@ -111,11 +111,12 @@ void compare_batch(Module& model, const IntModel& im, const Tensor& images, cons
       return codes;
     };
   };
-  im.run(images, count_mismatches(true));
+  const auto isolated = argmax_rows(im.run(images, count_mismatches(true)));
   const Tensor int_logits = im.run(images, count_mismatches(false));
   const auto a = argmax_rows(fq_logits), b = argmax_rows(int_logits);
   for (size_t i = 0; i < a.size(); ++i) {
     stats.agree += a[i] == b[i];
+    stats.agree_isolated += a[i] == isolated[i];
     if (i < labels.size()) {
       stats.fake_correct += a[i] == labels[i];
       stats.int_correct += b[i] == labels[i];

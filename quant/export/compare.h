@@ -29,12 +29,20 @@ struct LayerMismatch {
   double end_to_end_rate() const { return total ? static_cast<double>(end_to_end) / static_cast<double>(total) : 0.0; }
 };
 
+// Two prediction agreements, like the two mismatch counts: `agree` as deployed, where an early
+// near-tie flip can tip an image whose top two logits are close (undertrained models have many);
+// `agree_isolated` with the fake-quant codes fed at every layer, which only the arithmetic of the
+// ops can break (it is 1 unless two logits lie within float rounding).
 struct CompareStats {
-  int64_t images = 0, agree = 0, fake_correct = 0, int_correct = 0;
+  int64_t images = 0, agree = 0, agree_isolated = 0, fake_correct = 0, int_correct = 0;
   std::vector<LayerMismatch> layers;  // in graph order
-  double prediction_agreement() const { return images ? static_cast<double>(agree) / static_cast<double>(images) : 1.0; }
+  double prediction_agreement() const { return fraction(agree); }
+  double prediction_agreement_isolated() const { return fraction(agree_isolated); }
   double max_isolated_mismatch() const;
   double max_end_to_end_mismatch() const;
+
+ private:
+  double fraction(int64_t n) const { return images ? static_cast<double>(n) / static_cast<double>(images) : 1.0; }
 };
 
 // Runs both on `images` ([N, C, H, W], normalised) and accumulates into `stats`; labels may be

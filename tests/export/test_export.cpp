@@ -110,7 +110,8 @@ void check_parity(const std::string& model, const std::string& method, int wbits
   // Through the file: what is served is what was written.
   const IntModel loaded = parse_int_model(serialize_int_model(t.im), "memory");
   const CompareStats st = compare_on_test(t, loaded);
-  MESSAGE(model << " " << method << " W" << wbits << "A" << abits << ": agreement " << st.prediction_agreement()
+  MESSAGE(model << " " << method << " W" << wbits << "A" << abits << ": agreement " << st.prediction_agreement() << " (isolated "
+                << st.prediction_agreement_isolated() << ")"
                 << ", fake acc " << st.fake_correct << "/" << st.images << ", int acc " << st.int_correct
                 << ", max code mismatch isolated " << st.max_isolated_mismatch() << ", end to end "
                 << st.max_end_to_end_mismatch());
@@ -142,7 +143,13 @@ void check_parity(const std::string& model, const std::string& method, int wbits
     CHECK(differ == 0);
   }
   CHECK(st.images == t.test.size());
-  CHECK(st.prediction_agreement() >= 0.999);
+  // The ops' arithmetic alone (every layer fed the fake-quant codes) tips no prediction. As
+  // deployed, a near-tie code flip can tip an image whose top two logits are close, and these
+  // models are trained for 40 steps (25-70 % accurate): on an AVX2-only Zen 3, whose float
+  // convolutions round differently from AVX-512's, resnet20 pact-sawb W2A2 and lsq W4A4 each
+  // tipped one image of 256. A trained model agrees on far more (README: all 10000 test images).
+  CHECK(st.prediction_agreement_isolated() >= 0.999);
+  CHECK(st.prediction_agreement() >= 0.99);
   CHECK(std::abs(st.fake_correct - st.int_correct) <= 1);  // 256 images: within one prediction
   // Mismatches come from the fake-quant side's float conv accumulation near rounding ties; the
   // low-bit pre-activations sit on a lattice, so one near-tie value recurs over many pixels.
