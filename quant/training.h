@@ -33,6 +33,8 @@ nlohmann::json quantizer_state(const Module& model);
 
 // Default QAT schedule per method and bit width (the trainer's defaults; Fashion-MNIST / CIFAR
 // convnet-sized). float_epochs = epochs of the float warm-up before quantization is enabled.
+// fine_tune: the run starts from trained float weights (--init-from), so no warm-up, and
+// PACT-SAWB's alpha is held near its MSE start (docs/accuracy.md, the 2-epoch fine-tunes).
 struct QatRecipe {
   int epochs = 15;
   int float_epochs = 0;
@@ -47,6 +49,6 @@ struct QatRecipe {
   int64_t batch_size = 128;
   nlohmann::json to_json() const;
 };
-QatRecipe default_recipe(const std::string& method, int wbits, int abits);
+QatRecipe default_recipe(const std::string& method, int wbits, int abits, bool fine_tune = false);
 
 }  // namespace lowbit

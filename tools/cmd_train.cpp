@@ -40,13 +40,13 @@ namespace {
 // The method's tested recipe fills whatever the user left unset.
 void apply_recipe(CLI::App* cmd, TrainOptions& o) {
   if (!o.policy.quantized()) return;
-  const QatRecipe r = default_recipe(o.policy.method, o.policy.wbits, o.policy.abits);
+  const QatRecipe r = default_recipe(o.policy.method, o.policy.wbits, o.policy.abits, !o.init_from.empty());
   if (!cmd->count("--epochs")) o.epochs = r.epochs;
   if (!cmd->count("--lr")) o.lr = r.lr;
   if (!cmd->count("--weight-decay")) o.weight_decay = r.weight_decay;
   if (!cmd->count("--quant-lr-mult")) o.quant_groups.lr_mult = r.quant_lr_mult;
   if (!cmd->count("--quant-weight-decay")) o.quant_groups.weight_decay = r.quant_weight_decay;
-  if (!cmd->count("--float-epochs")) o.float_epochs = o.init_from.empty() ? r.float_epochs : 0;
+  if (!cmd->count("--float-epochs")) o.float_epochs = r.float_epochs;
   if (!cmd->count("--optimizer")) o.optimizer = r.optimizer;
   if (!cmd->count("--schedule")) o.schedule = r.schedule;
   if (!cmd->count("--momentum")) o.momentum = r.momentum;

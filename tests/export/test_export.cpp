@@ -147,7 +147,8 @@ void check_parity(const std::string& model, const std::string& method, int wbits
   // deployed, a near-tie code flip can tip an image whose top two logits are close, and these
   // models are trained for 40 steps (25-70 % accurate): on an AVX2-only Zen 3, whose float
   // convolutions round differently from AVX-512's, resnet20 pact-sawb W2A2 and lsq W4A4 each
-  // tipped one image of 256. A trained model agrees on far more (README: all 10000 test images).
+  // tipped one image of 256. Trained ones agree on all 10000 test images (convnet W2A2, README;
+  // resnet20 lsq W2A2 on that Zen 3, docs/accuracy.md).
   CHECK(st.prediction_agreement_isolated() >= 0.999);
   CHECK(st.prediction_agreement() >= 0.99);
   CHECK(std::abs(st.fake_correct - st.int_correct) <= 1);  // 256 images: within one prediction

@@ -616,6 +616,29 @@ TEST_CASE("make_param_groups: every parameter once, quantizer kinds with their c
   }
 }
 
+TEST_CASE("default_recipe: the measured settings per method, from scratch and as a fine-tune") {
+  const QatRecipe fp = default_recipe("fp32", 32, 32);
+  CHECK(fp.float_epochs == 0);
+  CHECK(fp.weight_decay == doctest::Approx(5e-4));
+  const QatRecipe scratch = default_recipe("pact-sawb", 2, 2);
+  CHECK(scratch.float_epochs == 1);
+  CHECK(scratch.weight_decay == doctest::Approx(2e-4));
+  CHECK(scratch.quant_lr_mult == 1.0);
+  const QatRecipe tune = default_recipe("pact-sawb", 2, 2, /*fine_tune=*/true);
+  CHECK(tune.float_epochs == 0);
+  CHECK(tune.quant_lr_mult == doctest::Approx(0.01));
+  CHECK(tune.weight_decay == doctest::Approx(2e-4));
+  for (const char* m : {"dorefa", "pact", "qil", "lsq"}) {
+    CAPTURE(m);
+    const QatRecipe r = default_recipe(m, 2, 2, true);
+    CHECK(r.float_epochs == 0);
+    CHECK(r.quant_lr_mult == 1.0);  // measured only for PACT-SAWB
+  }
+  CHECK(default_recipe("lsq", 4, 4).lr == doctest::Approx(0.02));
+  CHECK(default_recipe("dorefa", 4, 4).weight_decay == doctest::Approx(5e-4));
+  CHECK_THROWS_AS(default_recipe("nope", 2, 2), Error);
+}
+
 TEST_CASE("training smoke test: every method lowers the loss and moves its quantizer parameters") {
   const Dataset ds = tiny_dataset(Split::Train);
   LoaderOptions lo;
