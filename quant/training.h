@@ -33,8 +33,6 @@ nlohmann::json quantizer_state(const Module& model);
 
 // Default QAT schedule per method and bit width (the trainer's defaults; Fashion-MNIST / CIFAR
 // convnet-sized). float_epochs = epochs of the float warm-up before quantization is enabled.
-// fine_tune: the run starts from trained float weights (--init-from), so no warm-up, and
-// PACT-SAWB's alpha is held near its MSE start (docs/accuracy.md, the 2-epoch fine-tunes).
 struct QatRecipe {
   int epochs = 15;
   int float_epochs = 0;
@@ -49,6 +47,8 @@ struct QatRecipe {
   int64_t batch_size = 128;
   nlohmann::json to_json() const;
 };
+// fine_tune: the run starts from trained float weights (--init-from), so no warm-up, and
+// PACT-SAWB's alpha is held near its MSE start (docs/accuracy.md, the 2-epoch fine-tunes).
 QatRecipe default_recipe(const std::string& method, int wbits, int abits, bool fine_tune = false);
 
 }  // namespace lowbit

@@ -210,6 +210,9 @@ TEST_CASE("inspect and inspect --compare: --json summaries; --compare without --
   const double agreement = j["prediction_agreement"].get<double>();
   CHECK(agreement >= 0.0);
   CHECK(agreement <= 1.0);
+  const double isolated = j["prediction_agreement_isolated"].get<double>();
+  CHECK(isolated >= 0.0);
+  CHECK(isolated <= 1.0);
   CHECK(j["images"] == kTestImages);
   CHECK(is_percent(j["fake_quant_acc"]));
   CHECK(is_percent(j["int_acc"]));
