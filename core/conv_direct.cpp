@@ -12,6 +12,7 @@ Kernels avx512_kernels();
 
 Kernels kernels_for(kernels::Isa isa) {
   switch (isa) {
+    case kernels::Isa::amx:  // the tiles hold integers only: the avx512 float convolution
     case kernels::Isa::avx512: return avx512_kernels();
     // AVX-VNNI adds only integer dot products: its float convolution is the AVX2 one.
     case kernels::Isa::avx_vnni:

@@ -64,7 +64,8 @@ struct Kernels {
   UnpackActivation unpack;
 };
 // The kernels of an ISA level; forward == nullptr for Isa::scalar (ops_conv then uses im2col).
-// Isa::avx_vnni gets the AVX2 kernels (VNNI has nothing for float).
+// Isa::avx_vnni gets the AVX2 kernels (VNNI has nothing for float), Isa::amx the AVX-512 ones
+// (the tiles hold integers only).
 Kernels kernels_for(kernels::Isa isa);
 
 // Layout conversions (portable code). pack_activation writes out [blocks(c)][out_h][out_w][B]

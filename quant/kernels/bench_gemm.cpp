@@ -52,6 +52,7 @@ PeakProbe peak_probe_of(Isa isa) {
     case Isa::scalar: return nullptr;
     case Isa::avx2: return detail::avx2::peak_probe;
     case Isa::avx_vnni: return detail::avx_vnni::peak_probe;
+    case Isa::amx:  // the GEMM runs its avx512 tiles at this level
     case Isa::avx512: return detail::avx512::peak_probe;
   }
   return nullptr;
@@ -61,7 +62,7 @@ PeakProbe peak_probe_of(Isa isa) {
 // (the other is twice it): vpdpbusd zmm 64 (Zen 4: 2x256-bit halves) or 128 (Zen 5: two full
 // 512-bit pipes); vpdpbusd ymm 32 (one 256-bit pipe) or 64 (two); vpmaddubsw+vpmaddwd 32
 // (Zen 4) or 64 (Zen 5).
-double nominal_macs_per_cycle_low(Isa isa) { return isa == Isa::avx512 ? 64.0 : 32.0; }
+double nominal_macs_per_cycle_low(Isa isa) { return runs_avx512_kernels(isa) ? 64.0 : 32.0; }
 
 // Seconds for a register-only peak loop of the active ISA, converted to GMAC/s (0: scalar).
 double probe_peak_gmacs(Isa isa, bool cpu) {

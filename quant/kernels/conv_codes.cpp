@@ -58,10 +58,11 @@ ConvCodesWeights pack_conv_codes_weights(const PackedWeights& w, int32_t acc_mul
   cw.in_channels = round_up4(in_channels);
   cw.kernel = kernel;
   cw.k = kernel * kernel * cw.in_channels;
+  cw.k_padded = (cw.k + 63) / 64 * 64;
   cw.n_blocks = (w.n + kBlockChannels - 1) / kBlockChannels;
   cw.split = !range.direct;
   cw.window_term = cw.split ? ((rowsum_mul % 2) != 0 ? 1 : 0) : 0;
-  cw.data = AlignedBytes(static_cast<size_t>(cw.n_blocks * cw.k * kBlockChannels));
+  cw.data = AlignedBytes(static_cast<size_t>(cw.n_blocks * cw.block_bytes()));
   auto* dst = reinterpret_cast<int8_t*>(cw.data.data());
   for (int64_t n = 0; n < w.n; ++n)
     for (int64_t k = 0; k < w.k; ++k) {
@@ -70,7 +71,7 @@ ConvCodesWeights pack_conv_codes_weights(const PackedWeights& w, int32_t acc_mul
       cw.max_abs = std::max(cw.max_abs, std::abs(s));
       const int64_t tap = k / in_channels, c = k % in_channels, kp = tap * cw.in_channels + c;
       const int64_t nb = n / kBlockChannels, lane = n % kBlockChannels;
-      dst[nb * cw.k * kBlockChannels + (kp / 4) * 64 + lane * 4 + kp % 4] = static_cast<int8_t>(s);
+      dst[nb * cw.block_bytes() + (kp / 4) * 64 + lane * 4 + kp % 4] = static_cast<int8_t>(s);
     }
   return cw;
 }
@@ -215,8 +216,8 @@ void conv_codes_at(Isa isa, const uint8_t* x, int64_t images, const ConvCodesSha
   const int64_t grain = std::max<int64_t>(1, (int64_t{2} << 20) / std::max<int64_t>(1, macs_per_row));
   parallel_for(0, rows, grain, [&](int64_t r0, int64_t r1) {
     detail::ConvCodesProblem task = p;
-    // The reference sums its windows itself, the AVX-512 tiles alongside the products.
-    if (w.split && isa != Isa::scalar && isa != Isa::avx512) {
+    // The reference sums its windows itself, the AVX-512 and AMX tiles alongside the products.
+    if (w.split && isa != Isa::scalar && !runs_avx512_kernels(isa)) {
       thread_local std::vector<int32_t> sums;
       sums.resize(static_cast<size_t>((r1 - r0) * s.out_width));
       detail::ref::window_sums(p, r0, r1, sums.data());
@@ -224,6 +225,7 @@ void conv_codes_at(Isa isa, const uint8_t* x, int64_t images, const ConvCodesSha
       task.window_pixel0 = r0 * s.out_width;
     }
     switch (isa) {
+      case Isa::amx: detail::amx::conv_codes_rows(task, r0, r1); break;
       case Isa::avx512: detail::avx512::conv_codes_rows(task, r0, r1); break;
       case Isa::avx_vnni: detail::avx_vnni::conv_codes_rows(task, r0, r1); break;
       case Isa::avx2: detail::avx2::conv_codes_rows(task, r0, r1); break;

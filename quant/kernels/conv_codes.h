@@ -11,7 +11,8 @@
 // sees the same integer: the two paths are bit-identical by construction (and tested so).
 //
 // Kernels: vpdpbusd with the codes as the unsigned operand (a dword = 4 channels of one pixel,
-// broadcast) and s as the signed one (AVX-512 VNNI, AVX-VNNI); vpmaddubsw + vpmaddwd on AVX2,
+// broadcast) and s as the signed one (AVX-512 VNNI, AVX-VNNI); at the amx level, tdpbusd on
+// 16-pixel x 64-k tiles of the codes gathered per tap; vpmaddubsw + vpmaddwd on AVX2,
 // where one pair 2 * max_code(a) * max|s| must stay <= 32767 (true for every 2/4-bit weight
 // grid; the others take the GEMM path there).
 // Two widenings make the first layer fit too:
@@ -32,19 +33,23 @@
 namespace lowbit::kernels {
 
 // s8 weights in 16-channel blocks laid out [n / 16][k / 4][16 channels][4 k] (a zmm per 4 k),
-// k = (kh * kernel + kw) * in_channels + c over the PADDED channels.
+// k = (kh * kernel + kw) * in_channels + c over the PADDED channels. Each block is zero-padded
+// to k_padded (a multiple of 64): 16 k-groups of it are one AMX tile (16 rows of 64 bytes, the
+// VNNI layout tdpbusd reads), so a tile at the end of K never reads past its block.
 struct ConvCodesWeights {
   int64_t out_channels = 0;
   int64_t source_channels = 0;  // C of the layer
   int64_t in_channels = 0;      // C4 = C rounded up to 4: the bordered image's channels
   int64_t kernel = 1;
   int64_t k = 0;                // kernel * kernel * in_channels
+  int64_t k_padded = 0;         // k rounded up to 64; weights beyond k are zero
   int64_t n_blocks = 0;         // ceil(out_channels / 16); channels >= out_channels are zero
   int max_abs = 0;              // max |s'|: the overflow and saturation guards
   bool split = false;           // s = 2 s' + window_term (see above)
   int window_term = 0;          // t: 0 or 1
-  AlignedBytes data;            // n_blocks * k * 16 bytes
-  const int8_t* block(int64_t nb) const { return reinterpret_cast<const int8_t*>(data.data()) + nb * k * kBlockChannels; }
+  AlignedBytes data;            // n_blocks * block_bytes() bytes
+  int64_t block_bytes() const { return k_padded * kBlockChannels; }
+  const int8_t* block(int64_t nb) const { return reinterpret_cast<const int8_t*>(data.data()) + nb * block_bytes(); }
 };
 
 // Whether w (n x k, k = kernel^2 * in_channels) can be served by conv_codes with this correction.

@@ -76,8 +76,9 @@ void epilogue_block(const ConvCodesProblem& p, const int32_t* sums, const int32_
   }
 }
 
-// sums: rows x nbs blocks of 16 finished accumulators (row-major), for output pixels
-// out_pixel0 .. + rows and channel blocks nb .. + nbs. Out of line: see tile().
+}  // namespace
+
+// Out of line: see tile().
 __attribute__((noinline)) void epilogue_tile(const ConvCodesProblem& p, const int32_t* sums, const int32_t* window,
                                              int rows, int nbs, int64_t nb, int64_t out_pixel0) {
   const int stride = nbs * kBlockChannels;
@@ -92,6 +93,8 @@ __attribute__((noinline)) void epilogue_tile(const ConvCodesProblem& p, const in
   }
 }
 
+namespace {
+
 // x: the tile's first pixel at tap (0, 0); pixel r of the tile is x + r * pixel_step. offsets[g]:
 // where k-group g (4 channels of one tap) lies from a pixel's tap (0, 0). One flat loop over the
 // groups (no tap loops around it): GCC then keeps every accumulator in a zmm, as in the GEMM.
@@ -101,7 +104,7 @@ template <int R, int NB, bool WIN>
 void tile(const ConvCodesProblem& p, const int32_t* offsets, const uint8_t* x, int64_t pixel_step, int64_t nb,
           int64_t out_pixel0) {
   const ConvCodesWeights& w = *p.w;
-  const int64_t groups = w.k / 4, block_bytes = w.k * kBlockChannels;
+  const int64_t groups = w.k / 4, block_bytes = w.block_bytes();
   const int8_t* wb = w.block(nb);
   constexpr int NW = WIN ? R : 0;
   __m512i acc[R * NB + NW];

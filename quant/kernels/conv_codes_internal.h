@@ -1,5 +1,6 @@
 // conv_codes_internal.h: the contract between conv_codes.cpp (checks, tables, threads, the
-// scalar reference) and the per-ISA kernels (conv_codes_avx512.cpp, conv_codes_avx2.cpp).
+// scalar reference) and the per-ISA kernels (conv_codes_avx512.cpp, conv_codes_amx.cpp,
+// conv_codes_avx2.cpp, conv_codes_avxvnni.cpp).
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -41,6 +42,14 @@ void window_sums(const ConvCodesProblem& p, int64_t row0, int64_t row1, int32_t*
 }  // namespace ref
 namespace avx2 { void conv_codes_rows(const ConvCodesProblem& p, int64_t row0, int64_t row1); }
 namespace avx_vnni { void conv_codes_rows(const ConvCodesProblem& p, int64_t row0, int64_t row1); }
-namespace avx512 { void conv_codes_rows(const ConvCodesProblem& p, int64_t row0, int64_t row1); }
+namespace avx512 {
+void conv_codes_rows(const ConvCodesProblem& p, int64_t row0, int64_t row1);
+// The epilogue of finished accumulators: sums holds rows x nbs blocks of 16 int32 (row-major,
+// row stride nbs * 16) for output pixels out_pixel0 .. + rows and channel blocks nb .. + nbs;
+// window (split weights): each pixel's window sum, else nullptr. The AMX kernel's too.
+void epilogue_tile(const ConvCodesProblem& p, const int32_t* sums, const int32_t* window, int rows, int nbs,
+                   int64_t nb, int64_t out_pixel0);
+}  // namespace avx512
+namespace amx { void conv_codes_rows(const ConvCodesProblem& p, int64_t row0, int64_t row1); }
 
 }  // namespace lowbit::kernels::detail

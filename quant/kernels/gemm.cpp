@@ -86,7 +86,7 @@ void gemm_at(Isa isa, const PackedActivations& a, const PackedWeights& w, const 
   p.bias_pad = bias.data();
 
   const int64_t M = a.m, NB = w.n_blocks;
-  if (isa == Isa::avx512 && M <= kGemvMaxRows) {
+  if (runs_avx512_kernels(isa) && M <= kGemvMaxRows) {
     // GEMV: weights streamed once; split the channel blocks so each task streams >= 256 KiB.
     const int64_t bytes_per_block = w.k_blocks * kBlockBytes;
     const int64_t grain = std::max<int64_t>(8, (int64_t{256} << 10) / std::max<int64_t>(1, bytes_per_block));
@@ -111,6 +111,7 @@ void gemm_at(Isa isa, const PackedActivations& a, const PackedWeights& w, const 
         case Isa::scalar: detail::ref::gemm_tile(p, m0, m1, b0, b1); break;
         case Isa::avx2: detail::avx2::gemm_tile(p, m0, m1, b0, b1); break;
         case Isa::avx_vnni: detail::avx_vnni::gemm_tile(p, m0, m1, b0, b1); break;
+        case Isa::amx:  // AMX serves the convolutions (conv_codes); the GEMM stays on zmm
         case Isa::avx512: detail::avx512::gemm_tile(p, m0, m1, b0, b1); break;
       }
     }

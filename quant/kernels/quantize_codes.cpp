@@ -20,6 +20,7 @@ void quantize_codes_at(Isa isa, const CodeMap& map, const float* x, int64_t coun
   LOWBIT_CHECK(isa_supported(isa), "quantize_codes: ISA ", isa_name(isa),
                " is not supported by this CPU");
   switch (isa) {
+    case Isa::amx:  // no tiles in an elementwise map
     case Isa::avx512: detail::avx512::quantize_codes(map, x, count, out); break;
     case Isa::avx_vnni:  // no VNNI in this loop: the AVX2 one
     case Isa::avx2: detail::avx2::quantize_codes(map, x, count, out); break;

@@ -43,7 +43,7 @@ const Case kCases[] = {
     {2, 64, 7, 7, 64, 3, 1, 1},   // ResNet stage 3
 };
 
-// The levels with float kernels of their own (avx_vnni borrows avx2's, tested on its own below).
+// The levels with float kernels of their own (avx_vnni borrows avx2's, amx avx512's: both below).
 std::vector<Isa> direct_isas() {
   std::vector<Isa> v;
   for (Isa isa : {Isa::avx2, Isa::avx512})
@@ -126,6 +126,16 @@ TEST_CASE("conv2d: the direct path and im2col + sgemm agree to rounding") {
     Tensor y = conv2d(x, w, b, o);
     for (int64_t i = 0; i < y.numel(); ++i) CHECK(y.data()[i] == doctest::Approx(ref.data()[i]).epsilon(1e-5));
   }
+}
+
+TEST_CASE("direct conv2d: amx runs the avx512 float kernels") {
+  // AMX tiles serve the integer convolution only: training at the amx level is the avx512 one.
+  const direct_conv::Kernels amx = direct_conv::kernels_for(Isa::amx);
+  const direct_conv::Kernels avx512 = direct_conv::kernels_for(Isa::avx512);
+  CHECK((amx.forward == avx512.forward));
+  CHECK((amx.weight_grad == avx512.weight_grad));
+  CHECK((amx.pack == avx512.pack));
+  CHECK((amx.unpack == avx512.unpack));
 }
 
 TEST_CASE("direct conv2d: avx_vnni runs the avx2 float kernels") {

@@ -108,6 +108,8 @@ TEST_CASE("conv_codes equals im2col + the reference GEMM bit for bit, every ISA 
       {3, 11, 9, 3, 2, 1, 16, 8, 8, 2, -255},   // three channels, stride 2
       {6, 7, 7, 3, 1, 1, 24, 4, 8, 2, -256},    // split with an even offset (no window term)
       {5, 6, 6, 1, 1, 0, 16, 8, 8, 1, -128},    // signed 8-bit grid: direct, padded channels
+      {96, 6, 5, 3, 1, 1, 40, 2, 2, 2, -3},     // taps wider than a zmm (AMX gather), k = 864
+      {40, 9, 7, 3, 2, 1, 33, 4, 4, 1, -8},     // 40 channels per tap, k = 360 (AMX zero tail)
   };
   const EpilogueKind kinds[] = {EpilogueKind::int32, EpilogueKind::float32, EpilogueKind::codes};
   uint32_t seed = 1;

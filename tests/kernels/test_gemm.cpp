@@ -1,5 +1,5 @@
 // test_gemm.cpp: packed low-bit GEMM/GEMV kernels against the scalar reference, bit-exactly,
-// for every ISA this CPU has (scalar, avx2, avx_vnni, avx512; the rest reported as skipped);
+// for every ISA this CPU has (scalar, avx2, avx_vnni, avx512, amx; the rest reported as skipped);
 // packing round trips; the overflow guard; LOWBIT_ISA parsing and dispatch; the quick
 // benchmark's JSON at every level.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
@@ -288,11 +288,12 @@ TEST_CASE("dispatch: detection, LOWBIT_ISA override, active_isa()") {
   CHECK(resolve_isa("") == best);
   // Every name parses back to its level, avx_vnni included.
   CHECK(parse_isa("avx_vnni") == Isa::avx_vnni);
+  CHECK(parse_isa("amx") == Isa::amx);
   for (Isa isa : kIsaPreference) CHECK(parse_isa(isa_name(isa)) == isa);
   // Unknown names (near misses included) are rejected, naming the accepted ones.
-  for (const char* bad : {"sse9", "avxvnni", "avx-vnni", "AVX2", "avx512 ", "amx", " "}) {
+  for (const char* bad : {"sse9", "avxvnni", "avx-vnni", "AVX2", "avx512 ", "AMX", "amx_int8", " "}) {
     CAPTURE(std::string(bad));
-    CHECK_THROWS_WITH_AS(parse_isa(bad), doctest::Contains("expected one of avx512, avx_vnni, avx2, scalar"),
+    CHECK_THROWS_WITH_AS(parse_isa(bad), doctest::Contains("expected one of amx, avx512, avx_vnni, avx2, scalar"),
                          lowbit::Error);
     CHECK_THROWS_AS(resolve_isa(bad), lowbit::Error);
   }

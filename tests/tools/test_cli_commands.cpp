@@ -274,7 +274,7 @@ TEST_CASE("--version names the kernel level; LOWBIT_ISA selects it or is one err
     }
   }
   setenv("LOWBIT_ISA", "avx9", 1);
-  check_error(dir, "--version", "LOWBIT_ISA: unknown ISA 'avx9', expected one of avx512, avx_vnni, avx2, scalar");
+  check_error(dir, "--version", "LOWBIT_ISA: unknown ISA 'avx9', expected one of amx, avx512, avx_vnni, avx2, scalar");
 }
 
 TEST_CASE("eval on image folders gives exactly the accuracy of the IDX files") {
