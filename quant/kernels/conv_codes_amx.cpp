@@ -5,8 +5,9 @@
 // bytes in VNNI order (B: row g = 16 channels x 4 consecutive k) into 16 x 16 int32 (C).
 // B is a ConvCodesWeights block as packed: 16 k-groups of a block, 1 KiB, are one tile (blocks
 // are zero-padded to a multiple of 64 k). A is gathered: a pass takes 32 output pixels (two A
-// tiles) and copies each one's receptive field, tap by tap (C contiguous channel codes per tap),
-// into a row of k_padded bytes, zero beyond k: one row is that pixel's im2col row. Four C tiles
+// tiles) and copies each one's receptive field, kernel row by kernel row (K * C contiguous codes),
+// into a row of k_padded bytes, zero beyond k: one row is that pixel's im2col row (one copy
+// per kernel row: its K taps are contiguous in the NHWC image). Four C tiles
 // (2 pixel tiles x 2 channel blocks) accumulate over K in 64-byte steps; the int32 sums leave
 // through memory to the AVX-512 epilogue, which the avx512 level uses too, so the two levels
 // are bit-identical by construction (the products are exact integers either way).
@@ -46,39 +47,44 @@ void configure_tiles() {
   _tile_loadconfig(&cfg);
 }
 
-// Copies the C (a multiple of 4) channel codes of one tap. Loads are masked (never past the
-// image); stores are whole vectors, so up to 63 bytes past the tap are written too: the next
-// tap, the row's zero tail or the buffer's slack, all written after this one.
-inline void copy_tap(const uint8_t* src, uint8_t* dst, int64_t C) {
-  if (C <= 16) {
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), _mm_maskz_loadu_epi8(static_cast<__mmask16>((1u << C) - 1u), src));
+// Copies n bytes (a multiple of 4). Loads are masked (never past the image); stores are whole
+// vectors, so up to 63 bytes past dst + n are written too: the next kernel row, the row's zero
+// tail or the buffer's slack, all written after this one.
+inline void copy_codes(const uint8_t* src, uint8_t* dst, int64_t n) {
+  if (n <= 16) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), _mm_maskz_loadu_epi8(static_cast<__mmask16>((1u << n) - 1u), src));
     return;
   }
-  if (C <= 32) {
-    const __mmask32 m = C == 32 ? ~__mmask32{0} : static_cast<__mmask32>((1u << C) - 1u);
+  if (n <= 32) {
+    const __mmask32 m = n == 32 ? ~__mmask32{0} : static_cast<__mmask32>((1u << n) - 1u);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), _mm256_maskz_loadu_epi8(m, src));
     return;
   }
-  for (int64_t c = 0; c < C; c += 64) {
-    const int64_t n = std::min<int64_t>(64, C - c);
-    const __mmask64 m = n == 64 ? ~__mmask64{0} : (__mmask64{1} << n) - 1;
+  for (int64_t c = 0; c < n; c += 64) {
+    const int64_t left = std::min<int64_t>(64, n - c);
+    const __mmask64 m = left == 64 ? ~__mmask64{0} : (__mmask64{1} << left) - 1;
     _mm512_storeu_si512(dst + c, _mm512_maskz_loadu_epi8(m, src + c));
   }
 }
 
 // Gathers `count` output pixels starting at batch pixel q0 into rows of `lda` bytes (the
-// pixels' im2col rows, zero from k to lda); rows count .. kPassPixels - 1 are zeroed.
+// pixels' im2col rows, zero from k to lda); rows count .. kPassPixels - 1 are zeroed. The K taps
+// of one kernel row are K * C contiguous bytes of the image and of the im2col row alike: one
+// copy per kernel row.
 void gather(const ConvCodesProblem& p, int64_t q0, int count, uint8_t* rows, int64_t lda) {
   const ConvCodesShape& s = p.shape;
-  const int64_t C = s.channels, K = p.w->kernel, k = p.w->k, line = s.width * C;
+  const int64_t C = s.channels, K = p.w->kernel, k = p.w->k, line = s.width * C, span = K * C;
   const int64_t per_image = s.out_height * s.out_width;
+  int64_t img = q0 / per_image, oh = (q0 % per_image) / s.out_width, ow = q0 % s.out_width;
   for (int r = 0; r < count; ++r) {
-    const int64_t q = q0 + r, img = q / per_image, oh = (q % per_image) / s.out_width, ow = q % s.out_width;
     const uint8_t* src = p.x + ((img * s.height + oh * s.stride) * s.width + ow * s.stride) * C;
     uint8_t* dst = rows + r * lda;
-    for (int64_t kh = 0; kh < K; ++kh)
-      for (int64_t kw = 0; kw < K; ++kw) copy_tap(src + kh * line + kw * C, dst + (kh * K + kw) * C, C);
+    for (int64_t kh = 0; kh < K; ++kh) copy_codes(src + kh * line, dst + kh * span, span);
     if (k < lda) _mm512_storeu_si512(dst + k, _mm512_setzero_si512());  // the zero tail (< 64 bytes)
+    if (++ow == s.out_width) {
+      ow = 0;
+      if (++oh == s.out_height) oh = 0, ++img;
+    }
   }
   if (count < kPassPixels) std::memset(rows + count * lda, 0, static_cast<size_t>((kPassPixels - count) * lda));
 }
