@@ -128,25 +128,26 @@ TEST_CASE("conv2d: the direct path and im2col + sgemm agree to rounding") {
   }
 }
 
+// Level `borrower` hands out `owner`'s float kernels. The mapping itself needs no CPU support:
+// kernels_for only hands out function pointers.
+namespace {
+void check_same_kernels(Isa borrower, Isa owner) {
+  const direct_conv::Kernels a = direct_conv::kernels_for(borrower), b = direct_conv::kernels_for(owner);
+  // (( )): doctest cannot print function pointers, only the comparison's result.
+  CHECK((a.forward == b.forward));
+  CHECK((a.weight_grad == b.weight_grad));
+  CHECK((a.pack == b.pack));
+  CHECK((a.unpack == b.unpack));
+}
+}  // namespace
+
 TEST_CASE("direct conv2d: amx runs the avx512 float kernels") {
   // AMX tiles serve the integer convolution only: training at the amx level is the avx512 one.
-  const direct_conv::Kernels amx = direct_conv::kernels_for(Isa::amx);
-  const direct_conv::Kernels avx512 = direct_conv::kernels_for(Isa::avx512);
-  CHECK((amx.forward == avx512.forward));
-  CHECK((amx.weight_grad == avx512.weight_grad));
-  CHECK((amx.pack == avx512.pack));
-  CHECK((amx.unpack == avx512.unpack));
+  check_same_kernels(Isa::amx, Isa::avx512);
 }
 
 TEST_CASE("direct conv2d: avx_vnni runs the avx2 float kernels") {
-  // The mapping itself needs no CPU support: kernels_for only hands out function pointers.
-  const direct_conv::Kernels vnni = direct_conv::kernels_for(Isa::avx_vnni);
-  const direct_conv::Kernels avx2 = direct_conv::kernels_for(Isa::avx2);
-  // (( )): doctest cannot print function pointers, only the comparison's result.
-  CHECK((vnni.forward == avx2.forward));
-  CHECK((vnni.weight_grad == avx2.weight_grad));
-  CHECK((vnni.pack == avx2.pack));
-  CHECK((vnni.unpack == avx2.unpack));
+  check_same_kernels(Isa::avx_vnni, Isa::avx2);
   if (!kernels::isa_supported(Isa::avx_vnni)) {
     MESSAGE("skipped the avx_vnni conv2d run: this CPU has no AVX-VNNI");
     return;
