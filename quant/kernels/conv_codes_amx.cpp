@@ -137,7 +137,7 @@ void conv_codes_rows(const ConvCodesProblem& p, int64_t row0, int64_t row1) {
   const ConvCodesWeights& w = *p.w;
   const int64_t lda = w.k_padded, NB = w.n_blocks;
   const int64_t q_begin = row0 * p.shape.out_width, q_end = row1 * p.shape.out_width;
-  // 64 bytes of slack: the last row's whole-vector stores (copy_tap) may reach past it.
+  // 64 bytes of slack: the last row's whole-vector stores (copy_codes) may reach past it.
   thread_local std::vector<uint8_t> rows_buffer;
   rows_buffer.resize(static_cast<size_t>(kPassPixels * lda + 64));
   uint8_t* rows = rows_buffer.data();
