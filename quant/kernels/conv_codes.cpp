@@ -216,7 +216,8 @@ void conv_codes_at(Isa isa, const uint8_t* x, int64_t images, const ConvCodesSha
   const int64_t grain = std::max<int64_t>(1, (int64_t{2} << 20) / std::max<int64_t>(1, macs_per_row));
   parallel_for(0, rows, grain, [&](int64_t r0, int64_t r1) {
     detail::ConvCodesProblem task = p;
-    // The reference sums its windows itself, the AVX-512 and AMX tiles alongside the products.
+    // The reference sums its windows itself, the AVX-512 tiles alongside the products, the AMX
+    // kernel from its gathered rows; the ymm levels get them here.
     if (w.split && isa != Isa::scalar && !runs_avx512_kernels(isa)) {
       thread_local std::vector<int32_t> sums;
       sums.resize(static_cast<size_t>((r1 - r0) * s.out_width));

@@ -12,7 +12,7 @@
 //
 // Kernels: vpdpbusd with the codes as the unsigned operand (a dword = 4 channels of one pixel,
 // broadcast) and s as the signed one (AVX-512 VNNI, AVX-VNNI); at the amx level, tdpbusd on
-// 16-pixel x 64-k tiles of the codes gathered per tap; vpmaddubsw + vpmaddwd on AVX2,
+// 16-pixel x 64-k tiles of the codes gathered per kernel row; vpmaddubsw + vpmaddwd on AVX2,
 // where one pair 2 * max_code(a) * max|s| must stay <= 32767 (true for every 2/4-bit weight
 // grid; the others take the GEMM path there).
 // Two widenings make the first layer fit too:

@@ -48,18 +48,9 @@ void configure_tiles() {
 }
 
 // Copies n bytes (a multiple of 4). Loads are masked (never past the image); stores are whole
-// vectors, so up to 63 bytes past dst + n are written too: the next kernel row, the row's zero
-// tail or the buffer's slack, all written after this one.
+// zmm, so up to 63 bytes past dst + n are written too: the next kernel row, the row's zero tail
+// or the buffer's slack, all written after this one.
 inline void copy_codes(const uint8_t* src, uint8_t* dst, int64_t n) {
-  if (n <= 16) {
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), _mm_maskz_loadu_epi8(static_cast<__mmask16>((1u << n) - 1u), src));
-    return;
-  }
-  if (n <= 32) {
-    const __mmask32 m = n == 32 ? ~__mmask32{0} : static_cast<__mmask32>((1u << n) - 1u);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), _mm256_maskz_loadu_epi8(m, src));
-    return;
-  }
   for (int64_t c = 0; c < n; c += 64) {
     const int64_t left = std::min<int64_t>(64, n - c);
     const __mmask64 m = left == 64 ? ~__mmask64{0} : (__mmask64{1} << left) - 1;
