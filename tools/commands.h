@@ -14,6 +14,7 @@ void register_eval(CLI::App& app);
 void register_calibrate(CLI::App& app);
 void register_bench_train(CLI::App& bench);
 void register_bench_gemm(CLI::App& bench);
+void register_bench_conv(CLI::App& bench);   // cmd_bench_conv.cpp
 void register_export(CLI::App& app);       // cmd_export.cpp
 void register_infer(CLI::App& app);        // cmd_infer.cpp: infer, inspect, bench infer
 void register_inspect(CLI::App& app);

@@ -61,6 +61,7 @@ int main(int argc, char** argv) {
   bench->require_subcommand(1);
   lowbit::cli::register_bench_train(*bench);
   lowbit::cli::register_bench_gemm(*bench);
+  lowbit::cli::register_bench_conv(*bench);
   lowbit::cli::register_bench_infer(*bench);
   int status = 0;
   try {

@@ -41,7 +41,7 @@ void prepare_runtime(IntOp& op) {
   if (op.kind != OpKind::conv || !op.weights || !kernels::conv_codes_fits(*op.weights, op.acc_mul, op.rowsum_mul, op.in_channels))
     return;
   op.conv_weights = std::make_shared<kernels::ConvCodesWeights>(
-      kernels::pack_conv_codes_weights(*op.weights, op.acc_mul, op.rowsum_mul, op.in_channels, op.kernel));
+      kernels::pack_conv_codes_weights(*op.weights, op.acc_mul, op.rowsum_mul, op.in_channels, op.kernel, op.act_bits));
 }
 
 namespace {

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <numeric>
 #include <limits>
 #include <vector>
 
@@ -38,6 +39,53 @@ WeightRange weight_range(const PackedWeights& w, int32_t acc_mul, int32_t rowsum
 
 int64_t round_up4(int64_t c) { return (c + 3) / 4 * 4; }
 
+// The pair tables (conv_codes.h): s = g m + s_min with g the gcd of (s - s_min) over the real
+// weights, so every m >= 0 and entry a + 4 a' = m_c a + m_{c+1} a' <= 6 max m. Built only when a
+// byte holds at least kPairMinSteps entries before it must be widened (below that, the table
+// kernel is no faster than the byte multiply).
+constexpr int kPairMinSteps = 6;
+
+void add_pair_tables(const PackedWeights& w, int32_t acc_mul, int32_t rowsum_mul, int64_t in_channels,
+                     ConvCodesWeights& cw) {
+  int32_t lo = 0, hi = 0;
+  bool first = true;
+  for (int64_t n = 0; n < w.n; ++n)
+    for (int64_t k = 0; k < w.k; ++k) {
+      const int32_t s = signed_weight(w, acc_mul, rowsum_mul, n, k);
+      lo = first ? s : std::min(lo, s);
+      hi = first ? s : std::max(hi, s);
+      first = false;
+    }
+  int32_t g = 0;
+  for (int64_t n = 0; n < w.n; ++n)
+    for (int64_t k = 0; k < w.k; ++k) g = std::gcd(g, signed_weight(w, acc_mul, rowsum_mul, n, k) - lo);
+  if (g == 0) g = 1;
+  const int32_t max_m = (hi - lo) / g, max_entry = 2 * max_m * 3;
+  if (max_entry > 0 && 255 / max_entry < kPairMinSteps) return;
+  const int64_t C4 = cw.in_channels, pairs = C4 / 2, taps = cw.kernel * cw.kernel;
+  cw.pair_steps = taps * pairs;
+  cw.pair_g = g;
+  cw.pair_min = lo;
+  cw.pair_max_entry = std::max(max_entry, 6);  // the window row's entries reach 6
+  cw.pair_window = lo != 0;
+  cw.pair_tables = AlignedBytes(static_cast<size_t>(cw.pair_rows() * cw.pair_steps * 16));
+  // m of weight (n, padded k); padding channels read code 0, so their m may be anything: 0.
+  std::vector<int32_t> m(static_cast<size_t>(taps * C4));
+  for (int64_t row = 0; row < cw.pair_rows(); ++row) {
+    const bool window = row == cw.n_blocks * kBlockChannels;
+    std::fill(m.begin(), m.end(), 0);
+    if (window || row < w.n)
+      for (int64_t k = 0; k < w.k; ++k)
+        m[static_cast<size_t>((k / in_channels) * C4 + k % in_channels)] =
+            window ? 1 : (signed_weight(w, acc_mul, rowsum_mul, row, k) - lo) / g;
+    uint8_t* t = cw.pair_tables.data() + row * cw.pair_steps * 16;
+    for (int64_t step = 0; step < cw.pair_steps; ++step)
+      for (int i = 0; i < 16; ++i)
+        t[step * 16 + i] = static_cast<uint8_t>(m[static_cast<size_t>(2 * step)] * (i & 3) +
+                                                m[static_cast<size_t>(2 * step + 1)] * (i >> 2));
+  }
+}
+
 }  // namespace
 
 bool conv_codes_fits(const PackedWeights& w, int32_t acc_mul, int32_t rowsum_mul, int64_t in_channels) {
@@ -47,7 +95,7 @@ bool conv_codes_fits(const PackedWeights& w, int32_t acc_mul, int32_t rowsum_mul
 }
 
 ConvCodesWeights pack_conv_codes_weights(const PackedWeights& w, int32_t acc_mul, int32_t rowsum_mul,
-                                         int64_t in_channels, int64_t kernel) {
+                                         int64_t in_channels, int64_t kernel, int act_bits) {
   LOWBIT_CHECK(conv_codes_fits(w, acc_mul, rowsum_mul, in_channels) && w.k == kernel * kernel * in_channels,
                "conv_codes: weights (", w.n, " x ", w.k, ", ", w.bits, "-bit, acc_mul ", acc_mul, ", rowsum_mul ",
                rowsum_mul, ") are not ", kernel, "x", kernel, "x", in_channels, " signed bytes");
@@ -62,6 +110,7 @@ ConvCodesWeights pack_conv_codes_weights(const PackedWeights& w, int32_t acc_mul
   cw.n_blocks = (w.n + kBlockChannels - 1) / kBlockChannels;
   cw.split = !range.direct;
   cw.window_term = cw.split ? ((rowsum_mul % 2) != 0 ? 1 : 0) : 0;
+  LOWBIT_CHECK(act_bits >= 1 && act_bits <= 8, "conv_codes: act_bits must be 1..8, got ", act_bits);
   cw.data = AlignedBytes(static_cast<size_t>(cw.n_blocks * cw.block_bytes()));
   auto* dst = reinterpret_cast<int8_t*>(cw.data.data());
   for (int64_t n = 0; n < w.n; ++n)
@@ -73,14 +122,71 @@ ConvCodesWeights pack_conv_codes_weights(const PackedWeights& w, int32_t acc_mul
       const int64_t nb = n / kBlockChannels, lane = n % kBlockChannels;
       dst[nb * cw.block_bytes() + (kp / 4) * 64 + lane * 4 + kp % 4] = static_cast<int8_t>(s);
     }
+  if (act_bits <= 2 && !cw.split) add_pair_tables(w, acc_mul, rowsum_mul, in_channels, cw);
   return cw;
 }
 
+namespace detail {
+
+bool always_applies(const ConvCodesWeights&, int) { return true; }
+
+// vpmaddubsw adds two u8 x s8 products into int16 with saturation; vpdpbusd does not saturate.
+bool maddubs_exact(const ConvCodesWeights& w, int act_bits) { return 2 * max_code(act_bits) * w.max_abs <= 32767; }
+
+bool pair_lut_applies(const ConvCodesWeights& w, int act_bits) { return act_bits <= 2 && w.pair_steps > 0; }
+
+// Output rows of the whole batch in parallel tasks of at least ~2M multiply-adds (finer ones
+// cost more in scheduling than they compute); the ymm levels get their window sums here.
+void run_rows(const ConvCodesProblem& p, int64_t images, void (*rows_fn)(const ConvCodesProblem&, int64_t, int64_t),
+              bool window_sums_apart) {
+  const ConvCodesShape& s = p.shape;
+  const int64_t rows = images * s.out_height;
+  const int64_t macs_per_row = s.out_width * p.w->out_channels * p.w->k;
+  const int64_t grain = std::max<int64_t>(1, (int64_t{2} << 20) / std::max<int64_t>(1, macs_per_row));
+  parallel_for(0, rows, grain, [&](int64_t r0, int64_t r1) {
+    ConvCodesProblem task = p;
+    std::vector<int32_t> sums;
+    if (p.w->split && window_sums_apart) {
+      sums.resize(static_cast<size_t>((r1 - r0) * s.out_width));
+      ref::window_sums(p, r0, r1, sums.data());
+      task.window_sums = sums.data();
+      task.window_pixel0 = r0 * s.out_width;
+    }
+    rows_fn(task, r0, r1);
+  });
+}
+
+namespace ref {
+void run(const ConvCodesProblem& p, int64_t images) { run_rows(p, images, conv_codes_rows, false); }
+ConvCodesKernelTable kernels() {
+  static const ConvCodesKernel rows[] = {{"scalar.reference", always_applies, run}};
+  return {rows, 1};
+}
+}  // namespace ref
+
+}  // namespace detail
+
+ConvCodesKernelTable conv_codes_kernels(Isa isa) {
+  switch (isa) {
+    case Isa::scalar: return detail::ref::kernels();
+    case Isa::avx2: return detail::avx2::kernels();
+    case Isa::avx_vnni: return detail::avx_vnni::kernels();
+    case Isa::avx512: return detail::avx512::kernels();
+    case Isa::amx: return detail::amx::kernels();
+  }
+  return {nullptr, 0};
+}
+
+const ConvCodesKernel* conv_codes_kernel(Isa isa, const ConvCodesWeights& w, int act_bits) {
+  if (!isa_supported(isa)) return nullptr;
+  const ConvCodesKernelTable t = conv_codes_kernels(isa);
+  for (int i = 0; i < t.count; ++i)
+    if (t.rows[i].applies(w, act_bits)) return &t.rows[i];
+  return nullptr;
+}
+
 bool conv_codes_supported(Isa isa, const ConvCodesWeights& w, int act_bits) {
-  if (!isa_supported(isa)) return false;
-  // vpmaddubsw adds two u8 x s8 products into int16 with saturation; vpdpbusd does not saturate.
-  if (isa == Isa::avx2) return 2 * max_code(act_bits) * w.max_abs <= 32767;
-  return true;
+  return conv_codes_kernel(isa, w, act_bits) != nullptr;
 }
 
 namespace detail::ref {
@@ -161,9 +267,9 @@ void window_sums(const ConvCodesProblem& p, int64_t row0, int64_t row1, int32_t*
 
 }  // namespace detail::ref
 
-void conv_codes_at(Isa isa, const uint8_t* x, int64_t images, const ConvCodesShape& s, const ConvCodesWeights& w,
-                   const Epilogue& ep, void* out, int64_t ldo, const ConvCodesFusion& fuse) {
-  LOWBIT_CHECK(isa_supported(isa), "conv_codes: ISA ", isa_name(isa), " is not supported by this CPU");
+void conv_codes_with(const ConvCodesKernel& kernel, const uint8_t* x, int64_t images, const ConvCodesShape& s,
+                     const ConvCodesWeights& w, const Epilogue& ep, void* out, int64_t ldo,
+                     const ConvCodesFusion& fuse) {
   LOWBIT_CHECK(x != nullptr && out != nullptr && images >= 0, "conv_codes: null input or output");
   LOWBIT_CHECK(s.channels == w.in_channels, "conv_codes: input has ", s.channels, " channels, weights expect ",
                w.in_channels);
@@ -183,19 +289,19 @@ void conv_codes_at(Isa isa, const uint8_t* x, int64_t images, const ConvCodesSha
   const int64_t per_k = static_cast<int64_t>(max_code(s.act_bits)) * (w.split ? 2 * w.max_abs + 1 : std::max(1, w.max_abs));
   LOWBIT_CHECK(w.k <= std::numeric_limits<int32_t>::max() / per_k, "conv_codes: K = ", w.k,
                " could overflow the int32 accumulator");
-  LOWBIT_CHECK(conv_codes_supported(isa, w, s.act_bits), "conv_codes: the ", isa_name(isa),
-               " kernel cannot hold ", s.act_bits, "-bit codes x weights up to ", w.max_abs, " exactly");
+  LOWBIT_CHECK(kernel.applies(w, s.act_bits), "conv_codes: the ", kernel.name, " kernel cannot hold ", s.act_bits,
+               "-bit codes x weights up to ", w.max_abs, " exactly");
   LOWBIT_CHECK(ep.kind == EpilogueKind::float32 || !fuse.any(),
                "conv_codes: a residual add, ReLU or code output needs the float32 epilogue");
   LOWBIT_CHECK(fuse.code_outputs >= 0 && fuse.code_outputs <= ConvCodesFusion::kMaxCodes,
                "conv_codes: at most ", ConvCodesFusion::kMaxCodes, " code outputs, got ", fuse.code_outputs);
   if (images == 0) return;
 
-  // Epilogue tables padded to whole blocks; per thread, so a warm runtime allocates nothing.
-  thread_local std::vector<float> scale, bias;
+  // Epilogue tables padded to whole blocks. The kernels' tasks read them while this thread waits
+  // in parallel_for, where TBB may hand it another chunk of the caller's loop: so they belong to
+  // this call, not to the thread.
   const size_t n_pad = static_cast<size_t>(w.n_blocks * kBlockChannels);
-  scale.assign(n_pad, 0.f);
-  bias.assign(n_pad, 0.f);
+  std::vector<float> scale(n_pad, 0.f), bias(n_pad, 0.f);
   for (int64_t n = 0; n < w.out_channels; ++n) {
     if (ep.scale) scale[static_cast<size_t>(n)] = ep.scale[n];
     if (ep.bias) bias[static_cast<size_t>(n)] = ep.bias[n];
@@ -210,29 +316,16 @@ void conv_codes_at(Isa isa, const uint8_t* x, int64_t images, const ConvCodesSha
   p.out = out;
   p.ldo = ldo;
   p.fuse = fuse;
-  // Tasks of at least ~2M multiply-adds: finer ones cost more in scheduling than they compute.
-  const int64_t rows = images * s.out_height;
-  const int64_t macs_per_row = s.out_width * w.out_channels * w.k;
-  const int64_t grain = std::max<int64_t>(1, (int64_t{2} << 20) / std::max<int64_t>(1, macs_per_row));
-  parallel_for(0, rows, grain, [&](int64_t r0, int64_t r1) {
-    detail::ConvCodesProblem task = p;
-    // The reference sums its windows itself, the AVX-512 tiles alongside the products, the AMX
-    // kernel from its gathered rows; the ymm levels get them here.
-    if (w.split && isa != Isa::scalar && !runs_avx512_kernels(isa)) {
-      thread_local std::vector<int32_t> sums;
-      sums.resize(static_cast<size_t>((r1 - r0) * s.out_width));
-      detail::ref::window_sums(p, r0, r1, sums.data());
-      task.window_sums = sums.data();
-      task.window_pixel0 = r0 * s.out_width;
-    }
-    switch (isa) {
-      case Isa::amx: detail::amx::conv_codes_rows(task, r0, r1); break;
-      case Isa::avx512: detail::avx512::conv_codes_rows(task, r0, r1); break;
-      case Isa::avx_vnni: detail::avx_vnni::conv_codes_rows(task, r0, r1); break;
-      case Isa::avx2: detail::avx2::conv_codes_rows(task, r0, r1); break;
-      case Isa::scalar: detail::ref::conv_codes_rows(task, r0, r1); break;
-    }
-  });
+  kernel.run(p, images);
+}
+
+void conv_codes_at(Isa isa, const uint8_t* x, int64_t images, const ConvCodesShape& s, const ConvCodesWeights& w,
+                   const Epilogue& ep, void* out, int64_t ldo, const ConvCodesFusion& fuse) {
+  LOWBIT_CHECK(isa_supported(isa), "conv_codes: ISA ", isa_name(isa), " is not supported by this CPU");
+  const ConvCodesKernel* kernel = conv_codes_kernel(isa, w, s.act_bits);
+  LOWBIT_CHECK(kernel != nullptr, "conv_codes: no ", isa_name(isa), " kernel holds ", s.act_bits,
+               "-bit codes x weights up to ", w.max_abs, " exactly");
+  conv_codes_with(*kernel, x, images, s, w, ep, out, ldo, fuse);
 }
 
 void conv_codes(const uint8_t* x, int64_t images, const ConvCodesShape& s, const ConvCodesWeights& w,

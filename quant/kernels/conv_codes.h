@@ -15,6 +15,13 @@
 // 16-pixel x 64-k tiles of the codes gathered per kernel row; vpmaddubsw + vpmaddwd on AVX2,
 // where one pair 2 * max_code(a) * max|s| must stay <= 32767 (true for every 2/4-bit weight
 // grid; the others take the GEMM path there).
+// With 2-bit codes and small weight grids, the AVX2 level prefers a lookup-table kernel (pair_lut):
+// two channels' codes form a 4-bit index a_c + 4 a_{c+1}; a 16-entry table per (output channel,
+// channel pair) holds m_c a + m_{c+1} a' for the layer's weights written s = g m + s_min (m >= 0);
+// vpshufb looks up 32 pixels' pair products at once, vpaddb sums them in bytes, widened to 16 and
+// then 32 bits before they can overflow; acc' = g * sum m a + s_min * (window sum of the codes).
+// Each level lists its kernels in one table (conv_codes_kernels); the first whose rule holds runs.
+// Every kernel computes the same integers, so the choice never changes a result.
 // Two widenings make the first layer fit too:
 //  - channels are padded to a multiple of 4 (C4) with zero weights; the caller's bordered image
 //    has C4 channels, the padding ones holding code 0;
@@ -48,15 +55,27 @@ struct ConvCodesWeights {
   bool split = false;           // s = 2 s' + window_term (see above)
   int window_term = 0;          // t: 0 or 1
   AlignedBytes data;            // n_blocks * block_bytes() bytes
+  // The pair tables of the lookup-table kernel (empty unless pack_conv_codes_weights was given
+  // act_bits <= 2 and the grid is small enough, pair_lut_fits): rows n = 0 .. n_blocks*16 - 1,
+  // then (pair_window) one row of all-ones weights for the window sum; per row, per pair step
+  // t = tap * (in_channels / 2) + channel pair, 16 bytes: entry a + 4 a' = m a + m' a'.
+  AlignedBytes pair_tables;
+  int64_t pair_steps = 0;       // kernel^2 * in_channels / 2
+  int pair_g = 1, pair_min = 0; // s = pair_g * m + pair_min over the layer's real weights
+  int pair_max_entry = 0;       // the largest table entry (sets how often bytes are widened)
+  bool pair_window = false;     // pair_min != 0: the window row exists
+  int64_t pair_rows() const { return n_blocks * kBlockChannels + (pair_window ? 1 : 0); }
+  const uint8_t* pair_table(int64_t row) const { return pair_tables.data() + row * pair_steps * 16; }
   int64_t block_bytes() const { return k_padded * kBlockChannels; }
   const int8_t* block(int64_t nb) const { return reinterpret_cast<const int8_t*>(data.data()) + nb * block_bytes(); }
 };
 
 // Whether w (n x k, k = kernel^2 * in_channels) can be served by conv_codes with this correction.
 bool conv_codes_fits(const PackedWeights& w, int32_t acc_mul, int32_t rowsum_mul, int64_t in_channels);
-// The signed weights of w; throws lowbit::Error when !conv_codes_fits(...).
+// The signed weights of w; throws lowbit::Error when !conv_codes_fits(...). act_bits: the bits of
+// the codes the layer will read (1..8); at <= 2 the pair tables are built too when the grid fits.
 ConvCodesWeights pack_conv_codes_weights(const PackedWeights& w, int32_t acc_mul, int32_t rowsum_mul,
-                                         int64_t in_channels, int64_t kernel);
+                                         int64_t in_channels, int64_t kernel, int act_bits);
 
 struct ConvCodesShape {
   int64_t channels = 0;                   // C4 of the weights (padding channels hold code 0)
@@ -84,7 +103,25 @@ struct ConvCodesFusion {
   bool any() const { return residual != nullptr || relu || code_outputs > 0; }
 };
 
-// Whether the kernel of `isa` is exact for these codes and weights (AVX2's int16 pair bound).
+namespace detail { struct ConvCodesProblem; }
+
+// One kernel of a level's table: its name (reported by `lowbit inspect` / `bench infer`), the rule
+// saying when it is exact and applicable, and the whole call (its own threading).
+struct ConvCodesKernel {
+  const char* name;  // "<level>.<kernel>", e.g. "avx2.pair_lut", "avx2.maddubs", "avx512.vpdpbusd"
+  bool (*applies)(const ConvCodesWeights& w, int act_bits);
+  void (*run)(const detail::ConvCodesProblem& p, int64_t images);
+};
+struct ConvCodesKernelTable {
+  const ConvCodesKernel* rows;
+  int count;
+};
+// The kernels of a level, preferred first (the level must be supported by this CPU).
+ConvCodesKernelTable conv_codes_kernels(Isa isa);
+// The kernel conv_codes_at(isa, ...) runs for these weights and codes: the first row whose rule
+// holds; nullptr when none does (the caller then takes the im2col + GEMM path).
+const ConvCodesKernel* conv_codes_kernel(Isa isa, const ConvCodesWeights& w, int act_bits);
+// Whether some kernel of `isa` is exact for these codes and weights (AVX2's int16 pair bound).
 bool conv_codes_supported(Isa isa, const ConvCodesWeights& w, int act_bits);
 
 // x: images x height x width x C bytes (bordered). out: (images * out_h * out_w) rows of ldo
@@ -95,5 +132,10 @@ void conv_codes(const uint8_t* x, int64_t images, const ConvCodesShape& s, const
                 const Epilogue& ep, void* out, int64_t ldo, const ConvCodesFusion& fuse = {});
 void conv_codes_at(Isa isa, const uint8_t* x, int64_t images, const ConvCodesShape& s, const ConvCodesWeights& w,
                    const Epilogue& ep, void* out, int64_t ldo, const ConvCodesFusion& fuse = {});
+// The same with one given kernel of the level's table (tests and benchmarks: every kernel whose
+// rule holds must give the same bytes); throws when its rule does not hold.
+void conv_codes_with(const ConvCodesKernel& kernel, const uint8_t* x, int64_t images, const ConvCodesShape& s,
+                     const ConvCodesWeights& w, const Epilogue& ep, void* out, int64_t ldo,
+                     const ConvCodesFusion& fuse = {});
 
 }  // namespace lowbit::kernels

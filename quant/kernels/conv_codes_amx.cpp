@@ -152,4 +152,14 @@ void conv_codes_rows(const ConvCodesProblem& p, int64_t row0, int64_t row1) {
   _tile_release();
 }
 
+namespace {
+void run(const ConvCodesProblem& p, int64_t images) { run_rows(p, images, conv_codes_rows, false); }
+}  // namespace
+
+// AMX computes every grid exactly (tdpbusd does not saturate).
+ConvCodesKernelTable kernels() {
+  static const ConvCodesKernel rows[] = {{"amx.tdpbusd", always_applies, run}};
+  return {rows, 1};
+}
+
 }  // namespace lowbit::kernels::detail::amx

@@ -20,4 +20,16 @@ inline __m256i dot4(__m256i acc, __m256i codes, __m256i weights) {
 
 #include "quant/kernels/conv_codes_ymm.inc"
 
+namespace {
+void run(const ConvCodesProblem& p, int64_t images) { run_rows(p, images, conv_codes_rows, true); }
+}  // namespace
+
+// The lookup tables where the codes are 2-bit and the grid small; the byte multiply where its
+// int16 pair sums are exact; otherwise no kernel (the GEMM path).
+ConvCodesKernelTable kernels() {
+  static const ConvCodesKernel rows[] = {{"avx2.pair_lut", pair_lut_applies, conv_codes_pair_lut},
+                                         {"avx2.maddubs", maddubs_exact, run}};
+  return {rows, 2};
+}
+
 }  // namespace lowbit::kernels::detail::avx2

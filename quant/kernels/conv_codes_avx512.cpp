@@ -190,4 +190,13 @@ void conv_codes_rows(const ConvCodesProblem& p, int64_t row0, int64_t row1) {
   }
 }
 
+namespace {
+void run(const ConvCodesProblem& p, int64_t images) { run_rows(p, images, conv_codes_rows, false); }
+}  // namespace
+
+ConvCodesKernelTable kernels() {
+  static const ConvCodesKernel rows[] = {{"avx512.vpdpbusd", always_applies, run}};
+  return {rows, 1};
+}
+
 }  // namespace lowbit::kernels::detail::avx512

@@ -35,13 +35,33 @@ inline void group_offsets(const ConvCodesProblem& p, std::vector<int32_t>& out) 
       for (int64_t c = 0; c < C; c += 4) out.push_back(static_cast<int32_t>(kh * line + kw * C + c));
 }
 
+// The rules of the kernel tables (conv_codes.h).
+bool always_applies(const ConvCodesWeights& w, int act_bits);
+bool maddubs_exact(const ConvCodesWeights& w, int act_bits);     // 2 * max_code * max|s| <= 32767
+bool pair_lut_applies(const ConvCodesWeights& w, int act_bits);  // 2-bit codes and pair tables built
+
+// The row kernels' driver: output rows of the whole batch in parallel tasks, each calling
+// rows_fn(task, row0, row1); window_sums_apart: split weights get their window sums here.
+void run_rows(const ConvCodesProblem& p, int64_t images, void (*rows_fn)(const ConvCodesProblem&, int64_t, int64_t),
+              bool window_sums_apart);
+
 // Output rows [row0, row1) of the whole batch, a row = (image, oh): every ow, every channel.
+// kernels(): each level's table, preferred first; defined in the level's own file.
 namespace ref {
 void conv_codes_rows(const ConvCodesProblem& p, int64_t row0, int64_t row1);
 void window_sums(const ConvCodesProblem& p, int64_t row0, int64_t row1, int32_t* out);
+ConvCodesKernelTable kernels();
 }  // namespace ref
-namespace avx2 { void conv_codes_rows(const ConvCodesProblem& p, int64_t row0, int64_t row1); }
-namespace avx_vnni { void conv_codes_rows(const ConvCodesProblem& p, int64_t row0, int64_t row1); }
+namespace avx2 {
+void conv_codes_rows(const ConvCodesProblem& p, int64_t row0, int64_t row1);
+// The lookup-table kernel of 2-bit codes (conv_codes_pairlut_avx2.cpp), the whole call.
+void conv_codes_pair_lut(const ConvCodesProblem& p, int64_t images);
+ConvCodesKernelTable kernels();
+}  // namespace avx2
+namespace avx_vnni {
+void conv_codes_rows(const ConvCodesProblem& p, int64_t row0, int64_t row1);
+ConvCodesKernelTable kernels();
+}  // namespace avx_vnni
 namespace avx512 {
 void conv_codes_rows(const ConvCodesProblem& p, int64_t row0, int64_t row1);
 // The epilogue of finished accumulators: sums holds rows x nbs blocks of 16 int32 (row-major,
@@ -49,7 +69,11 @@ void conv_codes_rows(const ConvCodesProblem& p, int64_t row0, int64_t row1);
 // window (split weights): each pixel's window sum, else nullptr. The AMX kernel's too.
 void epilogue_tile(const ConvCodesProblem& p, const int32_t* sums, const int32_t* window, int rows, int nbs,
                    int64_t nb, int64_t out_pixel0);
+ConvCodesKernelTable kernels();
 }  // namespace avx512
-namespace amx { void conv_codes_rows(const ConvCodesProblem& p, int64_t row0, int64_t row1); }
+namespace amx {
+void conv_codes_rows(const ConvCodesProblem& p, int64_t row0, int64_t row1);
+ConvCodesKernelTable kernels();
+}  // namespace amx
 
 }  // namespace lowbit::kernels::detail

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <map>
 #include <random>
 #include <string>
 #include <vector>
@@ -110,13 +111,22 @@ TEST_CASE("conv_codes equals im2col + the reference GEMM bit for bit, every ISA 
       {5, 6, 6, 1, 1, 0, 16, 8, 8, 1, -128},    // signed 8-bit grid: direct, padded channels
       {96, 6, 5, 3, 1, 1, 40, 2, 2, 2, -3},     // taps wider than a zmm (AMX gather), k = 864
       {40, 9, 7, 3, 2, 1, 33, 4, 4, 1, -8},     // 40 channels per tap, k = 360 (AMX zero tail)
+      // The pair tables (2-bit codes): odd sizes, strides 1-3, one channel pair, 1x1 images, a
+      // K long enough for several 16-bit segments, ternary and unsigned grids (no window row).
+      {2, 1, 1, 3, 1, 1, 5, 2, 2, 2, -3},       // one pair, a 1x1 image: 1 output of 3x3 virtual
+      {6, 17, 3, 3, 3, 1, 9, 2, 2, 2, -3},      // stride 3, 9 phases
+      {4, 63, 65, 1, 1, 0, 7, 2, 2, 1, -2},     // 1x1 stride 1, 4095 outputs, 7 channels
+      {8, 13, 11, 5, 2, 2, 24, 2, 2, 1, -1},    // 5x5 stride 2, ternary-like grid m - 1
+      {1000, 3, 3, 3, 1, 1, 17, 2, 2, 2, -3},   // K = 9000: 4500 steps, more than one segment
+      {20, 9, 9, 3, 1, 1, 16, 1, 2, 1, 0},      // 1-bit codes, unsigned weights: no window row
   };
   const EpilogueKind kinds[] = {EpilogueKind::int32, EpilogueKind::float32, EpilogueKind::codes};
+  std::map<std::string, int> runs;
   uint32_t seed = 1;
   for (const Case& cs : cases) {
     const Problem p = make_problem(cs, seed++);
     REQUIRE(conv_codes_fits(p.w, cs.acc_mul, cs.rowsum_mul, cs.c));
-    const ConvCodesWeights cw = pack_conv_codes_weights(p.w, cs.acc_mul, cs.rowsum_mul, cs.c, cs.kernel);
+    const ConvCodesWeights cw = pack_conv_codes_weights(p.w, cs.acc_mul, cs.rowsum_mul, cs.c, cs.kernel, cs.abits);
     // The kernels' input: channels padded to a multiple of 4 with code 0.
     const int64_t c4 = cw.in_channels;
     CHECK(c4 == (cs.c + 3) / 4 * 4);
@@ -152,34 +162,50 @@ TEST_CASE("conv_codes equals im2col + the reference GEMM bit for bit, every ISA 
           CHECK(2 * max_code(cs.abits) * cw.max_abs > 32767);
           continue;
         }
-        std::vector<uint8_t> got(want.size(), 0xAB);
-        conv_codes_at(isa, x4.data(), p.images, s, cw, ep, got.data(), cs.cout);
-        CHECK(std::memcmp(got.data(), want.data(), want.size()) == 0);
-        if (kind != EpilogueKind::float32) continue;
-        // The fused residual add + ReLU equal the separate ops on the unfused output (negative
-        // zeros included: -0 passes ReLU as in std::max).
-        std::vector<float> y(want.size() / 4), res(y.size()), fused(y.size());
-        std::memcpy(y.data(), want.data(), want.size());
-        for (size_t i = 0; i < res.size(); ++i) res[i] = i % 7 == 0 ? -y[i] : 0.37f * static_cast<float>(i % 11) - 2.f;
-        res[0] = -0.f;
-        for (size_t i = 0; i < y.size(); ++i) y[i] = std::max(y[i] + res[i], 0.f);
-        ConvCodesFusion fuse;
-        fuse.residual = res.data();
-        fuse.relu = true;
-        // ... and the codes of the result under two quantizers, as quantize_codes computes them.
-        const CodeMap pact{CodeMap::Form::clip_then_multiply, 0.f, 2.5f, 3.f / 2.5f};
-        const CodeMap lsq{CodeMap::Form::divide_then_clip, 0.f, 15.f, 0.21f};
-        std::vector<uint8_t> want_a(y.size()), want_b(y.size()), got_a(y.size(), 0xAB), got_b(y.size(), 0xAB);
-        quantize_codes_reference(pact, y.data(), static_cast<int64_t>(y.size()), want_a.data());
-        quantize_codes_reference(lsq, y.data(), static_cast<int64_t>(y.size()), want_b.data());
-        fuse.codes[0] = {pact, got_a.data()};
-        fuse.codes[1] = {lsq, got_b.data()};
-        fuse.code_outputs = 2;
-        conv_codes_at(isa, x4.data(), p.images, s, cw, ep, fused.data(), cs.cout, fuse);
-        CHECK(std::memcmp(fused.data(), y.data(), y.size() * 4) == 0);
-        CHECK(got_a == want_a);
-        CHECK(got_b == want_b);
+        // Every kernel of the level whose rule holds, not only the one conv_codes_at prefers.
+        const ConvCodesKernelTable table = conv_codes_kernels(isa);
+        for (int ki = 0; ki < table.count; ++ki) {
+          const ConvCodesKernel& kernel = table.rows[ki];
+          if (!kernel.applies(cw, cs.abits)) continue;
+          CAPTURE(std::string(kernel.name));
+          ++runs[kernel.name];
+          std::vector<uint8_t> got(want.size(), 0xAB);
+          conv_codes_with(kernel, x4.data(), p.images, s, cw, ep, got.data(), cs.cout);
+          CHECK(std::memcmp(got.data(), want.data(), want.size()) == 0);
+          if (kind != EpilogueKind::float32) continue;
+          // The fused residual add + ReLU equal the separate ops on the unfused output (negative
+          // zeros included: -0 passes ReLU as in std::max).
+          std::vector<float> y(want.size() / 4), res(y.size()), fused(y.size());
+          std::memcpy(y.data(), want.data(), want.size());
+          for (size_t i = 0; i < res.size(); ++i) res[i] = i % 7 == 0 ? -y[i] : 0.37f * static_cast<float>(i % 11) - 2.f;
+          res[0] = -0.f;
+          for (size_t i = 0; i < y.size(); ++i) y[i] = std::max(y[i] + res[i], 0.f);
+          ConvCodesFusion fuse;
+          fuse.residual = res.data();
+          fuse.relu = true;
+          // ... and the codes of the result under two quantizers, as quantize_codes computes them.
+          const CodeMap pact{CodeMap::Form::clip_then_multiply, 0.f, 2.5f, 3.f / 2.5f};
+          const CodeMap lsq{CodeMap::Form::divide_then_clip, 0.f, 15.f, 0.21f};
+          std::vector<uint8_t> want_a(y.size()), want_b(y.size()), got_a(y.size(), 0xAB), got_b(y.size(), 0xAB);
+          quantize_codes_reference(pact, y.data(), static_cast<int64_t>(y.size()), want_a.data());
+          quantize_codes_reference(lsq, y.data(), static_cast<int64_t>(y.size()), want_b.data());
+          fuse.codes[0] = {pact, got_a.data()};
+          fuse.codes[1] = {lsq, got_b.data()};
+          fuse.code_outputs = 2;
+          conv_codes_with(kernel, x4.data(), p.images, s, cw, ep, fused.data(), cs.cout, fuse);
+          CHECK(std::memcmp(fused.data(), y.data(), y.size() * 4) == 0);
+          CHECK(got_a == want_a);
+          CHECK(got_b == want_b);
+        }
       }
+    }
+  }
+  // Each kernel of the tables ran on some case (where its level is available).
+  for (Isa isa : available_isas()) {
+    const ConvCodesKernelTable table = conv_codes_kernels(isa);
+    for (int ki = 0; ki < table.count; ++ki) {
+      CAPTURE(std::string(table.rows[ki].name));
+      CHECK(runs[table.rows[ki].name] > 0);
     }
   }
 }
@@ -191,8 +217,8 @@ TEST_CASE("conv_codes refuses what it cannot compute exactly") {
   std::vector<uint8_t> w8(16 * 144, 255);
   const PackedWeights pw8 = pack_weights(w8.data(), 16, 144, 144, 8);
   CHECK_FALSE(conv_codes_fits(pw8, 1, -200, 16));
-  CHECK_THROWS_AS(pack_conv_codes_weights(pw8, 1, -200, 16, 3), lowbit::Error);
-  const ConvCodesWeights odd8 = pack_conv_codes_weights(pw8, 2, -255, 16, 3);
+  CHECK_THROWS_AS(pack_conv_codes_weights(pw8, 1, -200, 16, 3, 8), lowbit::Error);
+  const ConvCodesWeights odd8 = pack_conv_codes_weights(pw8, 2, -255, 16, 3, 8);
   CHECK(odd8.split);
   CHECK(odd8.window_term == 1);
   CHECK(odd8.max_abs == 127);  // s' = m - 128 = 127 for code 255
@@ -201,11 +227,11 @@ TEST_CASE("conv_codes refuses what it cannot compute exactly") {
   CHECK_FALSE(conv_codes_fits(pack_weights(w6.data(), 16, 54, 54, 2), 2, -3, 4));
   // AVX2's vpmaddubsw pair bound: 8-bit codes x signed 8-bit weights could saturate int16.
   std::vector<uint8_t> ws(16 * 144, 200);
-  const ConvCodesWeights big = pack_conv_codes_weights(pack_weights(ws.data(), 16, 144, 144, 8), 1, -128, 16, 3);
+  const ConvCodesWeights big = pack_conv_codes_weights(pack_weights(ws.data(), 16, 144, 144, 8), 1, -128, 16, 3, 8);
   CHECK_FALSE(conv_codes_supported(Isa::avx2, big, 8));
   CHECK(conv_codes_supported(Isa::scalar, big, 8));
 
-  const ConvCodesWeights cw = pack_conv_codes_weights(p.w, 2, -3, 16, 3);
+  const ConvCodesWeights cw = pack_conv_codes_weights(p.w, 2, -3, 16, 3, 2);
   ConvCodesShape s;
   s.channels = 16;
   s.height = p.hp;

@@ -1,0 +1,270 @@
+// conv_codes_pairlut_avx2.cpp: the AVX2 lookup-table kernel of conv_codes.h for 2-bit codes
+// ("avx2.pair_lut"). Compiled with -mavx2 -mfma -ffp-contract=off only.
+//
+// 1. Pair planes. The bordered NHWC codes become, per channel pair j and stride phase (py, px),
+//    a plane of 4-bit indices a_{2j} + 4 a_{2j+1}, one byte per pixel, the images one after another:
+//      plane (j, py * S + px) [image][y][x] = the pair of pixel (image, y * S + py, x * S + px),
+//    y < Hph = ceil(H / S), x < Wph = ceil(W / S). Output (oh, ow) reads at tap (kh, kw) the plane
+//    (j, (kh % S, kw % S)) at (oh + kh / S, ow + kw / S). Over "virtual" outputs
+//    q = (image * Hph + oh) * Wph + ow, ow < Wph, oh < Hph (those outside OH x OW are computed and
+//    dropped), every (tap, pair) step is ONE constant offset from q: 32 consecutive virtual outputs
+//    are one unaligned load, with no gather and no per-row bookkeeping.
+// 2. Register tile: 4 table rows (output channels) x 2 vectors of 32 virtual outputs. Per step, 2
+//    index loads, 4 table broadcasts (vbroadcasti128), 8 vpshufb and 8 vpaddb into byte sums. Every
+//    F steps (F * max entry <= 255) the bytes are widened: A += acc as 16-bit words (even byte +
+//    256 * odd byte, mod 2^16), B += acc >> 8 (the odd bytes), so even = A - 256 B (mod 2^16).
+//    Words hold 65535 / max entry steps; a longer K runs in segments summed in int32.
+// 3. The int32 sums U[row][q] of a chunk of tiles are transposed 8 x 8 into [q][8 channels] and
+//    handed to the ymm epilogue with acc' = g * U + s_min * window (the window row: all-ones
+//    weights), the integer every other kernel computes.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "core/threading.h"
+#include "quant/kernels/conv_codes_internal.h"
+
+namespace lowbit::kernels::detail::avx2 {
+namespace {
+
+#include "quant/kernels/quantize_codes_ymm.inc"
+#include "quant/kernels/conv_codes_ymm_epilogue.inc"
+
+constexpr int kRows = 4;                 // table rows (output channels) of a register tile
+constexpr int kVecs = 2;                 // vectors of 32 virtual outputs of a register tile
+constexpr int kTileOut = 32 * kVecs;
+constexpr int kChunkTiles = 4;           // tiles that share one pass over a row group's tables
+constexpr int kChunkOut = kTileOut * kChunkTiles;
+
+struct Geometry {
+  int64_t S = 1, K = 1, hph = 0, wph = 0, per_image = 0, total = 0, plane_bytes = 0, planes = 0;
+  int64_t phases = 1;  // min(K, S): phase rows / columns a tap reads (a 1x1 stride-2 conv: only (0, 0))
+  int64_t plane(int64_t pair, int64_t py, int64_t px) const { return (pair * phases + py) * phases + px; }
+};
+
+Geometry geometry(const ConvCodesProblem& p, int64_t images) {
+  Geometry g;
+  g.S = p.shape.stride;
+  g.K = p.w->kernel;
+  g.hph = (p.shape.height + g.S - 1) / g.S;
+  g.wph = (p.shape.width + g.S - 1) / g.S;
+  g.per_image = g.hph * g.wph;
+  g.total = images * g.per_image;
+  // A chunk's last tile reads up to kChunkOut - 1 outputs past the end, at the largest offset.
+  const int64_t max_offset = ((g.K - 1) / g.S) * (g.wph + 1);
+  g.plane_bytes = (g.total + kChunkOut + max_offset + 63) / 64 * 64;
+  g.phases = std::min(g.K, g.S);
+  g.planes = (p.shape.channels / 2) * g.phases * g.phases;
+  return g;
+}
+
+// Step t = tap * pairs + j: where its indices lie from virtual output 0.
+std::vector<int64_t> step_offsets(const ConvCodesProblem& p, const Geometry& g) {
+  const int64_t pairs = p.shape.channels / 2;
+  std::vector<int64_t> off;
+  for (int64_t kh = 0; kh < g.K; ++kh)
+    for (int64_t kw = 0; kw < g.K; ++kw)
+      for (int64_t j = 0; j < pairs; ++j) {
+        off.push_back(g.plane(j, kh % g.S, kw % g.S) * g.plane_bytes + (kh / g.S) * g.wph + kw / g.S);
+      }
+  return off;
+}
+
+// 8 pixels' 16 channels (codes at px[i * step + c]) -> their 8 pair indices, plane j at
+// out[j * plane_stride .. + 8]: vpmaddubsw with (1, 4) forms the indices, three rounds of
+// unpacks transpose the 8 x 8 bytes.
+inline void pack8x16(const uint8_t* px, int64_t step, uint8_t* out, int64_t plane_stride) {
+  const __m128i w14 = _mm_set1_epi16(0x0401);
+  __m128i v[4];
+  for (int i = 0; i < 4; ++i) {
+    const __m128i a = _mm_maddubs_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(px + 2 * i * step)), w14);
+    const __m128i b = _mm_maddubs_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(px + (2 * i + 1) * step)), w14);
+    v[i] = _mm_packus_epi16(a, b);  // pixel 2i's 8 indices, then pixel 2i + 1's
+  }
+  // (v0, v1) = pixels (0 1, 2 3): unpacklo -> 0/2 interleaved, unpackhi -> 1/3 interleaved.
+  const __m128i w0 = _mm_unpacklo_epi8(v[0], v[1]), w1 = _mm_unpackhi_epi8(v[0], v[1]);
+  const __m128i w2 = _mm_unpacklo_epi8(v[2], v[3]), w3 = _mm_unpackhi_epi8(v[2], v[3]);
+  const __m128i z0 = _mm_unpacklo_epi8(w0, w1), z1 = _mm_unpackhi_epi8(w0, w1);  // pixels 0-3, pairs 0-3 / 4-7
+  const __m128i z2 = _mm_unpacklo_epi8(w2, w3), z3 = _mm_unpackhi_epi8(w2, w3);  // pixels 4-7
+  const __m128i o[4] = {_mm_unpacklo_epi32(z0, z2), _mm_unpackhi_epi32(z0, z2), _mm_unpacklo_epi32(z1, z3),
+                        _mm_unpackhi_epi32(z1, z3)};  // pairs (0 1), (2 3), (4 5), (6 7)
+  for (int i = 0; i < 4; ++i) {
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(out + 2 * i * plane_stride), o[i]);
+    _mm_storeh_pd(reinterpret_cast<double*>(out + (2 * i + 1) * plane_stride), _mm_castsi128_pd(o[i]));
+  }
+}
+
+// Images [i0, i1) of the bordered NHWC codes into the pair planes (zeroed beforehand where the
+// planes have no pixel: phases of an odd-sized image, the slack at the end). Per image row and
+// phase column: 8 pixels x 16 channels at a time in SIMD, the rest in scalar code.
+void pack_planes(const ConvCodesProblem& p, const Geometry& g, int64_t i0, int64_t i1, uint8_t* planes) {
+  const int64_t C = p.shape.channels, H = p.shape.height, W = p.shape.width, pairs = C / 2, S = g.S;
+  const int64_t pair_stride = g.phases * g.phases * g.plane_bytes;
+  for (int64_t img = i0; img < i1; ++img)
+    for (int64_t y = 0; y < H; ++y) {
+      if (y % S >= g.phases) continue;
+      for (int64_t px = 0; px < g.phases; ++px) {
+        const int64_t n = (W - px + S - 1) / S;  // pixels x = px + S * i of this phase
+        const uint8_t* src = p.x + ((img * H + y) * W + px) * C;
+        uint8_t* dst = planes + g.plane(0, y % S, px) * g.plane_bytes + (img * g.hph + y / S) * g.wph;
+        int64_t i = 0;
+        if (C % 16 == 0)
+          for (; i + 8 <= n; i += 8)
+            for (int64_t c = 0; c < C; c += 16) pack8x16(src + i * S * C + c, S * C, dst + (c / 2) * pair_stride + i, pair_stride);
+        for (; i < n; ++i)
+          for (int64_t j = 0; j < pairs; ++j)
+            dst[j * pair_stride + i] = static_cast<uint8_t>(src[i * S * C + 2 * j] + 4 * src[i * S * C + 2 * j + 1]);
+      }
+    }
+}
+
+// U[r][i] (int32, row stride ldu) for table rows row0 .. row0 + R and virtual outputs q0 .. q0 + 64.
+template <int R>
+void tile(const ConvCodesWeights& w, const uint8_t* planes, const int64_t* off, int64_t q0, int64_t row0,
+          int64_t flush_steps, int64_t segment_steps, int32_t* u, int64_t ldu) {
+  const int64_t T = w.pair_steps;
+  const uint8_t* tab[R];
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) tab[r] = w.pair_table(row0 + r);
+  for (int64_t s0 = 0; s0 < T; s0 += segment_steps) {
+    const int64_t s1 = std::min(T, s0 + segment_steps);
+    __m256i a16[R][kVecs], b16[R][kVecs];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r)
+      for (int v = 0; v < kVecs; ++v) a16[r][v] = b16[r][v] = _mm256_setzero_si256();
+    for (int64_t f0 = s0; f0 < s1; f0 += flush_steps) {
+      const int64_t f1 = std::min(s1, f0 + flush_steps);
+      __m256i acc[R][kVecs];
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r)
+        for (int v = 0; v < kVecs; ++v) acc[r][v] = _mm256_setzero_si256();
+      for (int64_t t = f0; t < f1; ++t) {
+        const uint8_t* src = planes + off[t] + q0;
+        __m256i x[kVecs];
+#pragma GCC unroll 2
+        for (int v = 0; v < kVecs; ++v) x[v] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + 32 * v));
+#pragma GCC unroll 4
+        for (int r = 0; r < R; ++r) {
+          const __m256i tb = _mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(tab[r] + t * 16)));
+#pragma GCC unroll 2
+          for (int v = 0; v < kVecs; ++v) acc[r][v] = _mm256_add_epi8(acc[r][v], _mm256_shuffle_epi8(tb, x[v]));
+        }
+      }
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r)
+        for (int v = 0; v < kVecs; ++v) {
+          a16[r][v] = _mm256_add_epi16(a16[r][v], acc[r][v]);
+          b16[r][v] = _mm256_add_epi16(b16[r][v], _mm256_srli_epi16(acc[r][v], 8));
+        }
+    }
+    // Words of even / odd outputs -> int32 in output order. unpacklo gives outputs 0-7 | 16-23,
+    // unpackhi 8-15 | 24-31 (per 128-bit lane).
+    for (int r = 0; r < R; ++r)
+      for (int v = 0; v < kVecs; ++v) {
+        const __m256i even = _mm256_sub_epi16(a16[r][v], _mm256_slli_epi16(b16[r][v], 8));
+        const __m256i lo = _mm256_unpacklo_epi16(even, b16[r][v]), hi = _mm256_unpackhi_epi16(even, b16[r][v]);
+        const __m256i part[4] = {_mm256_cvtepu16_epi32(_mm256_castsi256_si128(lo)),
+                                 _mm256_cvtepu16_epi32(_mm256_castsi256_si128(hi)),
+                                 _mm256_cvtepu16_epi32(_mm256_extracti128_si256(lo, 1)),
+                                 _mm256_cvtepu16_epi32(_mm256_extracti128_si256(hi, 1))};
+        int32_t* dst = u + r * ldu + 32 * v;
+        for (int i = 0; i < 4; ++i) {
+          __m256i* d = reinterpret_cast<__m256i*>(dst + 8 * i);
+          _mm256_storeu_si256(d, s0 == 0 ? part[i] : _mm256_add_epi32(_mm256_loadu_si256(d), part[i]));
+        }
+      }
+  }
+}
+
+// r[i] = row i of an 8 x 8 int32 block -> r[i] = column i.
+inline void transpose8(__m256i r[8]) {
+  __m256i t[8], s[8];
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_epi32(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_epi32(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    s[i] = _mm256_unpacklo_epi64(t[i], t[i + 2]);
+    s[i + 1] = _mm256_unpackhi_epi64(t[i], t[i + 2]);
+    s[i + 2] = _mm256_unpacklo_epi64(t[i + 1], t[i + 3]);
+    s[i + 3] = _mm256_unpackhi_epi64(t[i + 1], t[i + 3]);
+  }
+  for (int i = 0; i < 4; ++i) {
+    r[i] = _mm256_permute2x128_si256(s[i], s[i + 4], 0x20);
+    r[i + 4] = _mm256_permute2x128_si256(s[i], s[i + 4], 0x31);
+  }
+}
+
+}  // namespace
+
+void conv_codes_pair_lut(const ConvCodesProblem& p, int64_t images) {
+  const ConvCodesWeights& w = *p.w;
+  const ConvCodesShape& sh = p.shape;
+  const Geometry g = geometry(p, images);
+  const std::vector<int64_t> off = step_offsets(p, g);
+  // Zero-initialised: the pixel-less places of the planes read as code pairs (0, 0).
+  AlignedBytes planes(static_cast<size_t>(g.planes * g.plane_bytes));
+  const int64_t image_grain = std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(1, sh.height * sh.width * sh.channels));
+  parallel_for(0, images, image_grain,
+               [&](int64_t i0, int64_t i1) { pack_planes(p, g, i0, i1, planes.data()); });
+
+  const int64_t rows8 = (w.out_channels + 7) / 8 * 8;  // channel rows computed (the tables have n_blocks * 16)
+  const int64_t window_row = w.n_blocks * kBlockChannels;
+  const int64_t flush_steps = 255 / w.pair_max_entry;
+  const int64_t segment_steps = std::max<int64_t>(flush_steps, 65535 / w.pair_max_entry / flush_steps * flush_steps);
+  const int64_t chunks = (g.total + kChunkOut - 1) / kChunkOut;
+  const int64_t macs_per_chunk = kChunkOut * w.out_channels * w.k;
+  const int64_t grain = std::max<int64_t>(1, (int64_t{2} << 20) / std::max<int64_t>(1, macs_per_chunk));
+  const __m256i gv = _mm256_set1_epi32(w.pair_g);
+  parallel_for(0, chunks, grain, [&](int64_t c0, int64_t c1) {
+    constexpr int64_t ldu = kChunkOut;
+    std::vector<int32_t> ubuf(static_cast<size_t>((rows8 + 1) * ldu));
+    int32_t* u = ubuf.data();
+    int32_t* window = u + rows8 * ldu;
+    const YmmEpilogue e(p);
+    for (int64_t c = c0; c < c1; ++c) {
+      const int64_t q0 = c * kChunkOut;
+      const int tiles = static_cast<int>(std::min<int64_t>(kChunkTiles, (g.total - q0 + kTileOut - 1) / kTileOut));
+      for (int64_t row = 0; row < rows8; row += kRows)
+        for (int t = 0; t < tiles; ++t)
+          tile<kRows>(w, planes.data(), off.data(), q0 + t * kTileOut, row, flush_steps, segment_steps,
+                      u + row * ldu + t * kTileOut, ldu);
+      if (w.pair_window)
+        for (int t = 0; t < tiles; ++t)
+          tile<1>(w, planes.data(), off.data(), q0 + t * kTileOut, window_row, flush_steps, segment_steps,
+                  window + t * kTileOut, ldu);
+      // The valid outputs, 8 at a time: each 8 x 8 block of U transposed to 8 outputs' channels.
+      const int64_t count = std::min<int64_t>(kChunkOut, g.total - q0);
+      int64_t img = q0 / g.per_image, oh = (q0 % g.per_image) / g.wph, ow = q0 % g.wph;
+      for (int64_t i0 = 0; i0 < count; i0 += 8) {
+        int64_t pixel[8];
+        bool any = false;
+        for (int i = 0; i < 8; ++i) {
+          const bool valid = i0 + i < count && oh < sh.out_height && ow < sh.out_width;
+          pixel[i] = valid ? (img * sh.out_height + oh) * sh.out_width + ow : -1;
+          any = any || valid;
+          if (++ow == g.wph) {
+            ow = 0;
+            if (++oh == g.hph) oh = 0, ++img;
+          }
+        }
+        if (!any) continue;
+        for (int64_t n0 = 0; n0 < rows8; n0 += 8) {
+          __m256i r[8];
+          for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(u + (n0 + i) * ldu + i0));
+          transpose8(r);
+          for (int i = 0; i < 8; ++i) {
+            if (pixel[i] < 0) continue;
+            __m256i acc = w.pair_g == 1 ? r[i] : _mm256_mullo_epi32(r[i], gv);
+            if (w.pair_window) acc = _mm256_add_epi32(acc, _mm256_set1_epi32(w.pair_min * window[i0 + i]));
+            e.store8(pixel[i], n0, acc);
+          }
+        }
+      }
+    }
+  });
+}
+
+}  // namespace lowbit::kernels::detail::avx2
