@@ -1,4 +1,4 @@
-// cmd_bench_conv.cpp: `lowbit bench conv [--images N] [--repeats N] [--filter S] [--json] [--quick]`:
+// cmd_bench_conv.cpp: `lowbit bench conv [--images N] [--repeats N] [--filter S] [--kernel S] [--json] [--quick]`:
 // every integer convolution kernel of every level this CPU has, on the zoo's layer shapes, one
 // thread (quant/kernels/bench_conv.h). With --json the LAST stdout line is its JSON object.
 #include <CLI/CLI.hpp>
@@ -19,6 +19,7 @@ void register_bench_conv(CLI::App& bench) {
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   cmd->add_option("--filter", opt->filter, "only layers whose tag contains this, e.g. 'stage3 w2a2'");
+  cmd->add_option("--kernel", opt->kernel, "only kernels whose name contains this, e.g. 'avx2.' or 'pair_lut'");
   cmd->add_flag("--quick", opt->quick, "the 16-channel layers only (smoke test)");
   cmd->add_flag("--json", *json, "print the result as one JSON line (last line of stdout)");
   cmd->callback([opt, json] {

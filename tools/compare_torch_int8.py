@@ -29,10 +29,36 @@ wall clock and by process CPU time (steadier on a shared machine). Usage:
       [--lowbit build/tools/lowbit] [--threads 1 2] [--batch 256] [--seconds 3] [--repeats 3] \\
       [--engines onednn] [--print-graph] [--json]
 e.g. /usr/bin/python3 tools/compare_torch_int8.py --model /work/bm/resnet20-w2.lbm --threads 1
+
+ISA matrix (--isa-matrix; --classes implies it): the same alternating measurement once per SIMD
+class this CPU can run, lowbit pinned with LOWBIT_ISA and PyTorch's oneDNN engine capped with
+ONEDNN_MAX_CPU_ISA (also set as DNNL_MAX_CPU_ISA for older oneDNN), both for the child processes
+only:
+  class  LOWBIT_ISA  ONEDNN_MAX_CPU_ISA  /proc/cpuinfo flags it needs
+  avx2   avx2        AVX2                avx2 fma
+  vnni   avx512      AVX512_CORE_VNNI    avx512f avx512bw avx512vl avx512_vnni
+  amx    amx         AVX512_CORE_AMX     amx_tile amx_int8
+A class whose flags the CPU lacks is skipped (named, with the missing flags). Each class is checked
+on both sides first: `LOWBIT_ISA=X lowbit --version` must succeed and name level X (lowbit refuses
+a level the CPU lacks; the class is then skipped with lowbit's one-line error), and one short torch
+worker runs with ONEDNN_VERBOSE=1: the implementations of the int8 convolutions it executed (e.g.
+jit_uni_int8:avx2, jit_int8:avx512_core_vnni, brgconv:avx512_core_amx) must match the class (avx2:
+"avx2" and no "avx512"; vnni: "avx512_core" + "vnni" and no "amx"; amx: "amx"); a mismatch is a
+loud warning on stderr and "isa_check": false in the JSON row, the class is still measured. Only the
+onednn engine is compared. An emulated class is not that CPU: every row names the real CPU (model
+name, family, model from /proc/cpuinfo) and says "real" (the CPU has nothing above the class) or
+"emulated" (a lower class on a higher CPU, e.g. avx2 on an AVX-512 CPU, vnni on an AMX CPU). After
+the per-class blocks comes a markdown table (class, CPU, model, threads, img/s both sides, ratio,
+batch-1 latencies, the oneDNN kernels); with --json one JSON line with all rows follows it.
+  /usr/bin/python3 tools/compare_torch_int8.py --model model.lbm --isa-matrix [--classes avx2 vnni amx] \\
+      [--threads 1] [--batch 256] [--seconds 3] [--repeats 3] [--json]
+e.g. /usr/bin/python3 tools/compare_torch_int8.py --model /work/bm/resnet20-w2a2.lbm --isa-matrix --threads 1
 Install PyTorch with: apt-get install python3-torch (run with Debian's /usr/bin/python3).
 """
 import argparse
 import json
+import os
+import re
 import statistics
 import subprocess
 import sys
@@ -40,6 +66,17 @@ import time
 
 
 ARCHS = ("convnet", "resnet20")
+
+# --isa-matrix classes, in order: (class, LOWBIT_ISA, ONEDNN_MAX_CPU_ISA, /proc/cpuinfo flags needed)
+ISA_CLASSES = (
+    ("avx2", "avx2", "AVX2", ("avx2", "fma")),
+    ("vnni", "avx512", "AVX512_CORE_VNNI", ("avx512f", "avx512bw", "avx512vl", "avx512_vnni")),
+    ("amx", "amx", "AVX512_CORE_AMX", ("amx_tile", "amx_int8")),
+)
+# Flags of a level above the class: a CPU that has one runs the class emulated (a lower class on a
+# higher CPU). avx_vnni is lowbit's level between avx2 and avx512 (Alder Lake, Zen 5 and later).
+ISA_ABOVE = {"avx2": ("avx512f", "avx_vnni"), "vnni": ("amx_tile",), "amx": ()}
+VERBOSE_MARK = "### compare_torch_int8: timed part"
 
 
 def build_int8_model(arch, engine, batch):
@@ -209,11 +246,28 @@ def time_calls(f, images, seconds, warmup):
     return calls * images / wall, calls * images / max(cpu, 1e-9)
 
 
-def torch_worker(arch, engine, threads, batch, seconds, warmup):
+def flush_c_stdout():
+    try:
+        import ctypes
+        ctypes.CDLL(None).fflush(None)
+    except (OSError, AttributeError):
+        pass
+
+
+def torch_worker(arch, engine, threads, batch, seconds, warmup, kernel_check=False):
     import torch
     torch.set_num_threads(threads)
     model = build_int8_model(arch, engine, batch)
     x, x1 = torch.randn(batch, 1, 28, 28), torch.randn(1, 1, 28, 28)
+    if kernel_check:  # --isa-matrix: one call per shape under ONEDNN_VERBOSE, calibration (float) excluded
+        flush_c_stdout()  # oneDNN prints through C stdio: its calibration lines go before the mark
+        print(VERBOSE_MARK, flush=True)
+        with torch.inference_mode():
+            model(x)
+            model(x1)
+        flush_c_stdout()
+        print(json.dumps({"torch": torch.__version__, "arch": arch}), flush=True)
+        return
     with torch.inference_mode():
         ips, cpu_ips = time_calls(lambda: model(x), batch, seconds, warmup)
         b1, b1_cpu = time_calls(lambda: model(x1), 1, seconds, 10 * warmup)
@@ -223,6 +277,201 @@ def torch_worker(arch, engine, threads, batch, seconds, warmup):
 
 def last_json(out):
     return json.loads(out.strip().splitlines()[-1])
+
+
+def cpu_info(path="/proc/cpuinfo"):
+    """The first processor's model name, family, model and flags; the label every matrix row carries."""
+    fields = {}
+    try:
+        with open(path) as f:
+            block = f.read().split("\n\n")[0]
+    except OSError:
+        block = ""
+    for line in block.splitlines():
+        k, _, v = line.partition(":")
+        fields.setdefault(k.strip(), v.strip())
+    info = {"model_name": fields.get("model name", "unknown CPU"), "family": fields.get("cpu family"),
+            "model": fields.get("model"), "flags": sorted(set(fields.get("flags", "").split()))}
+    info["label"] = f"{info['model_name']} (family {info['family']}, model {info['model']})"
+    return info
+
+
+def onednn_conv_kernels(out):
+    """(sorted implementation names of the int8 convolutions oneDNN executed after VERBOSE_MARK, oneDNN's isa line).
+
+    Verbose lines: onednn_verbose[,timestamp][,primitive],exec,cpu,convolution,<impl>,<prop>,src_u8:...
+    (dnnl_verbose before oneDNN 2.5); the implementation is the field after "convolution"."""
+    lines = out.splitlines()
+    timed = lines[lines.index(VERBOSE_MARK) + 1:] if VERBOSE_MARK in lines else lines
+    names, isa = set(), None
+    for line in lines:
+        if line.startswith(("onednn_verbose", "dnnl_verbose")) and ",info," in line and ",isa:" in line:
+            isa = line.split(",isa:", 1)[1].strip()
+    for line in timed:
+        if not line.startswith(("onednn_verbose", "dnnl_verbose")) or ",exec," not in line:
+            continue
+        f = line.split(",")
+        if "convolution" not in f or not re.search(r"\bsrc_[us]8\b", line):
+            continue  # not a convolution, or a float one
+        i = f.index("convolution")
+        if i + 1 < len(f):
+            names.add(f[i + 1])
+    return sorted(names), isa
+
+
+def kernel_matches(cls, name):
+    """Whether a oneDNN implementation name (e.g. jit_uni_int8:avx2) belongs to the ISA class."""
+    n = name.lower()
+    if cls == "avx2":
+        return "avx2" in n and "avx512" not in n
+    if cls == "vnni":
+        return "avx512_core" in n and "vnni" in n and "amx" not in n
+    return "amx" in n
+
+
+def lowbit_level(lowbit, env):
+    """(level `lowbit --version` reports under env, None) or (None, lowbit's one-line error)."""
+    try:
+        r = subprocess.run([lowbit, "--version"], env=env, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError) as e:
+        return None, str(e)
+    if r.returncode != 0:
+        msg = (r.stderr.strip() or r.stdout.strip() or f"exit status {r.returncode}").splitlines()[-1]
+        return None, f"{msg} (exit status {r.returncode})"
+    m = re.search(r"\(integer kernels: ([\w-]+)\)", r.stdout)
+    return (m.group(1) if m else "unknown"), None
+
+
+def measure(a, arch, engines, t, lowbit_env=None, torch_env=None, label=""):
+    """Per repeat: lowbit, then each torch engine, every one its own process; the raw runs."""
+    runs = {"lowbit": [], **{e: [] for e in engines}}
+    for r in range(a.repeats):
+        # bench infer's --seconds is split over its rounds (3 by default), three kinds each.
+        out = subprocess.run([a.lowbit, "bench", "infer", "--model", a.model, "--batch", str(a.batch),
+                              "--threads", str(t), "--seconds", str(a.seconds), "--json"],
+                             check=True, capture_output=True, text=True, env=lowbit_env).stdout
+        runs["lowbit"].append(last_json(out))
+        for e in engines:
+            out = subprocess.run([sys.executable, __file__, "--model", a.model, "--arch", arch, "--worker", e,
+                                  "--worker-threads", str(t), "--batch", str(a.batch), "--seconds",
+                                  str(a.seconds), "--warmup", str(a.warmup)],
+                                 check=True, capture_output=True, text=True, env=torch_env).stdout
+            runs[e].append(last_json(out))
+        print(f"{label}threads {t} run {r + 1}: " + ", ".join(
+            f"{k} {v[-1]['images_per_s']:.0f} img/s {v[-1]['batch1_ms']:.3f} ms" for k, v in runs.items()),
+            file=sys.stderr)
+    return runs
+
+
+def report(a, arch, engines, t, runs):
+    """Prints the medians block for one thread count; returns its summary row."""
+    keys = ("images_per_s", "images_per_cpu_s", "batch1_ms", "batch1_cpu_ms")
+    med = {k: {f: statistics.median(x[f] for x in v) for f in keys} for k, v in runs.items()}
+    row = {"arch": arch, "threads": t, "batch": a.batch, "lowbit": med["lowbit"],
+           "lowbit_vs_float32": statistics.median(x["ratio"] for x in runs["lowbit"]),
+           "torch_version": runs[engines[0]][0]["torch"] if engines else None, "torch": {}}
+    print(f"{arch}, threads {t}, batch {a.batch} (medians of {a.repeats}): lowbit {med['lowbit']['images_per_s']:.0f} "
+          f"img/s ({row['lowbit_vs_float32']:.2f}x its float32), batch-1 {med['lowbit']['batch1_ms']:.3f} ms")
+    for e in engines:
+        m, lb = med[e], med["lowbit"]
+        ratios = {"throughput": lb["images_per_s"] / m["images_per_s"],
+                  "throughput_cpu": lb["images_per_cpu_s"] / m["images_per_cpu_s"],
+                  "latency": m["batch1_ms"] / lb["batch1_ms"],
+                  "latency_cpu": m["batch1_cpu_ms"] / lb["batch1_cpu_ms"]}
+        row["torch"][e] = {**m, "lowbit_speedup": ratios}
+        print(f"  torch {row['torch_version']} int8 {e}: {m['images_per_s']:.0f} img/s, batch-1 "
+              f"{m['batch1_ms']:.3f} ms -> lowbit {ratios['throughput']:.2f}x throughput "
+              f"({ratios['throughput_cpu']:.2f}x by CPU time), {ratios['latency']:.2f}x lower batch-1 latency "
+              f"({ratios['latency_cpu']:.2f}x by CPU time)")
+    return row
+
+
+def isa_matrix(a, arch, classes):
+    """--isa-matrix: per class the CPU can run, lowbit at LOWBIT_ISA=X against oneDNN int8 at ONEDNN_MAX_CPU_ISA=Y."""
+    cpu = cpu_info()
+    flags = set(cpu["flags"])
+    print(f"CPU: {cpu['label']}", file=sys.stderr)
+    rows, skipped, runnable = [], [], []
+    for cls, lowbit_isa, onednn_isa, needs in ISA_CLASSES:
+        if cls not in classes:
+            continue
+        missing = [f for f in needs if f not in flags]
+        if missing:
+            skipped.append({"class": cls, "reason": f"the CPU lacks {', '.join(missing)} (/proc/cpuinfo flags)"})
+            continue
+        above = [f for f in ISA_ABOVE[cls] if f in flags]
+        runnable.append((cls, lowbit_isa, onednn_isa, above))
+    for sk in skipped:
+        print(f"skipping {sk['class']}: {sk['reason']}", file=sys.stderr)
+    base = {k: v for k, v in os.environ.items()
+            if k not in ("ONEDNN_VERBOSE", "DNNL_VERBOSE", "LOWBIT_ISA", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")}
+    failed_checks = []
+    for cls, lowbit_isa, onednn_isa, above in runnable:
+        lowbit_env = dict(base, LOWBIT_ISA=lowbit_isa)
+        torch_env = dict(base, ONEDNN_MAX_CPU_ISA=onednn_isa, DNNL_MAX_CPU_ISA=onednn_isa)
+        level, err = lowbit_level(a.lowbit, lowbit_env)
+        if err is None and level not in (lowbit_isa, "unknown"):
+            err = f"`LOWBIT_ISA={lowbit_isa} lowbit --version` reports integer kernels {level}, not {lowbit_isa}"
+        if err is not None:
+            skipped.append({"class": cls, "reason": f"lowbit refuses LOWBIT_ISA={lowbit_isa}: {err}"})
+            print(f"skipping {cls}: lowbit refuses LOWBIT_ISA={lowbit_isa}: {err}", file=sys.stderr)
+            continue
+        # One short torch worker under ONEDNN_VERBOSE: which int8 convolution kernels oneDNN really ran.
+        r = subprocess.run([sys.executable, __file__, "--model", a.model, "--arch", arch, "--worker", "onednn",
+                            "--worker-kernel-check", "--worker-threads", str(a.threads[0]), "--batch", str(a.batch)],
+                           capture_output=True, text=True, timeout=600,
+                           env=dict(torch_env, ONEDNN_VERBOSE="1", DNNL_VERBOSE="1"))
+        if r.returncode != 0:
+            raise SystemExit(f"{cls}: the ONEDNN_VERBOSE torch worker failed (exit status {r.returncode}):\n"
+                             + r.stderr[-2000:])
+        kernels, onednn_cpu_isa = onednn_conv_kernels(r.stdout)
+        wrong = [k for k in kernels if not kernel_matches(cls, k)]
+        isa_check = bool(kernels) and not wrong
+        print(f"{cls}: lowbit LOWBIT_ISA={lowbit_isa} runs integer kernels {level}; oneDNN "
+              f"(ONEDNN_MAX_CPU_ISA={onednn_isa}, isa: {onednn_cpu_isa}) ran int8 convolutions "
+              f"{{{', '.join(kernels)}}}", file=sys.stderr)
+        if not isa_check:
+            why = (f"kernels {', '.join(wrong)} do not belong to class {cls}" if kernels
+                   else "no int8 convolution in the ONEDNN_VERBOSE output")
+            failed_checks.append(f"{cls}: {why}")
+            print(f"\n!!! WARNING: oneDNN ISA CHECK FAILED for {cls} (ONEDNN_MAX_CPU_ISA={onednn_isa}): {why}; "
+                  f"its torch numbers are not {cls} numbers !!!\n", file=sys.stderr)
+        real = not above
+        cpu_kind = "real" if real else "emulated"
+        cpu_note = (f"{cpu['label']}, {cpu_kind}" + ("" if real else f" (the CPU also has {', '.join(above)})"))
+        for t in a.threads:
+            print(f"== {cls}: lowbit LOWBIT_ISA={lowbit_isa} vs torch int8 onednn ONEDNN_MAX_CPU_ISA={onednn_isa} "
+                  f"(oneDNN ran {', '.join(kernels) or 'no int8 convolution'}"
+                  f"{'' if isa_check else '; ISA CHECK FAILED'}), on {cpu_note}")
+            runs = measure(a, arch, ["onednn"], t, lowbit_env=lowbit_env, torch_env=torch_env, label=f"{cls} ")
+            row = report(a, arch, ["onednn"], t, runs)
+            rows.append({"class": cls, "lowbit_isa": lowbit_isa, "lowbit_kernels": level,
+                         "onednn_max_cpu_isa": onednn_isa, "onednn_isa": onednn_cpu_isa, "onednn_kernels": kernels,
+                         "isa_check": isa_check, "cpu": cpu["label"], "cpu_model_name": cpu["model_name"],
+                         "cpu_family": cpu["family"], "cpu_model": cpu["model"], "cpu_kind": cpu_kind,
+                         "cpu_above_class": above, "model": a.model, **row})
+    print()
+    print("| class | CPU (real/emulated) | model | threads | lowbit img/s | onednn int8 img/s | ratio "
+          "| batch-1 lowbit / onednn ms | oneDNN kernel |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for row in rows:
+        lb, od = row["lowbit"], row["torch"]["onednn"]
+        sp = od["lowbit_speedup"]
+        kern = ", ".join(row["onednn_kernels"]) or "none seen"
+        print(f"| {row['class']} | {row['cpu']}, {row['cpu_kind']} | {row['arch']} ({os.path.basename(row['model'])}) "
+              f"| {row['threads']} | {lb['images_per_s']:.0f} | {od['images_per_s']:.0f} "
+              f"| {sp['throughput']:.2f}x ({sp['throughput_cpu']:.2f}x CPU time) "
+              f"| {lb['batch1_ms']:.3f} / {od['batch1_ms']:.3f} | "
+              f"{kern}{'' if row['isa_check'] else ' **ISA CHECK FAILED**'} |")
+    for sk in skipped:
+        print(f"skipped: {sk['class']}: {sk['reason']}")
+    if not rows:
+        print("no class ran")
+    for f in failed_checks:
+        print(f"WARNING: oneDNN ISA check failed: {f}", file=sys.stderr)
+    if a.json:
+        print(json.dumps({"isa_matrix": True, "cpu": {k: cpu[k] for k in ("label", "model_name", "family", "model")},
+                          "results": rows, "skipped": skipped}))
 
 
 def main():
@@ -241,12 +490,19 @@ def main():
     ap.add_argument("--json", action="store_true", help="print the summary as one JSON line")
     ap.add_argument("--print-graph", action="store_true",
                     help="print each engine's converted PyTorch model (the FX graph for resnet20) to stderr first")
+    ap.add_argument("--isa-matrix", action="store_true",
+                    help="per ISA class the CPU has: lowbit at LOWBIT_ISA vs torch onednn at ONEDNN_MAX_CPU_ISA")
+    ap.add_argument("--classes", nargs="+", choices=[c[0] for c in ISA_CLASSES], default=None,
+                    help="ISA classes for --isa-matrix (default: all; implies --isa-matrix)")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--worker-threads", type=int, default=1, help=argparse.SUPPRESS)
+    ap.add_argument("--worker-kernel-check", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.worker:
-        torch_worker(a.arch or "convnet", a.worker, a.worker_threads, a.batch, a.seconds, a.warmup)
+        torch_worker(a.arch or "convnet", a.worker, a.worker_threads, a.batch, a.seconds, a.warmup,
+                     kernel_check=a.worker_kernel_check)
         return
+    matrix = a.isa_matrix or a.classes is not None
     detected = detect_arch(a.lowbit, a.model)
     arch = a.arch or detected or "convnet"
     if a.arch is None:
@@ -255,6 +511,15 @@ def main():
     elif detected and detected != a.arch:
         print(f"warning: --arch {a.arch}, but {a.model} looks like a {detected}", file=sys.stderr)
     engines = a.engines
+    if matrix:
+        import torch
+        if "onednn" not in torch.backends.quantized.supported_engines:
+            raise SystemExit(f"--isa-matrix compares against the onednn engine; torch {torch.__version__} has only "
+                             f"{torch.backends.quantized.supported_engines}")
+        if engines is not None and engines != ["onednn"]:
+            print(f"warning: --isa-matrix compares against onednn only; --engines {' '.join(engines)} ignored",
+                  file=sys.stderr)
+        engines = ["onednn"]
     if engines is None:
         import torch
         engines = [e for e in ("onednn", "fbgemm", "x86") if e in torch.backends.quantized.supported_engines]
@@ -265,43 +530,13 @@ def main():
             print(m.graph if arch == "resnet20" else m, file=sys.stderr)
             if arch == "resnet20":
                 print("op kinds: " + ", ".join(f"{k} x{v}" for k, v in graph_op_kinds(m).items()), file=sys.stderr)
-    keys = ("images_per_s", "images_per_cpu_s", "batch1_ms", "batch1_cpu_ms")
+    if matrix:
+        isa_matrix(a, arch, a.classes or [c[0] for c in ISA_CLASSES])
+        return
     summary = []
     for t in a.threads:
-        runs = {"lowbit": [], **{e: [] for e in engines}}
-        for r in range(a.repeats):
-            # bench infer's --seconds is split over its rounds (3 by default), three kinds each.
-            out = subprocess.run([a.lowbit, "bench", "infer", "--model", a.model, "--batch", str(a.batch),
-                                  "--threads", str(t), "--seconds", str(a.seconds), "--json"],
-                                 check=True, capture_output=True, text=True).stdout
-            runs["lowbit"].append(last_json(out))
-            for e in engines:
-                out = subprocess.run([sys.executable, __file__, "--model", a.model, "--arch", arch, "--worker", e,
-                                      "--worker-threads", str(t), "--batch", str(a.batch), "--seconds",
-                                      str(a.seconds), "--warmup", str(a.warmup)],
-                                     check=True, capture_output=True, text=True).stdout
-                runs[e].append(last_json(out))
-            print(f"threads {t} run {r + 1}: " + ", ".join(
-                f"{k} {v[-1]['images_per_s']:.0f} img/s {v[-1]['batch1_ms']:.3f} ms" for k, v in runs.items()),
-                file=sys.stderr)
-        med = {k: {f: statistics.median(x[f] for x in v) for f in keys} for k, v in runs.items()}
-        row = {"arch": arch, "threads": t, "batch": a.batch, "lowbit": med["lowbit"],
-               "lowbit_vs_float32": statistics.median(x["ratio"] for x in runs["lowbit"]),
-               "torch_version": runs[engines[0]][0]["torch"] if engines else None, "torch": {}}
-        print(f"{arch}, threads {t}, batch {a.batch} (medians of {a.repeats}): lowbit {med['lowbit']['images_per_s']:.0f} "
-              f"img/s ({row['lowbit_vs_float32']:.2f}x its float32), batch-1 {med['lowbit']['batch1_ms']:.3f} ms")
-        for e in engines:
-            m, lb = med[e], med["lowbit"]
-            ratios = {"throughput": lb["images_per_s"] / m["images_per_s"],
-                      "throughput_cpu": lb["images_per_cpu_s"] / m["images_per_cpu_s"],
-                      "latency": m["batch1_ms"] / lb["batch1_ms"],
-                      "latency_cpu": m["batch1_cpu_ms"] / lb["batch1_cpu_ms"]}
-            row["torch"][e] = {**m, "lowbit_speedup": ratios}
-            print(f"  torch {row['torch_version']} int8 {e}: {m['images_per_s']:.0f} img/s, batch-1 "
-                  f"{m['batch1_ms']:.3f} ms -> lowbit {ratios['throughput']:.2f}x throughput "
-                  f"({ratios['throughput_cpu']:.2f}x by CPU time), {ratios['latency']:.2f}x lower batch-1 latency "
-                  f"({ratios['latency_cpu']:.2f}x by CPU time)")
-        summary.append(row)
+        runs = measure(a, arch, engines, t)
+        summary.append(report(a, arch, engines, t, runs))
     if a.json:
         print(json.dumps({"results": summary}))
 

@@ -50,7 +50,8 @@ struct Layer {
 const Layer kLayers[] = {
     {"resnet20.stage1", 16, 28, 28, 3, 1, 1, 16},   {"resnet20.down2", 16, 28, 28, 3, 2, 1, 32},
     {"resnet20.short2", 16, 28, 28, 1, 2, 0, 32},   {"resnet20.stage2", 32, 14, 14, 3, 1, 1, 32},
-    {"resnet20.down3", 32, 14, 14, 3, 2, 1, 64},    {"resnet20.stage3", 64, 7, 7, 3, 1, 1, 64},
+    {"resnet20.down3", 32, 14, 14, 3, 2, 1, 64},    {"resnet20.short3", 32, 14, 14, 1, 2, 0, 64},
+    {"resnet20.stage3", 64, 7, 7, 3, 1, 1, 64},
     {"convnet.conv2", 32, 14, 14, 3, 1, 1, 64},     {"convnet.conv3", 64, 7, 7, 3, 1, 1, 128},
 };
 
@@ -132,7 +133,7 @@ nlohmann::json bench_conv(const BenchConvOptions& opt) {
         if (isa == Isa::scalar || !isa_supported(isa)) continue;
         const ConvCodesKernelTable t = conv_codes_kernels(isa);
         for (int i = 0; i < t.count; ++i)
-          if (t.rows[i].applies(cw, bits)) {
+          if (t.rows[i].applies(cw, bits) && std::string(t.rows[i].name).find(opt.kernel) != std::string::npos) {
             kernels.push_back(&t.rows[i]);
             levels.push_back(isa_name(isa));
           }

@@ -19,6 +19,7 @@ struct BenchConvOptions {
   int repeats = 5;             // interleaved samples per kernel (the median is reported)
   double min_sample_s = 0.03;  // each sample repeats the call until at least this long
   std::string filter;          // substring of "layer wWaA" ("" = all)
+  std::string kernel;          // substring of the kernel names to run ("" = all), e.g. "avx2."
   bool quick = false;          // two small layers (tests)
 };
 

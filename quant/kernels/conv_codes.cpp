@@ -78,11 +78,12 @@ void add_pair_tables(const PackedWeights& w, int32_t acc_mul, int32_t rowsum_mul
       for (int64_t k = 0; k < w.k; ++k)
         m[static_cast<size_t>((k / in_channels) * C4 + k % in_channels)] =
             window ? 1 : (signed_weight(w, acc_mul, rowsum_mul, row, k) - lo) / g;
-    uint8_t* t = cw.pair_tables.data() + row * cw.pair_steps * 16;
-    for (int64_t step = 0; step < cw.pair_steps; ++step)
+    for (int64_t step = 0; step < cw.pair_steps; ++step) {
+      uint8_t* t = cw.pair_tables.data() + cw.pair_entry_offset(row, step);
       for (int i = 0; i < 16; ++i)
-        t[step * 16 + i] = static_cast<uint8_t>(m[static_cast<size_t>(2 * step)] * (i & 3) +
-                                                m[static_cast<size_t>(2 * step + 1)] * (i >> 2));
+        t[i] = static_cast<uint8_t>(m[static_cast<size_t>(2 * step)] * (i & 3) +
+                                    m[static_cast<size_t>(2 * step + 1)] * (i >> 2));
+    }
   }
 }
 
@@ -133,7 +134,9 @@ bool always_applies(const ConvCodesWeights&, int) { return true; }
 // vpmaddubsw adds two u8 x s8 products into int16 with saturation; vpdpbusd does not saturate.
 bool maddubs_exact(const ConvCodesWeights& w, int act_bits) { return 2 * max_code(act_bits) * w.max_abs <= 32767; }
 
-bool pair_lut_applies(const ConvCodesWeights& w, int act_bits) { return act_bits <= 2 && w.pair_steps > 0; }
+// Below 16 pair steps (a 1x1 conv of 16 channels) the planes and the epilogue outweigh the
+// cheaper multiplies: `lowbit bench conv` measured it level with the byte multiply.
+bool pair_lut_applies(const ConvCodesWeights& w, int act_bits) { return act_bits <= 2 && w.pair_steps >= 16; }
 
 // Output rows of the whole batch in parallel tasks of at least ~2M multiply-adds (finer ones
 // cost more in scheduling than they compute); the ymm levels get their window sums here.

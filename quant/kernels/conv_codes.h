@@ -56,16 +56,24 @@ struct ConvCodesWeights {
   int window_term = 0;          // t: 0 or 1
   AlignedBytes data;            // n_blocks * block_bytes() bytes
   // The pair tables of the lookup-table kernel (empty unless pack_conv_codes_weights was given
-  // act_bits <= 2 and the grid is small enough, pair_lut_fits): rows n = 0 .. n_blocks*16 - 1,
-  // then (pair_window) one row of all-ones weights for the window sum; per row, per pair step
-  // t = tap * (in_channels / 2) + channel pair, 16 bytes: entry a + 4 a' = m a + m' a'.
+  // act_bits <= 2 and the grid is small enough): rows n = 0 .. n_blocks*16 - 1, then (pair_window)
+  // one row of all-ones weights for the window sum. Entry a + 4 a' of the table of row n at pair
+  // step t = tap * (in_channels / 2) + channel pair is m a + m' a' (m, m' its two weights). Rows
+  // are interleaved in groups of kPairRows, [group][t][row in group][16 bytes], so a register
+  // tile of kPairRows channels reads one 64-byte line per step; the window row follows alone.
+  static constexpr int kPairRows = 4;
   AlignedBytes pair_tables;
   int64_t pair_steps = 0;       // kernel^2 * in_channels / 2
   int pair_g = 1, pair_min = 0; // s = pair_g * m + pair_min over the layer's real weights
   int pair_max_entry = 0;       // the largest table entry (sets how often bytes are widened)
   bool pair_window = false;     // pair_min != 0: the window row exists
   int64_t pair_rows() const { return n_blocks * kBlockChannels + (pair_window ? 1 : 0); }
-  const uint8_t* pair_table(int64_t row) const { return pair_tables.data() + row * pair_steps * 16; }
+  // The 16 bytes of row `row` at step t (rows < n_blocks * 16: interleaved groups; the window row).
+  int64_t pair_entry_offset(int64_t row, int64_t t) const {
+    const int64_t grouped = n_blocks * kBlockChannels;
+    if (row >= grouped) return (grouped * pair_steps + t) * 16;
+    return ((row / kPairRows * pair_steps + t) * kPairRows + row % kPairRows) * 16;
+  }
   int64_t block_bytes() const { return k_padded * kBlockChannels; }
   const int8_t* block(int64_t nb) const { return reinterpret_cast<const int8_t*>(data.data()) + nb * block_bytes(); }
 };

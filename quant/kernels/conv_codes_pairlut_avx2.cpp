@@ -124,10 +124,11 @@ void pack_planes(const ConvCodesProblem& p, const Geometry& g, int64_t i0, int64
 template <int R>
 void tile(const ConvCodesWeights& w, const uint8_t* planes, const int64_t* off, int64_t q0, int64_t row0,
           int64_t flush_steps, int64_t segment_steps, int32_t* u, int64_t ldu) {
+  static_assert(R == 1 || R == ConvCodesWeights::kPairRows, "a group of interleaved rows, or the window row");
   const int64_t T = w.pair_steps;
-  const uint8_t* tab[R];
-#pragma GCC unroll 4
-  for (int r = 0; r < R; ++r) tab[r] = w.pair_table(row0 + r);
+  // Row r's table at step t: tab + (t * R + r) * 16 (ConvCodesWeights::pair_entry_offset).
+  const uint8_t* const tab = w.pair_tables.data() + w.pair_entry_offset(row0, 0);
+  const uint8_t* const base = planes + q0;
   for (int64_t s0 = 0; s0 < T; s0 += segment_steps) {
     const int64_t s1 = std::min(T, s0 + segment_steps);
     __m256i a16[R][kVecs], b16[R][kVecs];
@@ -140,14 +141,15 @@ void tile(const ConvCodesWeights& w, const uint8_t* planes, const int64_t* off, 
 #pragma GCC unroll 8
       for (int r = 0; r < R; ++r)
         for (int v = 0; v < kVecs; ++v) acc[r][v] = _mm256_setzero_si256();
-      for (int64_t t = f0; t < f1; ++t) {
-        const uint8_t* src = planes + off[t] + q0;
+      const uint8_t* tp = tab + f0 * R * 16;
+      for (int64_t t = f0; t < f1; ++t, tp += R * 16) {
+        const uint8_t* src = base + off[t];
         __m256i x[kVecs];
 #pragma GCC unroll 2
         for (int v = 0; v < kVecs; ++v) x[v] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + 32 * v));
 #pragma GCC unroll 4
         for (int r = 0; r < R; ++r) {
-          const __m256i tb = _mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(tab[r] + t * 16)));
+          const __m256i tb = _mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(tp + r * 16)));
 #pragma GCC unroll 2
           for (int v = 0; v < kVecs; ++v) acc[r][v] = _mm256_add_epi8(acc[r][v], _mm256_shuffle_epi8(tb, x[v]));
         }
@@ -197,6 +199,95 @@ inline void transpose8(__m256i r[8]) {
   }
 }
 
+// r[i] = 16 bytes of row i -> r[q] = byte q of every row (four rounds of unpacks).
+inline void transpose16x16(__m128i r[16]) {
+  __m128i t[16];
+  for (int i = 0; i < 8; ++i) {
+    t[i] = _mm_unpacklo_epi8(r[2 * i], r[2 * i + 1]);      // rows 2i, 2i+1: q 0-7
+    t[i + 8] = _mm_unpackhi_epi8(r[2 * i], r[2 * i + 1]);  // q 8-15
+  }
+  for (int i = 0; i < 4; ++i) {  // r[4j + i]: rows 4i .. 4i+3, q 4j .. 4j+3
+    r[i] = _mm_unpacklo_epi16(t[2 * i], t[2 * i + 1]);
+    r[i + 4] = _mm_unpackhi_epi16(t[2 * i], t[2 * i + 1]);
+    r[i + 8] = _mm_unpacklo_epi16(t[2 * i + 8], t[2 * i + 9]);
+    r[i + 12] = _mm_unpackhi_epi16(t[2 * i + 8], t[2 * i + 9]);
+  }
+  for (int j = 0; j < 4; ++j)
+    for (int i = 0; i < 2; ++i) {  // t[4j + 2i + h]: rows 8i .. 8i+7, q 4j + 2h, 4j + 2h + 1
+      t[4 * j + 2 * i] = _mm_unpacklo_epi32(r[4 * j + 2 * i], r[4 * j + 2 * i + 1]);
+      t[4 * j + 2 * i + 1] = _mm_unpackhi_epi32(r[4 * j + 2 * i], r[4 * j + 2 * i + 1]);
+    }
+  for (int j = 0; j < 4; ++j)
+    for (int h = 0; h < 2; ++h) {
+      r[4 * j + 2 * h] = _mm_unpacklo_epi64(t[4 * j + h], t[4 * j + 2 + h]);
+      r[4 * j + 2 * h + 1] = _mm_unpackhi_epi64(t[4 * j + h], t[4 * j + 2 + h]);
+    }
+}
+
+// The codes epilogue channel-major, with no transposition of int32 sums: per channel row n, 32
+// outputs at a time, acc' -> codes (the scalar epilogue's float expressions) -> 32 bytes of
+// codes[n][q]. Then 16 x 16 byte blocks transposed into each valid output's 16 channels.
+// acc' = g * U + s_min * window; sums u (rows x ldu int32), window (ldu) as the tiles left them.
+void codes_epilogue(const ConvCodesProblem& p, const Geometry& g, const int32_t* u, const int32_t* window,
+                    int64_t ldu, int64_t rows16, int64_t q0, int64_t count, uint8_t* codes) {
+  const ConvCodesWeights& w = *p.w;
+  const ConvCodesShape& sh = p.shape;
+  const __m256 zero = _mm256_setzero_ps(), maxc = _mm256_set1_ps(static_cast<float>(p.ep.max_code_out));
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7), gv = _mm256_set1_epi32(w.pair_g);
+  const __m256i minv = _mm256_set1_epi32(w.pair_min);
+  for (int64_t n = 0; n < rows16; ++n) {
+    const __m256 scale = _mm256_set1_ps(p.scale_pad[n]), bias = _mm256_set1_ps(p.bias_pad[n]);
+    for (int64_t i0 = 0; i0 < count; i0 += 32) {
+      __m256i c[4];
+      for (int v = 0; v < 4; ++v) {
+        __m256i acc = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(u + n * ldu + i0 + 8 * v));
+        if (w.pair_g != 1) acc = _mm256_mullo_epi32(acc, gv);
+        if (w.pair_window)
+          acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(minv, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(window + i0 + 8 * v))));
+        const __m256 y = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(acc), scale), bias);
+        __m256 q = _mm256_round_ps(y, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        q = _mm256_min_ps(_mm256_max_ps(q, zero), maxc);
+        c[v] = _mm256_cvttps_epi32(q);
+      }
+      const __m256i b = _mm256_packus_epi16(_mm256_packus_epi32(c[0], c[1]), _mm256_packus_epi32(c[2], c[3]));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(codes + n * ldu + i0), _mm256_permutevar8x32_epi32(b, order));
+    }
+  }
+  uint8_t* out = static_cast<uint8_t*>(p.out);
+  int64_t img = q0 / g.per_image, oh = (q0 % g.per_image) / g.wph, ow = q0 % g.wph;
+  for (int64_t i0 = 0; i0 < count; i0 += 16) {
+    int64_t pixel[16];
+    bool any = false;
+    for (int i = 0; i < 16; ++i) {
+      const bool valid = i0 + i < count && oh < sh.out_height && ow < sh.out_width;
+      pixel[i] = valid ? (img * sh.out_height + oh) * sh.out_width + ow : -1;
+      any = any || valid;
+      if (++ow == g.wph) {
+        ow = 0;
+        if (++oh == g.hph) oh = 0, ++img;
+      }
+    }
+    if (!any) continue;
+    for (int64_t n0 = 0; n0 < rows16; n0 += 16) {
+      __m128i r[16];
+      for (int i = 0; i < 16; ++i) r[i] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(codes + (n0 + i) * ldu + i0));
+      transpose16x16(r);
+      const int64_t valid = std::min<int64_t>(16, w.out_channels - n0);
+      for (int i = 0; i < 16; ++i) {
+        if (pixel[i] < 0) continue;
+        uint8_t* dst = out + pixel[i] * p.ldo + n0;
+        if (valid == 16) {
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), r[i]);
+        } else {
+          alignas(16) uint8_t tmp[16];
+          _mm_store_si128(reinterpret_cast<__m128i*>(tmp), r[i]);
+          std::memcpy(dst, tmp, static_cast<size_t>(valid));
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 
 void conv_codes_pair_lut(const ConvCodesProblem& p, int64_t images) {
@@ -210,7 +301,10 @@ void conv_codes_pair_lut(const ConvCodesProblem& p, int64_t images) {
   parallel_for(0, images, image_grain,
                [&](int64_t i0, int64_t i1) { pack_planes(p, g, i0, i1, planes.data()); });
 
-  const int64_t rows8 = (w.out_channels + 7) / 8 * 8;  // channel rows computed (the tables have n_blocks * 16)
+  // The codes epilogue works on 16 channel rows at a time (the tables have n_blocks * 16 rows);
+  // the others transpose 8 x 8 blocks of sums.
+  const bool codes_out = p.ep.kind == EpilogueKind::codes;
+  const int64_t rows8 = codes_out ? w.n_blocks * kBlockChannels : (w.out_channels + 7) / 8 * 8;
   const int64_t window_row = w.n_blocks * kBlockChannels;
   const int64_t flush_steps = 255 / w.pair_max_entry;
   const int64_t segment_steps = std::max<int64_t>(flush_steps, 65535 / w.pair_max_entry / flush_steps * flush_steps);
@@ -221,6 +315,7 @@ void conv_codes_pair_lut(const ConvCodesProblem& p, int64_t images) {
   parallel_for(0, chunks, grain, [&](int64_t c0, int64_t c1) {
     constexpr int64_t ldu = kChunkOut;
     std::vector<int32_t> ubuf(static_cast<size_t>((rows8 + 1) * ldu));
+    std::vector<uint8_t> codes(codes_out ? static_cast<size_t>(rows8 * ldu) : 0);
     int32_t* u = ubuf.data();
     int32_t* window = u + rows8 * ldu;
     const YmmEpilogue e(p);
@@ -235,8 +330,12 @@ void conv_codes_pair_lut(const ConvCodesProblem& p, int64_t images) {
         for (int t = 0; t < tiles; ++t)
           tile<1>(w, planes.data(), off.data(), q0 + t * kTileOut, window_row, flush_steps, segment_steps,
                   window + t * kTileOut, ldu);
-      // The valid outputs, 8 at a time: each 8 x 8 block of U transposed to 8 outputs' channels.
       const int64_t count = std::min<int64_t>(kChunkOut, g.total - q0);
+      if (codes_out) {
+        codes_epilogue(p, g, u, window, ldu, rows8, q0, count, codes.data());
+        continue;
+      }
+      // The valid outputs, 8 at a time: each 8 x 8 block of U transposed to 8 outputs' channels.
       int64_t img = q0 / g.per_image, oh = (q0 % g.per_image) / g.wph, ow = q0 % g.wph;
       for (int64_t i0 = 0; i0 < count; i0 += 8) {
         int64_t pixel[8];
