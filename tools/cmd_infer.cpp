@@ -13,6 +13,7 @@
 #include <stb/stb_image.h>  // Debian's libstb holds the implementation: no STB_IMAGE_IMPLEMENTATION
 
 #include "core/autograd.h"
+#include "core/cpu_features.h"
 #include "core/data/dataset.h"
 #include "core/data/loader.h"
 #include "core/error.h"
@@ -204,8 +205,8 @@ void register_inspect(CLI::App& app) {
     set_num_threads(*threads);
     const intq::IntModel m = intq::load_int_model(*model);
     if (compare->empty()) {
-      std::printf("%-16s %-8s %-22s %-8s %-8s %10s  %s\n", "name", "op", "shape", "bits W/A", "out", "bytes",
-                  "scale range / params");
+      std::printf("%-16s %-8s %-22s %-8s %-8s %10s  %-20s %s\n", "name", "op", "shape", "bits W/A", "out", "bytes",
+                  "kernel", "scale range / params");
       json rows = json::array();
       for (const auto& op : m.ops) {
         const auto& in = m.values[static_cast<size_t>(op.inputs[0])];
@@ -239,8 +240,11 @@ void register_inspect(CLI::App& app) {
           row["method"] = op.method;
           row["bits"] = op.bits;
         }
-        std::printf("%-16s %-8s %-22s %-8s %-8s %10lld  %s\n", op.name.c_str(), intq::op_kind_name(op.kind), shape,
-                    bits.c_str(), intq::value_type_name(out.type), static_cast<long long>(bytes), extra.c_str());
+        const std::string kernel = intq::op_kernel(op);
+        if (!kernel.empty()) row["kernel"] = kernel;
+        std::printf("%-16s %-8s %-22s %-8s %-8s %10lld  %-20s %s\n", op.name.c_str(), intq::op_kind_name(op.kind), shape,
+                    bits.c_str(), intq::value_type_name(out.type), static_cast<long long>(bytes),
+                    kernel.empty() ? "-" : kernel.c_str(), extra.c_str());
         rows.push_back(row);
       }
       std::printf("parameters: %lld bytes; method %s; %lld classes\n", static_cast<long long>(m.parameter_bytes()),
@@ -344,8 +348,13 @@ void register_bench_infer(CLI::App& bench) {
                  "batch-1 latency %.3f ms; %d threads; medians of %d rounds\n",
                  int_ips, fp_ips, med_ratio, med_cpu_ratio, static_cast<long long>(*batch), b1_ms, num_threads(),
                  *rounds);
+    json kernels = json::array();
+    for (const auto& op : m.ops)
+      if (const std::string k = intq::op_kernel(op); !k.empty()) kernels.push_back({{"name", op.name}, {"kernel", k}});
     if (*as_json)
       print_json_line(json{{"images_per_s", int_ips},
+                           {"isa", active_isa()},
+                           {"kernels", kernels},
                            {"float_images_per_s", fp_ips},
                            {"ratio", med_ratio},
                            {"batch1_ms", b1_ms},

@@ -429,7 +429,8 @@ IntModel convert_to_int(Module& model, const ExportInfo& info) {
   out.class_names = info.class_names;
   out.method = info.method;
   out.provenance = info.provenance;
-  for (IntOp& op : out.ops) prepare_runtime(op);
+  for (IntOp& op : out.ops)
+    prepare_runtime(op, out.values[static_cast<size_t>(op.inputs[0])], out.values[static_cast<size_t>(op.output)]);
   return out;
 }
 

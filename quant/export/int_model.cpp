@@ -36,12 +36,36 @@ const char* value_type_name(ValueType type) { return type == ValueType::codes ? 
 
 int pack_bits(int bits) { return bits <= 2 ? 2 : bits <= 4 ? 4 : 8; }
 
-void prepare_runtime(IntOp& op) {
+namespace {
+
+// The conv_codes geometry of a conv op: its input bordered by `padding` pixels, channels padded
+// to the weights' multiple of 4.
+kernels::ConvCodesShape conv_codes_shape(const IntOp& op, const ValueInfo& in, const ValueInfo& out) {
+  kernels::ConvCodesShape s;
+  s.channels = op.conv_weights->in_channels;
+  s.height = in.h + 2 * op.padding;
+  s.width = in.w + 2 * op.padding;
+  s.stride = op.stride;
+  s.out_height = out.h;
+  s.out_width = out.w;
+  s.act_bits = pack_bits(op.act_bits);
+  return s;
+}
+
+}  // namespace
+
+void prepare_runtime(IntOp& op, const ValueInfo& in, const ValueInfo& out) {
   op.conv_weights.reset();
+  op.conv_kernel = nullptr;
   if (op.kind != OpKind::conv || !op.weights || !kernels::conv_codes_fits(*op.weights, op.acc_mul, op.rowsum_mul, op.in_channels))
     return;
   op.conv_weights = std::make_shared<kernels::ConvCodesWeights>(
       kernels::pack_conv_codes_weights(*op.weights, op.acc_mul, op.rowsum_mul, op.in_channels, op.kernel, op.act_bits));
+  op.conv_kernel_isa = kernels::active_isa_level();
+  if (op.conv_kernel_isa != kernels::Isa::scalar)
+    op.conv_kernel = kernels::fastest_conv_codes_kernel(op.conv_kernel_isa, conv_codes_shape(op, in, out),
+                                                        *op.conv_weights, op.out_codes ? kernels::EpilogueKind::codes
+                                                                                       : kernels::EpilogueKind::float32);
 }
 
 namespace {
@@ -191,10 +215,22 @@ bool runs_as_conv_codes(const IntOp& op) {
          kernels::conv_codes_supported(isa, *op.conv_weights, pack_bits(op.act_bits));
 }
 
+}  // namespace
+
+std::string op_kernel(const IntOp& op) {
+  if (op.kind != OpKind::conv && op.kind != OpKind::linear) return "";
+  const kernels::Isa isa = kernels::active_isa_level();
+  if (runs_as_conv_codes(op))
+    return op.conv_kernel && op.conv_kernel_isa == isa ? op.conv_kernel->name
+                                                       : kernels::conv_codes_kernel(isa, *op.conv_weights, pack_bits(op.act_bits))->name;
+  return std::string(kernels::isa_name(isa)) + ".gemm";
+}
+
+namespace {
+
 bool run_conv_codes(const IntOp& op, const ValueInfo& in, const ValueInfo& out, const uint8_t* x, int64_t images,
                     Workspace& ws, void* y, const kernels::ConvCodesFusion& fuse = {}) {
   if (!runs_as_conv_codes(op)) return false;
-  const int bits = pack_bits(op.act_bits);
   // The bordered image: `padding` pixels of the zero-point code around each image, and channels
   // padded to the weights' multiple of 4 with code 0 (their weights are zero).
   const int64_t C = in.c, C4 = op.conv_weights->in_channels, P = op.padding, hp = in.h + 2 * P, wp = in.w + 2 * P;
@@ -223,18 +259,14 @@ bool run_conv_codes(const IntOp& op, const ValueInfo& in, const ValueInfo& out, 
     }
     src = b;
   }
-  kernels::ConvCodesShape s;
-  s.channels = C4;
-  s.height = hp;
-  s.width = wp;
-  s.stride = op.stride;
-  s.out_height = out.h;
-  s.out_width = out.w;
-  s.act_bits = bits;
+  const kernels::ConvCodesShape s = conv_codes_shape(op, in, out);
   kernels::Epilogue ep = epilogue_of(op);
   ep.acc_mul = 1;  // the signed weights hold the correction
   ep.rowsum_mul = 0;
-  kernels::conv_codes(src, images, s, *op.conv_weights, ep, y, op.out_channels, fuse);
+  if (op.conv_kernel && op.conv_kernel_isa == kernels::active_isa_level())
+    kernels::conv_codes_with(*op.conv_kernel, src, images, s, *op.conv_weights, ep, y, op.out_channels, fuse);
+  else
+    kernels::conv_codes(src, images, s, *op.conv_weights, ep, y, op.out_channels, fuse);
   return true;
 }
 

@@ -87,8 +87,12 @@ struct IntOp {
   bool out_codes = false;    // epilogue: codes (out_max_code) or float
   int out_max_code = 0;
   std::shared_ptr<kernels::PackedWeights> weights;  // W[n][k], k = (kh*KW + kw)*Cin + c
-  // The same weights as signed bytes for conv_codes (set by prepare_runtime when they fit).
+  // The same weights as signed bytes for conv_codes (set by prepare_runtime when they fit), and
+  // the kernel measured fastest for this layer at conv_kernel_isa (fastest_conv_codes_kernel);
+  // at any other level conv_codes takes its table's first applicable row.
   std::shared_ptr<kernels::ConvCodesWeights> conv_weights;
+  const kernels::ConvCodesKernel* conv_kernel = nullptr;
+  kernels::Isa conv_kernel_isa = kernels::Isa::scalar;
   std::vector<float> scale, bias;  // out_channels each
 
   // maxpool
@@ -98,11 +102,12 @@ struct IntOp {
 // Smallest packed width (2, 4, 8) holding `bits`-bit codes.
 int pack_bits(int bits);
 
-// Run-time forms derived from an op's packed weights (call once the op is complete): a conv
-// whose signed weights fit bytes (or split as 2s' + t, conv_codes.h) runs as conv_codes (implicit
-// GEMM on the NHWC codes) instead of im2col + packed GEMM; the integers, hence the outputs, are
-// the same.
-void prepare_runtime(IntOp& op);
+// Run-time forms derived from an op's packed weights (call once the op is complete; in and out:
+// its input and output values): a conv whose signed weights fit bytes (or split as 2s' + t,
+// conv_codes.h) runs as conv_codes (implicit GEMM on the NHWC codes) instead of im2col + packed
+// GEMM; the integers, hence the outputs, are the same. Where the active level has several
+// kernels for the layer, the fastest on this CPU is measured once here.
+void prepare_runtime(IntOp& op, const ValueInfo& in, const ValueInfo& out);
 
 // Called for every conv/linear op with its input codes for images [image0, image0 + count),
 // NHWC, value_numel bytes per image. Returns the codes the op (and later readers of that value in
@@ -133,6 +138,11 @@ struct IntModel {
 // Bytes the file stores for a conv/linear op: its dense weight rows (out_channels x ceil(K / P),
 // docs/model-format.md) and its [2, out_channels] float32 epilogue.
 int64_t stored_bytes(const IntOp& op);
+
+// The kernel a conv / linear op runs with at the active ISA level: the conv_codes kernel name of
+// the level's table (e.g. "avx2.pair_lut", "avx512.vpdpbusd") or "<level>.gemm" (packed im2col /
+// rows + the GEMM); "" for the other ops. `lowbit inspect` and `bench infer --json` report it.
+std::string op_kernel(const IntOp& op);
 
 // The spec of a quantize op's rule.
 ActCodeSpec act_spec(const IntOp& op);

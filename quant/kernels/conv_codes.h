@@ -129,6 +129,13 @@ ConvCodesKernelTable conv_codes_kernels(Isa isa);
 // The kernel conv_codes_at(isa, ...) runs for these weights and codes: the first row whose rule
 // holds; nullptr when none does (the caller then takes the im2col + GEMM path).
 const ConvCodesKernel* conv_codes_kernel(Isa isa, const ConvCodesWeights& w, int act_bits);
+// The fastest kernel of `isa` for one layer, measured: every row whose rule holds runs `images`
+// synthetic images of this shape through the `kind` epilogue (one warm-up, best of three), and
+// a later row replaces the first applicable one only when at least 5 % faster (so noise keeps the
+// table's order). nullptr when no row applies. All rows compute the same bytes: the choice only
+// changes speed. Runs nothing when fewer than two rows apply.
+const ConvCodesKernel* fastest_conv_codes_kernel(Isa isa, const ConvCodesShape& s, const ConvCodesWeights& w,
+                                                 EpilogueKind kind, int64_t images = 2);
 // Whether some kernel of `isa` is exact for these codes and weights (AVX2's int16 pair bound).
 bool conv_codes_supported(Isa isa, const ConvCodesWeights& w, int act_bits);
 

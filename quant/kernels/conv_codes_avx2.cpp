@@ -24,12 +24,14 @@ namespace {
 void run(const ConvCodesProblem& p, int64_t images) { run_rows(p, images, conv_codes_rows, true); }
 }  // namespace
 
-// The lookup tables where the codes are 2-bit and the grid small; the byte multiply where its
-// int16 pair sums are exact; otherwise no kernel (the GEMM path).
+// The lookup tables where the codes are 2-bit and the grid small; the byte multiply with int16
+// sums where they stay exact long enough; the int8 chain where one pair sum is exact; otherwise
+// no kernel (the GEMM path).
 ConvCodesKernelTable kernels() {
-  static const ConvCodesKernel rows[] = {{"avx2.pair_lut", pair_lut_applies, conv_codes_pair_lut},
+  static const ConvCodesKernel rows[] = {{"avx2.maddubs16", maddubs16_applies, conv_codes_maddubs16},
+                                         {"avx2.pair_lut", pair_lut_applies, conv_codes_pair_lut},
                                          {"avx2.maddubs", maddubs_exact, run}};
-  return {rows, 2};
+  return {rows, 3};
 }
 
 }  // namespace lowbit::kernels::detail::avx2

@@ -56,6 +56,9 @@ namespace avx2 {
 void conv_codes_rows(const ConvCodesProblem& p, int64_t row0, int64_t row1);
 // The lookup-table kernel of 2-bit codes (conv_codes_pairlut_avx2.cpp), the whole call.
 void conv_codes_pair_lut(const ConvCodesProblem& p, int64_t images);
+// The byte multiply with int16 sums (conv_codes_int16_avx2.cpp) and its rule.
+void conv_codes_maddubs16(const ConvCodesProblem& p, int64_t images);
+bool maddubs16_applies(const ConvCodesWeights& w, int act_bits);
 ConvCodesKernelTable kernels();
 }  // namespace avx2
 namespace avx_vnni {

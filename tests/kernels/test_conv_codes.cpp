@@ -253,3 +253,28 @@ TEST_CASE("conv_codes refuses what it cannot compute exactly") {
   CHECK_THROWS_WITH_AS(conv_codes_at(Isa::scalar, p.x.data(), 2, s, cw, ep, out.data(), 16, relu_only),
                        doctest::Contains("float32 epilogue"), lowbit::Error);
 }
+
+TEST_CASE("fastest_conv_codes_kernel picks a row of the level's table whose rule holds") {
+  const Problem p = make_problem({16, 9, 9, 3, 1, 1, 16, 2, 2, 2, -3}, 11);
+  const ConvCodesWeights cw = pack_conv_codes_weights(p.w, 2, -3, 16, 3, 2);
+  ConvCodesShape s;
+  s.channels = 16;
+  s.height = p.hp;
+  s.width = p.wp;
+  s.out_height = p.oh;
+  s.out_width = p.ow;
+  s.act_bits = 2;
+  for (Isa isa : available_isas()) {
+    CAPTURE(std::string(isa_name(isa)));
+    const ConvCodesKernel* k = fastest_conv_codes_kernel(isa, s, cw, EpilogueKind::codes);
+    REQUIRE(k != nullptr);
+    CHECK(k->applies(cw, 2));
+    const ConvCodesKernelTable t = conv_codes_kernels(isa);
+    CHECK(std::any_of(t.rows, t.rows + t.count, [&](const ConvCodesKernel& r) { return &r == k; }));
+  }
+  // 8-bit codes x signed 8-bit weights: no AVX2 row holds them (the GEMM path).
+  std::vector<uint8_t> ws(16 * 144, 200);
+  const ConvCodesWeights big = pack_conv_codes_weights(pack_weights(ws.data(), 16, 144, 144, 8), 1, -128, 16, 3, 8);
+  s.act_bits = 8;
+  if (isa_supported(Isa::avx2)) CHECK(fastest_conv_codes_kernel(Isa::avx2, s, big, EpilogueKind::float32) == nullptr);
+}
