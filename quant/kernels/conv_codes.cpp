@@ -124,6 +124,9 @@ ConvCodesWeights pack_conv_codes_weights(const PackedWeights& w, int32_t acc_mul
       const int64_t nb = n / kBlockChannels, lane = n % kBlockChannels;
       dst[nb * cw.block_bytes() + (kp / 4) * 64 + lane * 4 + kp % 4] = static_cast<int8_t>(s);
     }
+  for (int64_t nb = 0; nb < cw.n_blocks; ++nb)
+    for (int64_t i = 0; i < cw.block_bytes(); i += 2)
+      cw.max_pair_abs = std::max(cw.max_pair_abs, std::abs(int{cw.block(nb)[i]}) + std::abs(int{cw.block(nb)[i + 1]}));
   if (act_bits <= 2 && !cw.split) add_pair_tables(w, acc_mul, rowsum_mul, in_channels, cw);
   return cw;
 }
@@ -133,7 +136,7 @@ namespace detail {
 bool always_applies(const ConvCodesWeights&, int) { return true; }
 
 // vpmaddubsw adds two u8 x s8 products into int16 with saturation; vpdpbusd does not saturate.
-bool maddubs_exact(const ConvCodesWeights& w, int act_bits) { return 2 * max_code(act_bits) * w.max_abs <= 32767; }
+bool maddubs_exact(const ConvCodesWeights& w, int act_bits) { return max_code(act_bits) * w.max_pair_abs <= 32767; }
 
 // Below 16 pair steps (a 1x1 conv of 16 channels) the planes and the epilogue outweigh the
 // cheaper multiplies: `lowbit bench conv` measured it level with the byte multiply.
@@ -141,8 +144,7 @@ bool pair_lut_applies(const ConvCodesWeights& w, int act_bits) { return act_bits
 
 // Output rows of the whole batch in parallel tasks of at least ~2M multiply-adds (finer ones
 // cost more in scheduling than they compute); the ymm levels get their window sums here.
-void run_rows(const ConvCodesProblem& p, int64_t images, void (*rows_fn)(const ConvCodesProblem&, int64_t, int64_t),
-              bool window_sums_apart) {
+void run_rows(const ConvCodesProblem& p, int64_t images, RowsFn rows_fn, WindowSumsFn window_sums_fn) {
   const ConvCodesShape& s = p.shape;
   const int64_t rows = images * s.out_height;
   const int64_t macs_per_row = s.out_width * p.w->out_channels * p.w->k;
@@ -150,9 +152,9 @@ void run_rows(const ConvCodesProblem& p, int64_t images, void (*rows_fn)(const C
   parallel_for(0, rows, grain, [&](int64_t r0, int64_t r1) {
     ConvCodesProblem task = p;
     std::vector<int32_t> sums;
-    if (p.w->split && window_sums_apart) {
+    if (p.w->split && window_sums_fn) {
       sums.resize(static_cast<size_t>((r1 - r0) * s.out_width));
-      ref::window_sums(p, r0, r1, sums.data());
+      window_sums_fn(p, r0, r1, sums.data());
       task.window_sums = sums.data();
       task.window_pixel0 = r0 * s.out_width;
     }
@@ -161,7 +163,7 @@ void run_rows(const ConvCodesProblem& p, int64_t images, void (*rows_fn)(const C
 }
 
 namespace ref {
-void run(const ConvCodesProblem& p, int64_t images) { run_rows(p, images, conv_codes_rows, false); }
+void run(const ConvCodesProblem& p, int64_t images) { run_rows(p, images, conv_codes_rows, nullptr); }
 ConvCodesKernelTable kernels() {
   static const ConvCodesKernel rows[] = {{"scalar.reference", always_applies, run}};
   return {rows, 1};

@@ -13,15 +13,19 @@
 // Kernels: vpdpbusd with the codes as the unsigned operand (a dword = 4 channels of one pixel,
 // broadcast) and s as the signed one (AVX-512 VNNI, AVX-VNNI); at the amx level, tdpbusd on
 // 16-pixel x 64-k tiles of the codes gathered per kernel row; vpmaddubsw + vpmaddwd on AVX2,
-// where one pair 2 * max_code(a) * max|s| must stay <= 32767 (true for every 2/4-bit weight
-// grid; the others take the GEMM path there).
-// With 2-bit codes and small weight grids, the AVX2 level prefers a lookup-table kernel (pair_lut):
-// two channels' codes form a 4-bit index a_c + 4 a_{c+1}; a 16-entry table per (output channel,
-// channel pair) holds m_c a + m_{c+1} a' for the layer's weights written s = g m + s_min (m >= 0);
-// vpshufb looks up 32 pixels' pair products at once, vpaddb sums them in bytes, widened to 16 and
-// then 32 bits before they can overflow; acc' = g * sum m a + s_min * (window sum of the codes).
-// Each level lists its kernels in one table (conv_codes_kernels); the first whose rule holds runs.
-// Every kernel computes the same integers, so the choice never changes a result.
+// where one pair max_code(a) * (|s_k| + |s_k+1|) must stay <= 32767 (true for every 2/4-bit weight
+// grid and for a one-channel first layer, whose weights pair with zero padding; the others take
+// the GEMM path there). The AVX2 level has two more kernels that use the low bit width:
+//  - maddubs16: vpmaddubsw's int16 pair sums added with vpaddw, widened to int32 only every run of
+//    groups whose int16 sum stays exact;
+//  - pair_lut, for 2-bit codes: two channels' codes form a 4-bit index a_c + 4 a_{c+1}; a 16-entry
+//    table per (output channel, channel pair) holds m_c a + m_{c+1} a' for the layer's weights
+//    written s = g m + s_min (m >= 0); vpshufb looks up 32 pixels' pair products at once, vpaddb
+//    sums them in bytes, widened to 16 and then 32 bits before they can overflow;
+//    acc' = g * sum m a + s_min * (window sum of the codes).
+// Each level lists its kernels in one table (conv_codes_kernels); conv_codes runs the first whose
+// rule holds, and fastest_conv_codes_kernel measures the ones that apply to a layer. Every kernel
+// computes the same integers, so the choice never changes a result.
 // Two widenings make the first layer fit too:
 //  - channels are padded to a multiple of 4 (C4) with zero weights; the caller's bordered image
 //    has C4 channels, the padding ones holding code 0;
@@ -51,7 +55,10 @@ struct ConvCodesWeights {
   int64_t k = 0;                // kernel * kernel * in_channels
   int64_t k_padded = 0;         // k rounded up to 64; weights beyond k are zero
   int64_t n_blocks = 0;         // ceil(out_channels / 16); channels >= out_channels are zero
-  int max_abs = 0;              // max |s'|: the overflow and saturation guards
+  int max_abs = 0;              // max |s'|: the overflow guard
+  // max |s'_k| + |s'_k+1| over the pairs vpmaddubsw adds (k even, padded layout; padding channels
+  // weigh 0): its saturation guard. A one-channel first layer pairs each weight with a zero.
+  int max_pair_abs = 0;
   bool split = false;           // s = 2 s' + window_term (see above)
   int window_term = 0;          // t: 0 or 1
   AlignedBytes data;            // n_blocks * block_bytes() bytes

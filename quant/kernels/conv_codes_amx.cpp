@@ -153,7 +153,7 @@ void conv_codes_rows(const ConvCodesProblem& p, int64_t row0, int64_t row1) {
 }
 
 namespace {
-void run(const ConvCodesProblem& p, int64_t images) { run_rows(p, images, conv_codes_rows, false); }
+void run(const ConvCodesProblem& p, int64_t images) { run_rows(p, images, conv_codes_rows, nullptr); }
 }  // namespace
 
 // AMX computes every grid exactly (tdpbusd does not saturate).

@@ -67,7 +67,7 @@ void epilogue_block(const ConvCodesProblem& p, const int32_t* sums, const int32_
       if constexpr (KIND == Out::fused) {
         // The residual add, then ReLU as std::max(y, 0.f): y < 0 ? 0 : y (-0 and NaN pass).
         if (p.fuse.residual) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(mask, p.fuse.residual + off));
-        if (p.fuse.relu) y = _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(y, zero, _CMP_LT_OQ), zero);
+        if (p.fuse.relu) y = _mm512_max_ps(zero, y);  // maxps returns y when unordered or equal
         for (int q = 0; q < p.fuse.code_outputs; ++q)
           store_codes16(p.fuse.codes[q].out + off, mask, maps[q].codes(y));
       }
@@ -191,7 +191,7 @@ void conv_codes_rows(const ConvCodesProblem& p, int64_t row0, int64_t row1) {
 }
 
 namespace {
-void run(const ConvCodesProblem& p, int64_t images) { run_rows(p, images, conv_codes_rows, false); }
+void run(const ConvCodesProblem& p, int64_t images) { run_rows(p, images, conv_codes_rows, nullptr); }
 }  // namespace
 
 ConvCodesKernelTable kernels() {

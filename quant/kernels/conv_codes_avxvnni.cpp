@@ -18,7 +18,7 @@ inline __m256i dot4(__m256i acc, __m256i codes, __m256i weights) { return _mm256
 #include "quant/kernels/conv_codes_ymm.inc"
 
 namespace {
-void run(const ConvCodesProblem& p, int64_t images) { run_rows(p, images, conv_codes_rows, true); }
+void run(const ConvCodesProblem& p, int64_t images) { run_rows(p, images, conv_codes_rows, avx2::window_sums); }
 }  // namespace
 
 ConvCodesKernelTable kernels() {

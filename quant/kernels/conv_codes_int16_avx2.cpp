@@ -4,7 +4,7 @@
 // The int8 chain (conv_codes_avx2.cpp) widens every vpmaddubsw result at once: vpmaddubsw ->
 // vpmaddwd(., 1) -> vpaddd, 3 uops per 32 multiply-adds. Here the int16 pair sums of vpmaddubsw
 // are added with vpaddw, 2 uops per 32, and widened (vpmaddwd against ones, into int32) only
-// every `run` 4-channel groups, where run * 2 * max_code * max|s| <= 32767 keeps every int16
+// every `run` 4-channel groups, where run * max_code * max(|s_k| + |s_k+1|) <= 32767 keeps every int16
 // sum exact (about 1800 groups for 2-bit codes and weights, 72 for 4-bit, 21 for 8-bit codes
 // with 2-bit weights). A tile is 5 pixels x 16 channels: 10 int16 accumulators in registers,
 // their int32 sums on the stack.
@@ -26,7 +26,7 @@ constexpr int kMaxPixels = 5;
 
 // Groups whose int16 pair sums stay exact; 0 when one vpmaddubsw could already saturate.
 int64_t exact_run(const ConvCodesWeights& w, int act_bits) {
-  const int64_t pair = 2 * int64_t{max_code(act_bits)} * std::max(1, w.max_abs);
+  const int64_t pair = int64_t{max_code(act_bits)} * std::max(1, w.max_pair_abs);
   return pair > 32767 ? 0 : 32767 / pair;
 }
 
@@ -110,6 +110,6 @@ void rows(const ConvCodesProblem& p, int64_t row0, int64_t row1) {
 // At least 16 groups per widening (below that the int8 chain's immediate widening costs as much).
 bool maddubs16_applies(const ConvCodesWeights& w, int act_bits) { return exact_run(w, act_bits) >= 16; }
 
-void conv_codes_maddubs16(const ConvCodesProblem& p, int64_t images) { run_rows(p, images, rows, true); }
+void conv_codes_maddubs16(const ConvCodesProblem& p, int64_t images) { run_rows(p, images, rows, window_sums); }
 
 }  // namespace lowbit::kernels::detail::avx2

@@ -41,9 +41,11 @@ bool maddubs_exact(const ConvCodesWeights& w, int act_bits);     // 2 * max_code
 bool pair_lut_applies(const ConvCodesWeights& w, int act_bits);  // 2-bit codes and pair tables built
 
 // The row kernels' driver: output rows of the whole batch in parallel tasks, each calling
-// rows_fn(task, row0, row1); window_sums_apart: split weights get their window sums here.
-void run_rows(const ConvCodesProblem& p, int64_t images, void (*rows_fn)(const ConvCodesProblem&, int64_t, int64_t),
-              bool window_sums_apart);
+// rows_fn(task, row0, row1); with window_sums_fn (kernels that do not sum windows in their
+// tiles), split weights get each task's window sums from it first.
+using RowsFn = void (*)(const ConvCodesProblem& p, int64_t row0, int64_t row1);
+using WindowSumsFn = void (*)(const ConvCodesProblem& p, int64_t row0, int64_t row1, int32_t* out);
+void run_rows(const ConvCodesProblem& p, int64_t images, RowsFn rows_fn, WindowSumsFn window_sums_fn);
 
 // Output rows [row0, row1) of the whole batch, a row = (image, oh): every ow, every channel.
 // kernels(): each level's table, preferred first; defined in the level's own file.
@@ -54,6 +56,8 @@ ConvCodesKernelTable kernels();
 }  // namespace ref
 namespace avx2 {
 void conv_codes_rows(const ConvCodesProblem& p, int64_t row0, int64_t row1);
+// ref::window_sums in AVX2 (4-channel stride-1 layers; the others through ref); the ymm levels'.
+void window_sums(const ConvCodesProblem& p, int64_t row0, int64_t row1, int32_t* out);
 // The lookup-table kernel of 2-bit codes (conv_codes_pairlut_avx2.cpp), the whole call.
 void conv_codes_pair_lut(const ConvCodesProblem& p, int64_t images);
 // The byte multiply with int16 sums (conv_codes_int16_avx2.cpp) and its rule.

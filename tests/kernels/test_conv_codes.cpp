@@ -159,7 +159,7 @@ TEST_CASE("conv_codes equals im2col + the reference GEMM bit for bit, every ISA 
         CAPTURE(std::string(isa_name(isa)));
         if (!conv_codes_supported(isa, cw, cs.abits)) {  // AVX2's int16 pair bound: the GEMM path
           CHECK(isa == Isa::avx2);
-          CHECK(2 * max_code(cs.abits) * cw.max_abs > 32767);
+          CHECK(max_code(cs.abits) * cw.max_pair_abs > 32767);
           continue;
         }
         // Every kernel of the level whose rule holds, not only the one conv_codes_at prefers.
@@ -222,6 +222,7 @@ TEST_CASE("conv_codes refuses what it cannot compute exactly") {
   CHECK(odd8.split);
   CHECK(odd8.window_term == 1);
   CHECK(odd8.max_abs == 127);  // s' = m - 128 = 127 for code 255
+  CHECK(odd8.max_pair_abs == 254);
   // K must be whole taps of in_channels.
   std::vector<uint8_t> w6(16 * 54, 1);
   CHECK_FALSE(conv_codes_fits(pack_weights(w6.data(), 16, 54, 54, 2), 2, -3, 4));
