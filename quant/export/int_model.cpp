@@ -66,6 +66,7 @@ void prepare_runtime(IntOp& op, const ValueInfo& in, const ValueInfo& out) {
     op.conv_kernel = kernels::fastest_conv_codes_kernel(op.conv_kernel_isa, conv_codes_shape(op, in, out),
                                                         *op.conv_weights, op.out_codes ? kernels::EpilogueKind::codes
                                                                                        : kernels::EpilogueKind::float32);
+  kernels::drop_unused_pair_tables(*op.conv_weights, op.conv_kernel);
 }
 
 namespace {

@@ -223,6 +223,12 @@ const ConvCodesKernel* fastest_conv_codes_kernel(Isa isa, const ConvCodesShape& 
   return rows[pick];
 }
 
+void drop_unused_pair_tables(ConvCodesWeights& w, const ConvCodesKernel* kept) {
+  if (kept != nullptr && kept->reads_pair_tables) return;
+  w.pair_tables = AlignedBytes();
+  w.pair_steps = 0;
+}
+
 bool conv_codes_supported(Isa isa, const ConvCodesWeights& w, int act_bits) {
   return conv_codes_kernel(isa, w, act_bits) != nullptr;
 }

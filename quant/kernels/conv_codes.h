@@ -126,6 +126,7 @@ struct ConvCodesKernel {
   const char* name;  // "<level>.<kernel>", e.g. "avx2.pair_lut", "avx2.maddubs", "avx512.vpdpbusd"
   bool (*applies)(const ConvCodesWeights& w, int act_bits);
   void (*run)(const detail::ConvCodesProblem& p, int64_t images);
+  bool reads_pair_tables = false;  // ConvCodesWeights::pair_tables
 };
 struct ConvCodesKernelTable {
   const ConvCodesKernel* rows;
@@ -143,6 +144,9 @@ const ConvCodesKernel* conv_codes_kernel(Isa isa, const ConvCodesWeights& w, int
 // changes speed. Runs nothing when fewer than two rows apply.
 const ConvCodesKernel* fastest_conv_codes_kernel(Isa isa, const ConvCodesShape& s, const ConvCodesWeights& w,
                                                  EpilogueKind kind, int64_t images = 2);
+// Frees w's pair tables (8x the weight bytes) when `kept`, the kernel a runtime chose for the
+// layer, does not read them; the other kernels of every level still apply.
+void drop_unused_pair_tables(ConvCodesWeights& w, const ConvCodesKernel* kept);
 // Whether some kernel of `isa` is exact for these codes and weights (AVX2's int16 pair bound).
 bool conv_codes_supported(Isa isa, const ConvCodesWeights& w, int act_bits);
 

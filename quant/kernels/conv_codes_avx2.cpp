@@ -69,7 +69,7 @@ void run(const ConvCodesProblem& p, int64_t images) { run_rows(p, images, conv_c
 // no kernel (the GEMM path).
 ConvCodesKernelTable kernels() {
   static const ConvCodesKernel rows[] = {{"avx2.maddubs16", maddubs16_applies, conv_codes_maddubs16},
-                                         {"avx2.pair_lut", pair_lut_applies, conv_codes_pair_lut},
+                                         {"avx2.pair_lut", pair_lut_applies, conv_codes_pair_lut, true},
                                          {"avx2.maddubs", maddubs_exact, run}};
   return {rows, 3};
 }

@@ -60,6 +60,32 @@ Geometry geometry(const ConvCodesProblem& p, int64_t images) {
   return g;
 }
 
+// Walks the virtual outputs q0, q0 + 1, ... and names the output pixel of each (-1: a border one).
+class OutputCursor {
+ public:
+  OutputCursor(const Geometry& g, const ConvCodesShape& sh, int64_t q0)
+      : g_(g), sh_(sh), img_(q0 / g.per_image), oh_(q0 % g.per_image / g.wph), ow_(q0 % g.wph) {}
+  // The next n outputs (those past `remaining` are border ones); whether any is a real output.
+  bool next(int n, int64_t remaining, int64_t* pixel) {
+    bool any = false;
+    for (int i = 0; i < n; ++i) {
+      const bool valid = i < remaining && oh_ < sh_.out_height && ow_ < sh_.out_width;
+      pixel[i] = valid ? (img_ * sh_.out_height + oh_) * sh_.out_width + ow_ : -1;
+      any = any || valid;
+      if (++ow_ == g_.wph) {
+        ow_ = 0;
+        if (++oh_ == g_.hph) oh_ = 0, ++img_;
+      }
+    }
+    return any;
+  }
+
+ private:
+  const Geometry& g_;
+  const ConvCodesShape& sh_;
+  int64_t img_, oh_, ow_;
+};
+
 // Step t = tap * pairs + j: where its indices lie from virtual output 0.
 std::vector<int64_t> step_offsets(const ConvCodesProblem& p, const Geometry& g) {
   const int64_t pairs = p.shape.channels / 2;
@@ -254,20 +280,10 @@ void codes_epilogue(const ConvCodesProblem& p, const Geometry& g, const int32_t*
     }
   }
   uint8_t* out = static_cast<uint8_t*>(p.out);
-  int64_t img = q0 / g.per_image, oh = (q0 % g.per_image) / g.wph, ow = q0 % g.wph;
+  OutputCursor cursor(g, sh, q0);
   for (int64_t i0 = 0; i0 < count; i0 += 16) {
     int64_t pixel[16];
-    bool any = false;
-    for (int i = 0; i < 16; ++i) {
-      const bool valid = i0 + i < count && oh < sh.out_height && ow < sh.out_width;
-      pixel[i] = valid ? (img * sh.out_height + oh) * sh.out_width + ow : -1;
-      any = any || valid;
-      if (++ow == g.wph) {
-        ow = 0;
-        if (++oh == g.hph) oh = 0, ++img;
-      }
-    }
-    if (!any) continue;
+    if (!cursor.next(16, count - i0, pixel)) continue;
     for (int64_t n0 = 0; n0 < rows16; n0 += 16) {
       __m128i r[16];
       for (int i = 0; i < 16; ++i) r[i] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(codes + (n0 + i) * ldu + i0));
@@ -336,20 +352,10 @@ void conv_codes_pair_lut(const ConvCodesProblem& p, int64_t images) {
         continue;
       }
       // The valid outputs, 8 at a time: each 8 x 8 block of U transposed to 8 outputs' channels.
-      int64_t img = q0 / g.per_image, oh = (q0 % g.per_image) / g.wph, ow = q0 % g.wph;
+      OutputCursor cursor(g, sh, q0);
       for (int64_t i0 = 0; i0 < count; i0 += 8) {
         int64_t pixel[8];
-        bool any = false;
-        for (int i = 0; i < 8; ++i) {
-          const bool valid = i0 + i < count && oh < sh.out_height && ow < sh.out_width;
-          pixel[i] = valid ? (img * sh.out_height + oh) * sh.out_width + ow : -1;
-          any = any || valid;
-          if (++ow == g.wph) {
-            ow = 0;
-            if (++oh == g.hph) oh = 0, ++img;
-          }
-        }
-        if (!any) continue;
+        if (!cursor.next(8, count - i0, pixel)) continue;
         for (int64_t n0 = 0; n0 < rows8; n0 += 8) {
           __m256i r[8];
           for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(u + (n0 + i) * ldu + i0));
