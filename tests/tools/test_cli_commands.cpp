@@ -202,6 +202,10 @@ TEST_CASE("inspect and inspect --compare: --json summaries; --compare without --
       ++weighted;
       CHECK(is_positive(l["bytes"]));
       CHECK((l["weight_bits"] == 2 || l["weight_bits"] == 8));
+      // The kernel it runs with at this CPU's level: a row of the level's conv table or its GEMM.
+      REQUIRE(l.contains("kernel"));
+      const std::string kernel = l["kernel"].get<std::string>();
+      CHECK(kernel.find('.') != std::string::npos);
     }
   CHECK(weighted == 4);
   r = run_lowbit(f.dir, "inspect " + f.model + " --compare " + f.q_ckpt + " --data " + f.data + " --threads 1 --json");
@@ -234,7 +238,21 @@ TEST_CASE("bench infer and bench train: short --json runs; a wrong flag value") 
   CHECK(j["batch"] == 8);
   CHECK(j["rounds"] == 1);
   CHECK(j["threads"] == 1);
+  CHECK(j["kernels"].size() == 4);  // one per conv / linear op
+  CHECK(j["isa"].is_string());
   check_usage(f.dir, "bench infer --model " + f.model + " --rounds 0", "--rounds");
+
+  // bench conv: every kernel of every level on the 16-channel layers, each with a positive rate.
+  r = run_lowbit(f.dir, "bench conv --quick --repeats 1 --images 1 --json");
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  j = last_json_line(r.out);
+  REQUIRE(j["results"].is_array());
+  CHECK(j["results"].size() >= 1);
+  for (const auto& e : j["results"]) {
+    CHECK(is_positive(e["gmacs"]));
+    CHECK(e["kernel_name"].get<std::string>().rfind(e["level"].get<std::string>() + ".", 0) == 0);
+  }
+  check_usage(f.dir, "bench conv --images 0", "--images");
 
   r = run_lowbit(f.dir, "bench train --model convnet --input 12 --batch 8 --seconds 0.05 --warmup 1 --threads 1 "
                         "--method pact-sawb --wbits 2 --abits 2 --json");
