@@ -14,8 +14,9 @@
 //             isa_supported(amx) asks Linux for once: arch_prctl(ARCH_REQ_XCOMP_PERM)); every
 //             other kernel runs its avx512 form at this level
 // The levels are NOT nested (Ice Lake and Zen 4 have AVX-512 VNNI but no AVX-VNNI), so code asks
-// isa_supported(level), never compares levels. Adding a level: the enum, kIsaPreference, and the
-// switches that -Wswitch then names (isa_name, isa_supported, the kernel dispatchers).
+// isa_supported(level), never compares levels. Adding a level: the enum, kIsaPreference, the
+// switches that -Wswitch then names (isa_name, isa_supported), and its row of the integer kernel
+// table (quant/kernels/kernel_table.cpp), which inherits what the level lacks from a fallback level.
 #pragma once
 #include <string>
 

@@ -10,7 +10,7 @@
 #include "core/threading.h"
 #include "quant/kernels/bench_gemm.h"
 #include "quant/kernels/conv_codes.h"
-#include "quant/kernels/gemm_internal.h"
+#include "quant/kernels/kernel_table.h"
 
 namespace lowbit::kernels {
 
@@ -55,16 +55,10 @@ const Layer kLayers[] = {
     {"convnet.conv2", 32, 14, 14, 3, 1, 1, 64},     {"convnet.conv3", 64, 7, 7, 3, 1, 1, 128},
 };
 
-// The isa's register-only multiply-accumulate loop (gemm_internal.h), GMAC/s on one core.
+// The isa's register-only multiply-accumulate loop (kernel_table.h), GMAC/s on one core.
 double probe_gmacs(Isa isa) {
-  double (*probe)(int64_t) = nullptr;
-  switch (isa) {
-    case Isa::scalar: return 0.0;
-    case Isa::avx2: probe = detail::avx2::peak_probe; break;
-    case Isa::avx_vnni: probe = detail::avx_vnni::peak_probe; break;
-    case Isa::amx:
-    case Isa::avx512: probe = detail::avx512::peak_probe; break;
-  }
+  const KernelTable::ProbeFn probe = kernel_table(isa).peak_probe;
+  if (probe == nullptr) return 0.0;
   double best = 0.0;
   for (int rep = 0; rep < 3; ++rep) {
     const double t0 = thread_cpu_s();

@@ -16,6 +16,7 @@
 #include "core/threading.h"
 #include "quant/kernels/gemm.h"
 #include "quant/kernels/gemm_internal.h"
+#include "quant/kernels/kernel_table.h"
 
 namespace lowbit::kernels {
 
@@ -45,18 +46,8 @@ double time_per_call(const std::function<void()>& fn, double min_s, bool cpu) {
   return (t - t0) / static_cast<double>(calls);
 }
 
-// The ISA's register-only peak loop (gemm_internal.h); nullptr for scalar (no probe).
-using PeakProbe = double (*)(int64_t iters);
-PeakProbe peak_probe_of(Isa isa) {
-  switch (isa) {
-    case Isa::scalar: return nullptr;
-    case Isa::avx2: return detail::avx2::peak_probe;
-    case Isa::avx_vnni: return detail::avx_vnni::peak_probe;
-    case Isa::amx:  // the GEMM runs its avx512 tiles at this level
-    case Isa::avx512: return detail::avx512::peak_probe;
-  }
-  return nullptr;
-}
+// The ISA's register-only peak loop (kernel_table.h); nullptr for scalar (no probe).
+KernelTable::ProbeFn peak_probe_of(Isa isa) { return kernel_table(isa).peak_probe; }
 
 // The lower of the two nominal MAC/cycle/core design points of the ISA's multiply-accumulate
 // (the other is twice it): vpdpbusd zmm 64 (Zen 4: 2x256-bit halves) or 128 (Zen 5: two full
@@ -66,7 +57,7 @@ double nominal_macs_per_cycle_low(Isa isa) { return runs_avx512_kernels(isa) ? 6
 
 // Seconds for a register-only peak loop of the active ISA, converted to GMAC/s (0: scalar).
 double probe_peak_gmacs(Isa isa, bool cpu) {
-  const PeakProbe probe = peak_probe_of(isa);
+  const KernelTable::ProbeFn probe = peak_probe_of(isa);
   if (probe == nullptr) return 0.0;
   const int64_t iters = 200000;
   double best = 0.0;

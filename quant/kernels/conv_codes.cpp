@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "core/threading.h"
 #include "quant/kernels/conv_codes_internal.h"
+#include "quant/kernels/kernel_table.h"
 
 namespace lowbit::kernels {
 
@@ -172,16 +173,7 @@ ConvCodesKernelTable kernels() {
 
 }  // namespace detail
 
-ConvCodesKernelTable conv_codes_kernels(Isa isa) {
-  switch (isa) {
-    case Isa::scalar: return detail::ref::kernels();
-    case Isa::avx2: return detail::avx2::kernels();
-    case Isa::avx_vnni: return detail::avx_vnni::kernels();
-    case Isa::avx512: return detail::avx512::kernels();
-    case Isa::amx: return detail::amx::kernels();
-  }
-  return {nullptr, 0};
-}
+ConvCodesKernelTable conv_codes_kernels(Isa isa) { return kernel_table(isa).conv; }
 
 const ConvCodesKernel* conv_codes_kernel(Isa isa, const ConvCodesWeights& w, int act_bits) {
   if (!isa_supported(isa)) return nullptr;

@@ -1,5 +1,6 @@
 // gemm.cpp: argument checks, the overflow guard, the per-call epilogue tables and the
-// dispatch of output tiles to the ISA kernels, in parallel over lowbit::parallel_for.
+// dispatch of output tiles to the level's kernels (kernel_table.h), in parallel over
+// lowbit::parallel_for.
 #include "quant/kernels/gemm.h"
 
 #include <algorithm>
@@ -10,6 +11,7 @@
 #include "core/error.h"
 #include "core/threading.h"
 #include "quant/kernels/gemm_internal.h"
+#include "quant/kernels/kernel_table.h"
 
 namespace lowbit::kernels {
 
@@ -86,12 +88,13 @@ void gemm_at(Isa isa, const PackedActivations& a, const PackedWeights& w, const 
   p.bias_pad = bias.data();
 
   const int64_t M = a.m, NB = w.n_blocks;
-  if (runs_avx512_kernels(isa) && M <= kGemvMaxRows) {
+  const KernelTable& kernels = kernel_table(isa);
+  if (kernels.gemv_tile && M <= kGemvMaxRows) {
     // GEMV: weights streamed once; split the channel blocks so each task streams >= 256 KiB.
     const int64_t bytes_per_block = w.k_blocks * kBlockBytes;
     const int64_t grain = std::max<int64_t>(8, (int64_t{256} << 10) / std::max<int64_t>(1, bytes_per_block));
     parallel_for(0, NB, grain, [&](int64_t b0, int64_t b1) {
-      detail::avx512::gemv_tile(p, 0, M, b0, b1);
+      kernels.gemv_tile(p, 0, M, b0, b1);
     });
     return;
   }
@@ -107,13 +110,7 @@ void gemm_at(Isa isa, const PackedActivations& a, const PackedWeights& w, const 
       const int64_t mi = t / nt, ni = t % nt;
       const int64_t m0 = mi * mc, m1 = std::min(M, m0 + mc);
       const int64_t b0 = ni * ncb, b1 = std::min(NB, b0 + ncb);
-      switch (isa) {
-        case Isa::scalar: detail::ref::gemm_tile(p, m0, m1, b0, b1); break;
-        case Isa::avx2: detail::avx2::gemm_tile(p, m0, m1, b0, b1); break;
-        case Isa::avx_vnni: detail::avx_vnni::gemm_tile(p, m0, m1, b0, b1); break;
-        case Isa::amx:  // AMX serves the convolutions (conv_codes); the GEMM stays on zmm
-        case Isa::avx512: detail::avx512::gemm_tile(p, m0, m1, b0, b1); break;
-      }
+      kernels.gemm_tile(p, m0, m1, b0, b1);
     }
   });
 }

@@ -1,10 +1,11 @@
-// quantize_codes.cpp: the scalar reference and the dispatch of quantize_codes.h.
+// quantize_codes.cpp: the scalar reference and the dispatch of quantize_codes.h (kernel_table.h).
 #include "quant/kernels/quantize_codes.h"
 
 #include <algorithm>
 #include <cmath>
 
 #include "core/error.h"
+#include "quant/kernels/kernel_table.h"
 
 namespace lowbit::kernels {
 
@@ -19,13 +20,7 @@ void quantize_codes_reference(const CodeMap& m, const float* x, int64_t count, u
 void quantize_codes_at(Isa isa, const CodeMap& map, const float* x, int64_t count, uint8_t* out) {
   LOWBIT_CHECK(isa_supported(isa), "quantize_codes: ISA ", isa_name(isa),
                " is not supported by this CPU");
-  switch (isa) {
-    case Isa::amx:  // no tiles in an elementwise map
-    case Isa::avx512: detail::avx512::quantize_codes(map, x, count, out); break;
-    case Isa::avx_vnni:  // no VNNI in this loop: the AVX2 one
-    case Isa::avx2: detail::avx2::quantize_codes(map, x, count, out); break;
-    case Isa::scalar: quantize_codes_reference(map, x, count, out); break;
-  }
+  kernel_table(isa).quantize_codes(map, x, count, out);
 }
 
 void quantize_codes(const CodeMap& map, const float* x, int64_t count, uint8_t* out) {
