@@ -430,7 +430,8 @@ IntModel convert_to_int(Module& model, const ExportInfo& info) {
   out.method = info.method;
   out.provenance = info.provenance;
   for (IntOp& op : out.ops)
-    prepare_runtime(op, out.values[static_cast<size_t>(op.inputs[0])], out.values[static_cast<size_t>(op.output)]);
+    prepare_runtime(op, out.values[static_cast<size_t>(op.inputs[0])], out.values[static_cast<size_t>(op.output)],
+                    chunk_images(out.values[static_cast<size_t>(out.input)]));
   return out;
 }
 

@@ -54,7 +54,11 @@ kernels::ConvCodesShape conv_codes_shape(const IntOp& op, const ValueInfo& in, c
 
 }  // namespace
 
-void prepare_runtime(IntOp& op, const ValueInfo& in, const ValueInfo& out) {
+int64_t chunk_images(const ValueInfo& model_input) {
+  return std::clamp<int64_t>(4096 / std::max<int64_t>(1, model_input.h * model_input.w), 1, 64);
+}
+
+void prepare_runtime(IntOp& op, const ValueInfo& in, const ValueInfo& out, int64_t chunk_images) {
   op.conv_weights.reset();
   op.conv_kernel = nullptr;
   if (op.kind != OpKind::conv || !op.weights || !kernels::conv_codes_fits(*op.weights, op.acc_mul, op.rowsum_mul, op.in_channels))
@@ -64,8 +68,9 @@ void prepare_runtime(IntOp& op, const ValueInfo& in, const ValueInfo& out) {
   op.conv_kernel_isa = kernels::active_isa_level();
   if (op.conv_kernel_isa != kernels::Isa::scalar)
     op.conv_kernel = kernels::fastest_conv_codes_kernel(op.conv_kernel_isa, conv_codes_shape(op, in, out),
-                                                        *op.conv_weights, op.out_codes ? kernels::EpilogueKind::codes
-                                                                                       : kernels::EpilogueKind::float32);
+                                                        *op.conv_weights,
+                                                        op.out_codes ? kernels::EpilogueKind::codes : kernels::EpilogueKind::float32,
+                                                        chunk_images);
   kernels::drop_unused_pair_tables(*op.conv_weights, op.conv_kernel);
 }
 
@@ -518,8 +523,7 @@ Tensor IntModel::run(const Tensor& images, const CodeTrace& trace) const {
   if (N == 0) return logits;
   // Chunks of images run in parallel; the GEMMs inside parallelise further (nested TBB). A chunk
   // gives each GEMM about 4096 rows (the convnet at 1 thread ran alike with 2 to 16 images).
-  const int64_t pixels = std::max<int64_t>(1, in.h * in.w);
-  const int64_t chunk = std::clamp<int64_t>(4096 / pixels, 1, 64);
+  const int64_t chunk = chunk_images(in);
   const int64_t chunks = (N + chunk - 1) / chunk;
   const float* src = images.data();
   float* dst = logits.data();

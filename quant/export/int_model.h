@@ -106,8 +106,12 @@ int pack_bits(int bits);
 // its input and output values): a conv whose signed weights fit bytes (or split as 2s' + t,
 // conv_codes.h) runs as conv_codes (implicit GEMM on the NHWC codes) instead of im2col + packed
 // GEMM; the integers, hence the outputs, are the same. Where the active level has several
-// kernels for the layer, the fastest on this CPU is measured once here.
-void prepare_runtime(IntOp& op, const ValueInfo& in, const ValueInfo& out);
+// kernels for the layer, the fastest on this CPU is measured once here, on chunk_images images
+// (what run() hands each op: chunk_images(model input)).
+void prepare_runtime(IntOp& op, const ValueInfo& in, const ValueInfo& out, int64_t chunk_images);
+
+// Images per chunk of run(): about 4096 input pixels, 1 to 64 images.
+int64_t chunk_images(const ValueInfo& model_input);
 
 // Called for every conv/linear op with its input codes for images [image0, image0 + count),
 // NHWC, value_numel bytes per image. Returns the codes the op (and later readers of that value in

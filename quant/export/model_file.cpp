@@ -682,7 +682,7 @@ void GraphParser::ops(const json& g) {
     }
     if ((op.kind == OpKind::conv || op.kind == OpKind::linear) && !op_names.insert(op.name).second)
       cx_.fail(where, " repeats the layer name '", op.name, "'");
-    prepare_runtime(op, value(op.inputs[0]), value(op.output));
+    prepare_runtime(op, value(op.inputs[0]), value(op.output), chunk_images(value(m_.input)));
     m_.ops.push_back(std::move(op));
   }
   for (const auto& [name, e] : file_.tensors)

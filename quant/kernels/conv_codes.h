@@ -138,7 +138,8 @@ ConvCodesKernelTable conv_codes_kernels(Isa isa);
 // holds; nullptr when none does (the caller then takes the im2col + GEMM path).
 const ConvCodesKernel* conv_codes_kernel(Isa isa, const ConvCodesWeights& w, int act_bits);
 // The fastest kernel of `isa` for one layer, measured: every row whose rule holds runs `images`
-// synthetic images of this shape through the `kind` epilogue (one warm-up, best of three), and
+// synthetic images of this shape (a runtime passes the images of its calls) through the `kind`
+// epilogue (one warm-up, best of three), and
 // a later row replaces the first applicable one only when at least 5 % faster (so noise keeps the
 // table's order). nullptr when no row applies. All rows compute the same bytes: the choice only
 // changes speed. Runs nothing when fewer than two rows apply.
