@@ -1,45 +1,19 @@
 // bench_conv.cpp: the kernel benchmark behind `lowbit bench conv` (see bench_conv.h).
 #include "quant/kernels/bench_conv.h"
 
-#include <time.h>
-
 #include <algorithm>
 #include <cstdio>
 #include <vector>
 
 #include "core/threading.h"
 #include "quant/kernels/bench_gemm.h"
+#include "quant/kernels/bench_util.h"
 #include "quant/kernels/conv_codes.h"
 #include "quant/kernels/kernel_table.h"
 
 namespace lowbit::kernels {
 
 namespace {
-
-double thread_cpu_s() {
-  timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
-}
-
-template <class F>
-double seconds_per_call(const F& fn, double min_s) {
-  fn();
-  int64_t calls = 0;
-  const double t0 = thread_cpu_s();
-  double t = t0;
-  do {
-    fn();
-    ++calls;
-    t = thread_cpu_s();
-  } while (t - t0 < min_s);
-  return (t - t0) / static_cast<double>(calls);
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
 
 struct Layer {
   const char* name;
@@ -55,31 +29,6 @@ const Layer kLayers[] = {
     {"convnet.conv2", 32, 14, 14, 3, 1, 1, 64},     {"convnet.conv3", 64, 7, 7, 3, 1, 1, 128},
 };
 
-// The isa's register-only multiply-accumulate loop (kernel_table.h), GMAC/s on one core.
-double probe_gmacs(Isa isa) {
-  const KernelTable::ProbeFn probe = kernel_table(isa).peak_probe;
-  if (probe == nullptr) return 0.0;
-  double best = 0.0;
-  for (int rep = 0; rep < 3; ++rep) {
-    const double t0 = thread_cpu_s();
-    const double macs = probe(200000);
-    best = std::max(best, macs / (thread_cpu_s() - t0) / 1e9);
-  }
-  return best;
-}
-
-std::vector<uint8_t> codes(int64_t count, int bits, uint64_t seed) {
-  std::vector<uint8_t> v(static_cast<size_t>(count));
-  uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
-  for (auto& x : v) {
-    s ^= s << 13;
-    s ^= s >> 7;
-    s ^= s << 17;
-    x = static_cast<uint8_t>(s & static_cast<uint64_t>(max_code(bits)));
-  }
-  return v;
-}
-
 }  // namespace
 
 nlohmann::json bench_conv(const BenchConvOptions& opt) {
@@ -88,7 +37,7 @@ nlohmann::json bench_conv(const BenchConvOptions& opt) {
   nlohmann::json probes = nlohmann::json::object(), results = nlohmann::json::array();
   for (Isa isa : kIsaPreference)
     if (isa != Isa::scalar && isa_supported(isa)) {
-      const double g = probe_gmacs(isa);
+      const double g = bench::probe_peak_gmacs(isa, true);
       probes[isa_name(isa)] = {{"gmacs", g}, {"macs_per_cycle", clock > 0 ? g / clock : 0.0}};
     }
   const int grids[2][2] = {{2, -3}, {4, -15}};  // odd grids 2m - n of 2 and 4 bits (PACT-SAWB)
@@ -100,8 +49,8 @@ nlohmann::json bench_conv(const BenchConvOptions& opt) {
       if (!opt.filter.empty() && tag.find(opt.filter) == std::string::npos) continue;
       const int64_t hp = L.h + 2 * L.pad, wp = L.w + 2 * L.pad, k = L.kernel * L.kernel * L.c;
       const int64_t oh = (hp - L.kernel) / L.stride + 1, ow = (wp - L.kernel) / L.stride + 1;
-      const std::vector<uint8_t> x = codes(opt.images * hp * wp * L.c, bits, 1);
-      const std::vector<uint8_t> wc = codes(L.cout * k, bits, 2);
+      const std::vector<uint8_t> x = bench::random_codes(opt.images * hp * wp * L.c, bits, 1);
+      const std::vector<uint8_t> wc = bench::random_codes(L.cout * k, bits, 2);
       const ConvCodesWeights cw =
           pack_conv_codes_weights(pack_weights(wc.data(), L.cout, k, k, bits), 2, grid[1], L.c, L.kernel, bits);
       ConvCodesShape s;
@@ -135,11 +84,11 @@ nlohmann::json bench_conv(const BenchConvOptions& opt) {
       std::vector<std::vector<double>> samples(kernels.size());
       for (int r = 0; r < opt.repeats; ++r)
         for (size_t i = 0; i < kernels.size(); ++i)
-          samples[i].push_back(seconds_per_call(
+          samples[i].push_back(bench::time_per_call(
               [&] { conv_codes_with(*kernels[i], x.data(), opt.images, s, cw, ep, out.data(), L.cout); },
-              opt.min_sample_s));
+              opt.min_sample_s, true));
       std::vector<double> gmacs;
-      for (auto& v : samples) gmacs.push_back(macs / median(v) / 1e9);
+      for (auto& v : samples) gmacs.push_back(macs / bench::median(v) / 1e9);
       for (size_t i = 0; i < kernels.size(); ++i) {
         // The level's last kernel is its byte multiply (the int8 chain or vpdpbusd).
         size_t base = i;

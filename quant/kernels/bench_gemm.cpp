@@ -16,76 +16,24 @@
 #include "core/threading.h"
 #include "quant/kernels/gemm.h"
 #include "quant/kernels/gemm_internal.h"
+#include "quant/kernels/bench_util.h"
 #include "quant/kernels/kernel_table.h"
 
 namespace lowbit::kernels {
 
 namespace {
 
-// Seconds on the wall clock, or (cpu) CPU seconds of the calling thread.
-double now_s(bool cpu = false) {
-  if (cpu) {
-    timespec ts{};
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
-  }
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-// Seconds per call: repeat fn until min_s has passed.
-double time_per_call(const std::function<void()>& fn, double min_s, bool cpu) {
-  fn();  // warm caches / scratch buffers
-  int64_t calls = 0;
-  const double t0 = now_s(cpu);
-  double t = t0;
-  do {
-    fn();
-    ++calls;
-    t = now_s(cpu);
-  } while (t - t0 < min_s);
-  return (t - t0) / static_cast<double>(calls);
-}
-
-// The ISA's register-only peak loop (kernel_table.h); nullptr for scalar (no probe).
-KernelTable::ProbeFn peak_probe_of(Isa isa) { return kernel_table(isa).peak_probe; }
+using bench::median;
+using bench::now_s;
+using bench::probe_peak_gmacs;
+using bench::random_codes;
+using bench::time_per_call;
 
 // The lower of the two nominal MAC/cycle/core design points of the ISA's multiply-accumulate
 // (the other is twice it): vpdpbusd zmm 64 (Zen 4: 2x256-bit halves) or 128 (Zen 5: two full
 // 512-bit pipes); vpdpbusd ymm 32 (one 256-bit pipe) or 64 (two); vpmaddubsw+vpmaddwd 32
 // (Zen 4) or 64 (Zen 5).
 double nominal_macs_per_cycle_low(Isa isa) { return runs_avx512_kernels(isa) ? 64.0 : 32.0; }
-
-// Seconds for a register-only peak loop of the active ISA, converted to GMAC/s (0: scalar).
-double probe_peak_gmacs(Isa isa, bool cpu) {
-  const KernelTable::ProbeFn probe = peak_probe_of(isa);
-  if (probe == nullptr) return 0.0;
-  const int64_t iters = 200000;
-  double best = 0.0;
-  for (int rep = 0; rep < 3; ++rep) {
-    const double t0 = now_s(cpu);
-    const double macs = probe(iters);
-    best = std::max(best, macs / (now_s(cpu) - t0) / 1e9);
-  }
-  return best;
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
-std::vector<uint8_t> random_codes(int64_t count, int bits, uint64_t seed) {
-  std::vector<uint8_t> v(static_cast<size_t>(count));
-  uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
-  const int mask = max_code(bits);
-  for (auto& x : v) {
-    s ^= s << 13;
-    s ^= s >> 7;
-    s ^= s << 17;
-    x = static_cast<uint8_t>(s & static_cast<uint64_t>(mask));
-  }
-  return v;
-}
 
 struct Case {
   const char* kernel;
@@ -162,7 +110,7 @@ nlohmann::json bench_gemm(const BenchGemmOptions& opt) {
   // Nominal MAC/cycle/core of the ISA's multiply-accumulate on THIS core, from the probe loop
   // rounded to the nearer of its two design points (nominal_macs_per_cycle_low).
   double macs_per_cycle = 0.0;
-  if (peak_probe_of(isa) != nullptr && clock > 0) {
+  if (kernel_table(isa).peak_probe != nullptr && clock > 0) {
     double best = 0.0;
     for (int i = 0; i < 5; ++i) best = std::max(best, probe_peak_gmacs(isa, cpu));
     // Nearest known design point (log scale): a time-sliced clock loop must not invent a 256.

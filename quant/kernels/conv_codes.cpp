@@ -164,9 +164,8 @@ void run_rows(const ConvCodesProblem& p, int64_t images, RowsFn rows_fn, WindowS
 }
 
 namespace ref {
-void run(const ConvCodesProblem& p, int64_t images) { run_rows(p, images, conv_codes_rows, nullptr); }
 ConvCodesKernelTable kernels() {
-  static const ConvCodesKernel rows[] = {{"scalar.reference", always_applies, run}};
+  static const ConvCodesKernel rows[] = {{"scalar.reference", always_applies, run_rows_of<conv_codes_rows, nullptr>}};
   return {rows, 1};
 }
 }  // namespace ref

@@ -152,13 +152,9 @@ void conv_codes_rows(const ConvCodesProblem& p, int64_t row0, int64_t row1) {
   _tile_release();
 }
 
-namespace {
-void run(const ConvCodesProblem& p, int64_t images) { run_rows(p, images, conv_codes_rows, nullptr); }
-}  // namespace
-
 // AMX computes every grid exactly (tdpbusd does not saturate).
 ConvCodesKernelTable kernels() {
-  static const ConvCodesKernel rows[] = {{"amx.tdpbusd", always_applies, run}};
+  static const ConvCodesKernel rows[] = {{"amx.tdpbusd", always_applies, run_rows_of<conv_codes_rows, nullptr>}};
   return {rows, 1};
 }
 

@@ -60,17 +60,13 @@ void window_sums(const ConvCodesProblem& p, int64_t row0, int64_t row1, int32_t*
   }
 }
 
-namespace {
-void run(const ConvCodesProblem& p, int64_t images) { run_rows(p, images, conv_codes_rows, window_sums); }
-}  // namespace
-
 // The lookup tables where the codes are 2-bit and the grid small; the byte multiply with int16
 // sums where they stay exact long enough; the int8 chain where one pair sum is exact; otherwise
 // no kernel (the GEMM path).
 ConvCodesKernelTable kernels() {
   static const ConvCodesKernel rows[] = {{"avx2.maddubs16", maddubs16_applies, conv_codes_maddubs16},
                                          {"avx2.pair_lut", pair_lut_applies, conv_codes_pair_lut, true},
-                                         {"avx2.maddubs", maddubs_exact, run}};
+                                         {"avx2.maddubs", maddubs_exact, run_rows_of<conv_codes_rows, window_sums>}};
   return {rows, 3};
 }
 

@@ -190,12 +190,8 @@ void conv_codes_rows(const ConvCodesProblem& p, int64_t row0, int64_t row1) {
   }
 }
 
-namespace {
-void run(const ConvCodesProblem& p, int64_t images) { run_rows(p, images, conv_codes_rows, nullptr); }
-}  // namespace
-
 ConvCodesKernelTable kernels() {
-  static const ConvCodesKernel rows[] = {{"avx512.vpdpbusd", always_applies, run}};
+  static const ConvCodesKernel rows[] = {{"avx512.vpdpbusd", always_applies, run_rows_of<conv_codes_rows, nullptr>}};
   return {rows, 1};
 }
 

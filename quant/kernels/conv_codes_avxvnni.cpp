@@ -17,12 +17,8 @@ inline __m256i dot4(__m256i acc, __m256i codes, __m256i weights) { return _mm256
 
 #include "quant/kernels/conv_codes_ymm.inc"
 
-namespace {
-void run(const ConvCodesProblem& p, int64_t images) { run_rows(p, images, conv_codes_rows, avx2::window_sums); }
-}  // namespace
-
 ConvCodesKernelTable kernels() {
-  static const ConvCodesKernel rows[] = {{"avx_vnni.vpdpbusd", always_applies, run}};
+  static const ConvCodesKernel rows[] = {{"avx_vnni.vpdpbusd", always_applies, run_rows_of<conv_codes_rows, avx2::window_sums>}};
   return {rows, 1};
 }
 

@@ -46,6 +46,11 @@ bool pair_lut_applies(const ConvCodesWeights& w, int act_bits);  // 2-bit codes 
 using RowsFn = void (*)(const ConvCodesProblem& p, int64_t row0, int64_t row1);
 using WindowSumsFn = void (*)(const ConvCodesProblem& p, int64_t row0, int64_t row1, int32_t* out);
 void run_rows(const ConvCodesProblem& p, int64_t images, RowsFn rows_fn, WindowSumsFn window_sums_fn);
+// run_rows as a table row's call: {"avx512.vpdpbusd", rule, run_rows_of<conv_codes_rows, nullptr>}.
+template <RowsFn rows_fn, WindowSumsFn window_sums_fn>
+void run_rows_of(const ConvCodesProblem& p, int64_t images) {
+  run_rows(p, images, rows_fn, window_sums_fn);
+}
 
 // Output rows [row0, row1) of the whole batch, a row = (image, oh): every ow, every channel.
 // kernels(): each level's table, preferred first; defined in the level's own file.

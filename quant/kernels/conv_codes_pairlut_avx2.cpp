@@ -14,9 +14,9 @@
 //    F steps (F * max entry <= 255) the bytes are widened: A += acc as 16-bit words (even byte +
 //    256 * odd byte, mod 2^16), B += acc >> 8 (the odd bytes), so even = A - 256 B (mod 2^16).
 //    Words hold 65535 / max entry steps; a longer K runs in segments summed in int32.
-// 3. The int32 sums U[row][q] of a chunk of tiles are transposed 8 x 8 into [q][8 channels] and
-//    handed to the ymm epilogue with acc' = g * U + s_min * window (the window row: all-ones
-//    weights), the integer every other kernel computes.
+// 3. The int32 sums U[row][q] of a chunk of tiles become acc' = g * U + s_min * window (the
+//    window row: all-ones weights), the integer every other kernel computes; a codes output runs
+//    channel-major and transposes bytes, the others transpose acc' 8 x 8 into the ymm epilogue.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -250,26 +250,38 @@ inline void transpose16x16(__m128i r[16]) {
     }
 }
 
+// U[row][q] -> acc' = g * U + s_min * window[q], the integer every kernel computes, for table
+// rows [0, rows) and the chunk's first `count` outputs (in place; what both epilogues read).
+void finish_sums(const ConvCodesWeights& w, int32_t* u, const int32_t* window, int64_t ldu, int64_t rows,
+                 int64_t count) {
+  if (w.pair_g == 1 && !w.pair_window) return;
+  const __m256i g = _mm256_set1_epi32(w.pair_g), smin = _mm256_set1_epi32(w.pair_min);
+  for (int64_t n = 0; n < rows; ++n)
+    for (int64_t i = 0; i < count; i += 8) {
+      __m256i* d = reinterpret_cast<__m256i*>(u + n * ldu + i);
+      __m256i acc = _mm256_mullo_epi32(_mm256_loadu_si256(d), g);
+      if (w.pair_window)
+        acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(smin, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(window + i))));
+      _mm256_storeu_si256(d, acc);
+    }
+}
+
 // The codes epilogue channel-major, with no transposition of int32 sums: per channel row n, 32
 // outputs at a time, acc' -> codes (the scalar epilogue's float expressions) -> 32 bytes of
 // codes[n][q]. Then 16 x 16 byte blocks transposed into each valid output's 16 channels.
-// acc' = g * U + s_min * window; sums u (rows x ldu int32), window (ldu) as the tiles left them.
-void codes_epilogue(const ConvCodesProblem& p, const Geometry& g, const int32_t* u, const int32_t* window,
-                    int64_t ldu, int64_t rows16, int64_t q0, int64_t count, uint8_t* codes) {
+// u: acc' (finish_sums), rows16 x ldu int32.
+void codes_epilogue(const ConvCodesProblem& p, const Geometry& g, const int32_t* u, int64_t ldu, int64_t rows16,
+                    int64_t q0, int64_t count, uint8_t* codes) {
   const ConvCodesWeights& w = *p.w;
   const ConvCodesShape& sh = p.shape;
   const __m256 zero = _mm256_setzero_ps(), maxc = _mm256_set1_ps(static_cast<float>(p.ep.max_code_out));
-  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7), gv = _mm256_set1_epi32(w.pair_g);
-  const __m256i minv = _mm256_set1_epi32(w.pair_min);
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
   for (int64_t n = 0; n < rows16; ++n) {
     const __m256 scale = _mm256_set1_ps(p.scale_pad[n]), bias = _mm256_set1_ps(p.bias_pad[n]);
     for (int64_t i0 = 0; i0 < count; i0 += 32) {
       __m256i c[4];
       for (int v = 0; v < 4; ++v) {
-        __m256i acc = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(u + n * ldu + i0 + 8 * v));
-        if (w.pair_g != 1) acc = _mm256_mullo_epi32(acc, gv);
-        if (w.pair_window)
-          acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(minv, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(window + i0 + 8 * v))));
+        const __m256i acc = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(u + n * ldu + i0 + 8 * v));
         const __m256 y = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(acc), scale), bias);
         __m256 q = _mm256_round_ps(y, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
         q = _mm256_min_ps(_mm256_max_ps(q, zero), maxc);
@@ -327,7 +339,6 @@ void conv_codes_pair_lut(const ConvCodesProblem& p, int64_t images) {
   const int64_t chunks = (g.total + kChunkOut - 1) / kChunkOut;
   const int64_t macs_per_chunk = kChunkOut * w.out_channels * w.k;
   const int64_t grain = std::max<int64_t>(1, (int64_t{2} << 20) / std::max<int64_t>(1, macs_per_chunk));
-  const __m256i gv = _mm256_set1_epi32(w.pair_g);
   parallel_for(0, chunks, grain, [&](int64_t c0, int64_t c1) {
     constexpr int64_t ldu = kChunkOut;
     std::vector<int32_t> ubuf(static_cast<size_t>((rows8 + 1) * ldu));
@@ -347,8 +358,9 @@ void conv_codes_pair_lut(const ConvCodesProblem& p, int64_t images) {
           tile<1>(w, planes.data(), off.data(), q0 + t * kTileOut, window_row, flush_steps, segment_steps,
                   window + t * kTileOut, ldu);
       const int64_t count = std::min<int64_t>(kChunkOut, g.total - q0);
+      finish_sums(w, u, window, ldu, rows8, count);
       if (codes_out) {
-        codes_epilogue(p, g, u, window, ldu, rows8, q0, count, codes.data());
+        codes_epilogue(p, g, u, ldu, rows8, q0, count, codes.data());
         continue;
       }
       // The valid outputs, 8 at a time: each 8 x 8 block of U transposed to 8 outputs' channels.
@@ -360,12 +372,8 @@ void conv_codes_pair_lut(const ConvCodesProblem& p, int64_t images) {
           __m256i r[8];
           for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(u + (n0 + i) * ldu + i0));
           transpose8(r);
-          for (int i = 0; i < 8; ++i) {
-            if (pixel[i] < 0) continue;
-            __m256i acc = w.pair_g == 1 ? r[i] : _mm256_mullo_epi32(r[i], gv);
-            if (w.pair_window) acc = _mm256_add_epi32(acc, _mm256_set1_epi32(w.pair_min * window[i0 + i]));
-            e.store8(pixel[i], n0, acc);
-          }
+          for (int i = 0; i < 8; ++i)
+            if (pixel[i] >= 0) e.store8(pixel[i], n0, r[i]);
         }
       }
     }
