@@ -57,7 +57,7 @@ int main(int argc, char** argv) {
   lowbit::cli::register_export(app);
   lowbit::cli::register_infer(app);
   lowbit::cli::register_inspect(app);
-  CLI::App* bench = app.add_subcommand("bench", "Benchmarks: train throughput, low-bit GEMM kernels");
+  CLI::App* bench = app.add_subcommand("bench", "Benchmarks: training throughput, the integer GEMM and convolution kernels, integer inference");
   bench->require_subcommand(1);
   lowbit::cli::register_bench_train(*bench);
   lowbit::cli::register_bench_gemm(*bench);

@@ -6,8 +6,8 @@
 // levels) measured beside it:
 //   {"clock_ghz": ..., "probes": {"avx2": {"gmacs", "macs_per_cycle"}, ...},
 //    "results": [{"layer", "wbits", "abits", "c", "h", "w", "kernel", "stride", "cout", "images",
-//                 "level", "kernel_name", "gmacs", "macs_per_cycle", "vs_first"}, ...]}
-// vs_first: the kernel's GMAC/s over the level's last (byte-multiply) kernel on the same layer.
+//                 "level", "kernel_name", "gmacs", "macs_per_cycle", "vs_base"}, ...]}
+// vs_base: the kernel's GMAC/s over the level's last (byte-multiply) kernel on the same layer.
 #pragma once
 #include <nlohmann/json.hpp>
 #include <string>
