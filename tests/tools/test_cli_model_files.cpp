@@ -13,7 +13,7 @@
 #include "core/random.h"
 #include "models/registry.h"
 #include "quant/export/convert.h"
-#include "quant/export/model_file.h"
+#include "quant/runtime/model_file.h"
 #include "quant/policy.h"
 #include "tools/cli_helpers.h"
 
@@ -26,7 +26,7 @@ using lowbit::testing::run_lowbit;
 namespace {
 
 // A small W2A2 convnet export (8x8 inputs), with the provenance `lowbit export` writes.
-intq::IntModel small_export() {
+intq::IntGraph small_export() {
   manual_seed(0);
   auto model = make_model("convnet", {1, 8, 8, 10});
   QuantPolicy policy;
@@ -66,7 +66,7 @@ TEST_CASE("lowbit inspect / infer / bench infer on directories and hostile prove
   CHECK(r.status == 1);
   CHECK(r.err == "error: " + d + " is a directory, expected a model file\n");
 
-  intq::IntModel m = small_export();
+  intq::IntGraph m = small_export();
   const std::string good = (dir / "good.safetensors").string();
   intq::save_int_model(good, m);
   CHECK(run_lowbit(dir, "inspect " + good).status == 0);
