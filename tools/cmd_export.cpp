@@ -50,6 +50,8 @@ void register_export(CLI::App& app) {
   cmd->add_flag("--json", *as_json, "Print a JSON summary as the last stdout line");
   cmd->callback([=] {
     const Checkpoint ck = Checkpoint::load(*checkpoint);
+    LOWBIT_CHECK(ck.spec.policy.quantized(), "checkpoint ", *checkpoint,
+                 " holds a float model; export needs a QAT checkpoint (lowbit train --method ...)");
     intq::ExportInfo info = checkpoint_export_info(ck, *checkpoint);  // what export_model() writes
     const auto model = ck.build_model(*checkpoint);
     const ModelConfig& mc = ck.spec.config;

@@ -26,6 +26,7 @@
 #include "quant/runtime/image.h"
 #include "quant/runtime/int_model.h"
 #include "quant/runtime/int_model_internal.h"
+#include "quant/runtime/lowbit_runtime.h"
 #include "tools/commands.h"
 #include "models/checkpoint.h"
 
@@ -307,15 +308,23 @@ void register_bench_infer(CLI::App& bench) {
     Tensor x = Tensor::randn({*batch, in.c, in.h, in.w}, global_generator());
     Tensor x1 = Tensor::randn({1, in.c, in.h, in.w}, global_generator());
     NoGradGuard no_grad;
-    // Rounds alternate integer, float and batch-1 runs so that machine noise hits all three;
-    // each figure is the median over rounds (the ratios: medians of the per-round ratios).
-    std::vector<Rate> int_r, fp_r, b1_r;
-    std::vector<double> ratio, cpu_ratio;
+    // The same file through the C API (lowbit_runtime.h), for its batch-1 overhead.
+    lowbit_model* cm = nullptr;
+    const lowbit_options copts = {*threads, nullptr};
+    LOWBIT_CHECK(lowbit_model_load(model->c_str(), &copts, &cm) == LOWBIT_OK, lowbit_last_error());
+    std::unique_ptr<lowbit_model, void (*)(lowbit_model*)> cm_guard(cm, lowbit_model_free);
+    std::vector<float> c_logits(static_cast<size_t>(im.num_classes()));
+    // Rounds alternate integer, float, batch-1 and C API batch-1 runs so that machine noise hits
+    // all of them; each figure is the median over rounds (the ratios: medians of per-round ratios).
+    std::vector<Rate> int_r, fp_r, b1_r, c1_r;
+    std::vector<double> ratio, cpu_ratio, c_api_ratio;
     const double per = *seconds / static_cast<double>(*rounds);
     for (int r = 0; r < *rounds; ++r) {
       int_r.push_back(measure([&] { run_batch(im, x); }, *batch, per));
       fp_r.push_back(measure([&] { fp->forward(x); }, *batch, per));
       b1_r.push_back(measure([&] { run_batch(im, x1); }, 1, per));
+      c1_r.push_back(measure([&] { lowbit_run(cm, x1.data(), 1, c_logits.data()); }, 1, per));
+      c_api_ratio.push_back(b1_r.back().wall / c1_r.back().wall);  // C API latency / C++ latency
       ratio.push_back(int_r.back().wall / fp_r.back().wall);
       cpu_ratio.push_back(int_r.back().cpu / fp_r.back().cpu);
     }
@@ -325,9 +334,9 @@ void register_bench_infer(CLI::App& bench) {
     const double med_ratio = median(ratio), med_cpu_ratio = median(cpu_ratio);
     std::fprintf(stderr,
                  "integer runtime %.0f images/s, float32 %.0f images/s (%.2fx; by CPU time %.2fx) at batch %lld; "
-                 "batch-1 latency %.3f ms; %d threads; medians of %d rounds\n",
-                 int_ips, fp_ips, med_ratio, med_cpu_ratio, static_cast<long long>(*batch), b1_ms, num_threads(),
-                 *rounds);
+                 "batch-1 latency %.3f ms (C API %.3f ms, ratio %.3f); %d threads; medians of %d rounds\n",
+                 int_ips, fp_ips, med_ratio, med_cpu_ratio, static_cast<long long>(*batch), b1_ms,
+                 1000.0 / wall(c1_r), median(c_api_ratio), num_threads(), *rounds);
     json kernels = json::array();
     for (const auto& op : m.ops)
       if (const std::string k = intq::op_kernel(op, intq::isa_of(im)); !k.empty()) kernels.push_back({{"name", op.name}, {"kernel", k}});
@@ -338,6 +347,8 @@ void register_bench_infer(CLI::App& bench) {
                            {"float_images_per_s", fp_ips},
                            {"ratio", med_ratio},
                            {"batch1_ms", b1_ms},
+                           {"c_api_batch1_ms", 1000.0 / wall(c1_r)},
+                           {"c_api_batch1_ratio", median(c_api_ratio)},
                            {"images_per_cpu_s", cpu(int_r)},
                            {"float_images_per_cpu_s", cpu(fp_r)},
                            {"cpu_ratio", med_cpu_ratio},

@@ -67,6 +67,7 @@ int main(int argc, char** argv) try {
   std::printf("trained: test accuracy %.2f%% (first 1000 images)\n", r.test_acc);
 
   // One call: validated, then written atomically with the data's normalization and class names.
+  std::filesystem::create_directories(out);
   const std::string path = out + "/model.lbm";
   const ExportSummary sum = export_model(*model, ServingInfo::from_dataset(train), path);
   std::printf("exported %s: %lld bytes\n", path.c_str(), static_cast<long long>(sum.bytes));
