@@ -112,7 +112,7 @@ T* grow(std::vector<T>& v, int64_t n) {
 
 ActCodeSpec act_spec(const IntOp& op) { return {op.method, op.bits, op.p0, op.p1}; }
 
-// The method's rule (its own file, found through quant/registry.h); unknown methods throw.
+// The method's rule (quant/runtime/act_code.h); unknown methods throw.
 // (the SIMD loops of quant/kernels/quantize_codes.h when the rule is one of their expressions).
 void quantize_values(const IntOp& op, const float* x, int64_t count, uint8_t* out, kernels::Isa isa) {
   const ActCodeRule& rule = act_code_rule(op.method);

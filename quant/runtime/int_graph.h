@@ -10,8 +10,8 @@
 // Ops (docs/model-format.md has the file form of every field):
 //   quantize  float -> codes with the exact float expression of the training quantizer, so
 //             rounding ties go the same way as in the fake-quant model (round half to even):
-//             the method's ActCodeRule (quant/registry.h; each method's header has its formula,
-//             docs/model-format.md all of them). An unknown method throws lowbit::Error.
+//             the method's ActCodeRule (formulas: quant/runtime/act_code.h,
+//             docs/model-format.md). An unknown method throws lowbit::Error.
 //   conv / linear  codes -> codes | float: im2col on codes (padding = the input zero point),
 //             packed GEMM (quant/kernels/gemm.h), acc' = acc_mul*acc + rowsum_mul*sum_k a_k,
 //             then per output channel c:

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/data/loader.h"
@@ -38,18 +39,18 @@ int main(int argc, char** argv) try {
   manual_seed(0);
   Dataset train = load_dataset(spec, Split::Train), test = load_dataset(spec, Split::Test);
 
-  // conv(C->16)+BN+ReLU, pool, conv(16->32)+BN+ReLU, pool, linear; then W2A2 fake quantization.
+  // A smaller CNN than train_fashion.cpp's: conv(C->8)+BN+ReLU, pool, conv(8->16)+BN+ReLU, pool,
+  // linear; then W2A2 fake quantization (every conv/linear quantized on both sides).
+  const int64_t c1 = 8, c2 = 16, pooled = (train.height / 4) * (train.width / 4);
   auto model = std::make_shared<Sequential>();
-  model->add(std::make_shared<Conv2d>(Conv2dConfig{.in_channels = train.channels, .out_channels = 16, .kernel = 3, .padding = 1}));
-  model->add(std::make_shared<BatchNorm2d>(16));
-  model->add(std::make_shared<ReLU>());
-  model->add(std::make_shared<MaxPool2d>(2));
-  model->add(std::make_shared<Conv2d>(Conv2dConfig{.in_channels = 16, .out_channels = 32, .kernel = 3, .padding = 1}));
-  model->add(std::make_shared<BatchNorm2d>(32));
-  model->add(std::make_shared<ReLU>());
-  model->add(std::make_shared<MaxPool2d>(2));
+  for (auto [in, out] : {std::pair<int64_t, int64_t>{train.channels, c1}, {c1, c2}}) {
+    model->add(std::make_shared<Conv2d>(Conv2dConfig{.in_channels = in, .out_channels = out, .kernel = 3, .padding = 1}));
+    model->add(std::make_shared<BatchNorm2d>(out));
+    model->add(std::make_shared<ReLU>());
+    model->add(std::make_shared<MaxPool2d>(2));
+  }
   model->add(std::make_shared<Flatten>());
-  model->add(std::make_shared<Linear>(32 * (train.height / 4) * (train.width / 4), train.num_classes()));
+  model->add(std::make_shared<Linear>(c2 * pooled, train.num_classes()));
   QuantPolicy policy;
   policy.method = "pact-sawb";
   policy.wbits = policy.abits = 2;
