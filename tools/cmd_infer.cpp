@@ -110,7 +110,7 @@ void register_infer(CLI::App& app) {
       "  lowbit infer --model w2a2.safetensors shirt.png   # top-k classes");
   cmd->add_option("--model", *model, "Model file from lowbit export")->required();
   cmd->add_option("--data", *data, "Dataset spec: accuracy on its test split");
-  cmd->add_option("images", *images, "PNG/JPEG images (the model's input size)");
+  cmd->add_option("images", *images, "PNG/JPEG images (resized to the model's input size when they differ)");
   cmd->add_option("--batch", *batch, "Batch size")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--threads", *threads, "Threads (0 = all cores)")->capture_default_str();
   cmd->add_option("--top-k", *topk, "Classes listed per image")->capture_default_str()->check(CLI::PositiveNumber);

@@ -6,6 +6,9 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
+#include <stb/stb_image_write.h>  // libstb holds the implementation
+
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <limits>
@@ -254,7 +257,9 @@ TEST_CASE("export_model: every ExportInfo field's default exports a loadable fil
       {"provenance", [&](intq::ExportInfo& i) { i.provenance = defaults.provenance; }},
       {"all", [&](intq::ExportInfo& i) { i = defaults; }},
   };
-  for (const auto& [name, reset] : fields) {
+  for (const auto& field : fields) {
+    const std::string& name = field.first;  // not a structured binding: clang 14 cannot capture one
+    const auto& reset = field.second;
     CAPTURE(name);
     intq::ExportInfo info = full;
     reset(info);
@@ -285,4 +290,26 @@ TEST_CASE("export_model: every ExportInfo field's default exports a loadable fil
   CHECK(m.class_name(9) == "class9");
   CHECK(m.std_dev() == serving().std);
   std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("image helper: decode bytes at the model's size as is, resize other sizes, refuse garbage") {
+  lowbit_model* cm = nullptr;
+  REQUIRE(lowbit_model_load_bytes(fixture().bytes.data(), fixture().bytes.size(), nullptr, &cm) == LOWBIT_OK);
+  auto png_of = [](const uint8_t* px, int w, int h) {
+    std::string out;
+    stbi_write_png_to_func([](void* ctx, void* data, int size) { static_cast<std::string*>(ctx)->append(static_cast<char*>(data), static_cast<size_t>(size)); },
+                           &out, w, h, 3, px, w * 3);
+    return out;
+  };
+  const std::vector<uint8_t>& px = fixture().pixels;  // image 0: kH x kW, HWC
+  const std::string same = png_of(px.data(), kW, kH);
+  std::vector<uint8_t> decoded(static_cast<size_t>(kC * kH * kW));
+  CHECK(lowbit_decode_image(cm, same.data(), same.size(), decoded.data(), decoded.size()) == LOWBIT_OK);
+  CHECK(std::equal(decoded.begin(), decoded.end(), px.begin()));
+  const std::string bigger = png_of(px.data(), kW * 2, kH / 2);  // 20x5 of the same bytes
+  CHECK(lowbit_decode_image(cm, bigger.data(), bigger.size(), decoded.data(), decoded.size()) == LOWBIT_OK);
+  CHECK(lowbit_decode_image(cm, "not an image", 12, decoded.data(), decoded.size()) == LOWBIT_IO_ERROR);
+  CHECK(std::string(lowbit_last_error()).find("cannot decode image bytes") != std::string::npos);
+  CHECK(lowbit_decode_image(cm, same.data(), same.size(), decoded.data(), 3) == LOWBIT_INVALID_ARGUMENT);
+  lowbit_model_free(cm);
 }
