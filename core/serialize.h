@@ -11,6 +11,7 @@
 #pragma once
 #include <string>
 
+#include "core/file_io.h"
 #include "core/state_dict.h"
 
 namespace lowbit {
@@ -18,13 +19,6 @@ namespace lowbit {
 void save_state_dict(const std::string& path, const StateDict& state);
 StateDict load_state_dict_file(const std::string& path);
 
-// Write `bytes` to `path` atomically (temp file + fsync + rename).
-void write_file_atomically(const std::string& path, const std::string& bytes);
-
-// Throws lowbit::Error unless `path` names a regular file (symlinks followed), e.g. for
-// expected = "model file": "cannot open model file P: no such file", "P is a directory,
-// expected a model file", "P is not a regular file, expected a model file". Reading a directory
-// or a device as a file gives no clear error (or an allocation of its "size").
-void require_regular_file(const std::string& path, const std::string& expected);
+// write_file_atomically, require_regular_file: core/file_io.h.
 
 }  // namespace lowbit

@@ -7,7 +7,7 @@
 
 #include "core/error.h"
 #include "core/serialize.h"
-#include "quant/export/model_file.h"
+#include "quant/runtime/model_file.h"
 
 namespace lowbit {
 
@@ -64,7 +64,7 @@ struct Fields {
     return it->second;
   }
   // A count stored as a double, bounded before anything is sized from it (same bounds as the
-  // model-file loader's, quant/export/model_file.h): one error naming the file and the field.
+  // model-file loader's, quant/runtime/model_file.h): one error naming the file and the field.
   int64_t count(const std::string& key, int64_t lo, int64_t hi) const {
     const double v = scalar(key);
     LOWBIT_CHECK(std::isfinite(v) && v == std::floor(v) && v >= static_cast<double>(lo) && v <= static_cast<double>(hi),

@@ -16,7 +16,7 @@
 //   * notes: free-form strings (the run's options as JSON, calibration provenance, ...).
 // load() validates: a missing field is one lowbit::Error naming the file and the field, and the
 // numbers anything is sized from (the spec's in_channels/height/width/num_classes, the serving
-// input size) are bounded like a model file's (quant/export/model_file.h ModelFileLimits) first;
+// input size) are bounded like a model file's (quant/runtime/model_file.h ModelFileLimits) first;
 // check_resumes() refuses a run whose model or quantization policy differs from the checkpoint's,
 // naming both (e.g. a W2A2 checkpoint resumed with --wbits 4).
 #pragma once

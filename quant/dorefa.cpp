@@ -111,32 +111,10 @@ QuantizedCodes DorefaActQuantizer::codes(const Tensor& x) const {
   return q;
 }
 
-namespace {
-class DorefaActRule final : public ActCodeRule {
- public:
-  std::string check(const ActCodeSpec&) const override { return {}; }
-  uint8_t quantize(const ActCodeSpec& s, float x) const override {
-    const float n = static_cast<float>(levels(s));
-    return static_cast<uint8_t>(std::nearbyint(n * std::min(std::max(x, 0.f), 1.f)));
-  }
-  void quantize_many(const ActCodeSpec& s, const float* x, int64_t count, uint8_t* out) const override {
-    const float n = static_cast<float>(levels(s));
-    for (int64_t i = 0; i < count; ++i)
-      out[i] = static_cast<uint8_t>(static_cast<int32_t>(quant_detail::round_code(n * std::min(std::max(x[i], 0.f), 1.f))));
-  }
-  std::optional<CodeAffine> affine(const ActCodeSpec& s) const override {
-    return CodeAffine{static_cast<double>(levels(s)), 0.0};
-  }
-  std::optional<kernels::CodeMap> code_map(const ActCodeSpec& s) const override {
-    return kernels::CodeMap{kernels::CodeMap::Form::clip_then_multiply, 0.f, 1.f, static_cast<float>(levels(s))};
-  }
-};
-}  // namespace
-
 QuantizerMethod dorefa_method() {
   return {"dorefa", [](int bits, const nlohmann::json&) { return std::make_shared<DorefaWeightQuantizer>(bits); },
           [](int bits, const nlohmann::json&) { return std::make_shared<DorefaActQuantizer>(bits); },
-          std::make_shared<DorefaActRule>()};
+          &act_code_rule("dorefa")};
 }
 
 }  // namespace lowbit

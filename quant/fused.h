@@ -9,33 +9,11 @@
 #include <vector>
 
 #include "core/threading.h"
+#include "quant/runtime/act_code.h"  // quant_detail::round_half_even, round_code
 
 namespace lowbit::quant_detail {
 
 constexpr int64_t kQuantGrain = int64_t{1} << 15;  // elements per task: far above task overhead
-
-// Round half to even, equal to std::nearbyint under the default rounding mode for |v| < 2^22
-// (every caller rounds an already clipped code, |v| <= 255). Adding and subtracting 1.5 * 2^23
-// leaves no fraction bits, so the FPU's round-to-nearest-even does the rounding. Why not
-// std::nearbyint: without SSE4.1 (the default build) it is a libm call that saves and restores
-// the FP environment per element, ~8x slower than the whole fused pass. Not valid under
-// -ffast-math (which could fold the two additions away); lowbit never uses it.
-inline float round_half_even(float v) {
-  constexpr float kMagic = 12582912.f;  // 1.5 * 2^23
-  return (v + kMagic) - kMagic;
-}
-
-// The rounding of the integer runtime's vectorised quantize loops (ActCodeRule::quantize_many):
-// round_half_even, except where the target has FMA: there the compiler may contract the multiply
-// before it into a fused multiply-add, which drops the product's rounding and can move a tie, so
-// the exact call is used.
-inline float round_code(float v) {
-#if defined(__FMA__) || defined(__FMA4__)
-  return std::nearbyint(v);
-#else
-  return round_half_even(v);
-#endif
-}
 
 // body(begin, end) over [0, n) in chunks.
 template <class Body>

@@ -61,31 +61,9 @@ std::vector<std::pair<std::string, double>> SignedInputQuantizer::state_scalars(
   return {{"max_abs", max_abs->data()[0]}};
 }
 
-namespace {
-class InputActRule final : public ActCodeRule {
- public:
-  std::string check(const ActCodeSpec& s) const override {
-    return s.bits >= 2 && s.p0 > 0.f
-               ? std::string()
-               : detail::concat("needs bits >= 2 and a positive step, got ", s.bits, " bits and step ", s.p0);
-  }
-  int32_t zero_point(const ActCodeSpec& s) const override { return (1 << (s.bits - 1)) - 1; }
-  uint8_t quantize(const ActCodeSpec& s, float x) const override {
-    const int q = zero_point(s);
-    const float qf = static_cast<float>(q);
-    return static_cast<uint8_t>(std::nearbyint(std::min(std::max(x / s.p0, -qf), qf)) + static_cast<float>(q));
-  }
-  void quantize_many(const ActCodeSpec& s, const float* x, int64_t count, uint8_t* out) const override {
-    const float qf = static_cast<float>(zero_point(s)), step = s.p0;
-    for (int64_t i = 0; i < count; ++i)
-      out[i] = static_cast<uint8_t>(static_cast<int32_t>(quant_detail::round_code(std::min(std::max(x[i] / step, -qf), qf)) + qf));
-  }
-};
-}  // namespace
-
 QuantizerMethod input_method() {
   return {"input", nullptr, [](int bits, const nlohmann::json&) { return std::make_shared<SignedInputQuantizer>(bits); },
-          std::make_shared<InputActRule>()};
+          &act_code_rule("input")};
 }
 
 }  // namespace lowbit

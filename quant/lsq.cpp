@@ -109,31 +109,10 @@ ActCodeSpec LsqQuantizer::code_spec() const {
   return {"lsq", bits(), s->data()[0], 0.f};
 }
 
-namespace {
-class LsqActRule final : public ActCodeRule {
- public:
-  std::string check(const ActCodeSpec& s) const override {
-    return s.p0 > 0.f ? std::string() : detail::concat("needs a positive step, got ", s.p0);
-  }
-  uint8_t quantize(const ActCodeSpec& s, float x) const override {
-    return static_cast<uint8_t>(std::nearbyint(std::min(std::max(x / s.p0, 0.f), static_cast<float>(levels(s)))));
-  }
-  void quantize_many(const ActCodeSpec& s, const float* x, int64_t count, uint8_t* out) const override {
-    const float n = static_cast<float>(levels(s)), step = s.p0;
-    for (int64_t i = 0; i < count; ++i)
-      out[i] = static_cast<uint8_t>(static_cast<int32_t>(quant_detail::round_code(std::min(std::max(x[i] / step, 0.f), n))));
-  }
-  std::optional<CodeAffine> affine(const ActCodeSpec& s) const override { return CodeAffine{1.0 / s.p0, 0.0}; }
-  std::optional<kernels::CodeMap> code_map(const ActCodeSpec& s) const override {
-    return kernels::CodeMap{kernels::CodeMap::Form::divide_then_clip, 0.f, static_cast<float>(levels(s)), s.p0};
-  }
-};
-}  // namespace
-
 QuantizerMethod lsq_method() {
   return {"lsq", [](int bits, const nlohmann::json&) { return std::make_shared<LsqQuantizer>(bits, QuantTarget::weight); },
           [](int bits, const nlohmann::json&) { return std::make_shared<LsqQuantizer>(bits, QuantTarget::activation); },
-          std::make_shared<LsqActRule>()};
+          &act_code_rule("lsq")};
 }
 
 }  // namespace lowbit

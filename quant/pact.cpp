@@ -145,30 +145,6 @@ std::vector<QuantParamSpec> PactQuantizer::param_specs() {
   return {{"alpha", alpha, "pact.alpha", kMinAlpha, true, nullptr}};
 }
 
-namespace {
-class PactActRule final : public ActCodeRule {
- public:
-  std::string check(const ActCodeSpec& s) const override {
-    return s.p0 > 0.f ? std::string() : detail::concat("needs a positive alpha, got ", s.p0);
-  }
-  uint8_t quantize(const ActCodeSpec& s, float x) const override {
-    const float a = s.p0, inv = static_cast<float>(levels(s)) / a;
-    return static_cast<uint8_t>(std::nearbyint(std::min(std::max(x, 0.f), a) * inv));
-  }
-  void quantize_many(const ActCodeSpec& s, const float* x, int64_t count, uint8_t* out) const override {
-    const float a = s.p0, inv = static_cast<float>(levels(s)) / a;
-    for (int64_t i = 0; i < count; ++i)
-      out[i] = static_cast<uint8_t>(static_cast<int32_t>(quant_detail::round_code(std::min(std::max(x[i], 0.f), a) * inv)));
-  }
-  std::optional<CodeAffine> affine(const ActCodeSpec& s) const override {
-    return CodeAffine{static_cast<double>(levels(s)) / s.p0, 0.0};
-  }
-  std::optional<kernels::CodeMap> code_map(const ActCodeSpec& s) const override {
-    return kernels::CodeMap{kernels::CodeMap::Form::clip_then_multiply, 0.f, s.p0, static_cast<float>(levels(s)) / s.p0};
-  }
-};
-}  // namespace
-
 QuantizerMethod pact_method() {
   auto make = [](int bits, const nlohmann::json& options) {
     const std::string init =
@@ -176,7 +152,7 @@ QuantizerMethod pact_method() {
     const PactInitSpec spec = parse_pact_init(init);
     return std::make_shared<PactQuantizer>(bits, spec.init, spec.alpha);
   };
-  return {"pact", nullptr, make, std::make_shared<PactActRule>()};
+  return {"pact", nullptr, make, &act_code_rule("pact")};
 }
 
 }  // namespace lowbit

@@ -230,33 +230,10 @@ std::vector<QuantParamSpec> QilActQuantizer::param_specs() {
   return {{"c", c, "qil.c", -INFINITY, false, scale}, {"d", d, "qil.d", kMinD, false, scale}};
 }
 
-namespace {
-class QilActRule final : public ActCodeRule {
- public:
-  std::string check(const ActCodeSpec& s) const override {
-    return s.p1 > 0.f ? std::string() : detail::concat("needs a positive QIL d, got ", s.p1);
-  }
-  uint8_t quantize(const ActCodeSpec& s, float x) const override {
-    const float n = static_cast<float>(levels(s)), inv_2d = 1.f / (2.f * s.p1);
-    return static_cast<uint8_t>(std::nearbyint(std::min(std::max((x - s.p0 + s.p1) * inv_2d, 0.f), 1.f) * n));
-  }
-  void quantize_many(const ActCodeSpec& s, const float* x, int64_t count, uint8_t* out) const override {
-    const float n = static_cast<float>(levels(s)), c = s.p0, d = s.p1, inv_2d = 1.f / (2.f * d);
-    for (int64_t i = 0; i < count; ++i)
-      out[i] = static_cast<uint8_t>(
-          static_cast<int32_t>(quant_detail::round_code(std::min(std::max((x[i] - c + d) * inv_2d, 0.f), 1.f) * n)));
-  }
-  std::optional<CodeAffine> affine(const ActCodeSpec& s) const override {
-    const double mul = static_cast<double>(levels(s)) / (2.0 * s.p1);
-    return CodeAffine{mul, (-static_cast<double>(s.p0) + s.p1) * mul};
-  }
-};
-}  // namespace
-
 QuantizerMethod qil_method() {
   return {"qil", [](int bits, const nlohmann::json&) { return std::make_shared<QilWeightQuantizer>(bits); },
           [](int bits, const nlohmann::json&) { return std::make_shared<QilActQuantizer>(bits); },
-          std::make_shared<QilActRule>()};
+          &act_code_rule("qil")};
 }
 
 }  // namespace lowbit

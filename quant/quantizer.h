@@ -20,7 +20,8 @@
 //    code_spec() (method, bits, two float parameters: what a model file's quantize op stores)
 //    and its method's ActCodeRule, which turns floats into the same codes, checks a spec read
 //    from a file and gives the affine form export folds into a GEMM epilogue. The method's file
-//    implements both and registers them once (quant/registry.h).
+//    implements the training side and registers it once (quant/registry.h); the rules live in the
+//    runtime (quant/runtime/act_code.h), which needs no Module.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -29,7 +30,7 @@
 #include <vector>
 
 #include "layers/module.h"
-#include "quant/kernels/quantize_codes.h"
+#include "quant/runtime/act_code.h"  // ActCodeSpec, ActCodeRule: the Module-free integer side
 
 namespace lowbit {
 
@@ -53,41 +54,6 @@ struct QuantizedCodes {
 
   float value(uint8_t code) const;  // the real value of a code (formulas above)
   Tensor dequantize() const;        // every code's real value: equals the forward's Q(x)
-};
-
-// The integer meaning of an activation quantizer under its current parameters: the method name
-// (its registry key), bits and up to two float parameters (PACT alpha; QIL c, d; LSQ s; input S).
-struct ActCodeSpec {
-  std::string method;
-  int bits = 8;
-  float p0 = 0.f, p1 = 0.f;
-};
-
-// code = clamp(round(mul * y + add), 0, 2^bits - 1): the form export folds into an epilogue.
-struct CodeAffine {
-  double mul = 0, add = 0;
-};
-
-// The integer rule of one activation method, stateless: an ActCodeSpec -> codes. Both quantize
-// functions use the training quantizer's exact float expression (round half to even), so the
-// runtime's codes equal Quantizer::codes() of the module the spec came from.
-class ActCodeRule {
- public:
-  virtual ~ActCodeRule() = default;
-  // Empty when the spec can run; otherwise what is wrong ("needs a positive alpha, got 0").
-  virtual std::string check(const ActCodeSpec& spec) const = 0;
-  // real = scale * (code - zero_point) (the zero point of the codes' value).
-  virtual int32_t zero_point(const ActCodeSpec& /*spec*/) const { return 0; }
-  // n = 2^bits - 1.
-  static int levels(const ActCodeSpec& spec) { return (1 << spec.bits) - 1; }
-  // One float (std::nearbyint rounding) and count floats (vectorisable rounding): equal codes.
-  virtual uint8_t quantize(const ActCodeSpec& spec, float x) const = 0;
-  virtual void quantize_many(const ActCodeSpec& spec, const float* x, int64_t count, uint8_t* out) const = 0;
-  // The affine form when the codes are clamp(round(mul * y + add), 0, 2^bits - 1), else none.
-  virtual std::optional<CodeAffine> affine(const ActCodeSpec& /*spec*/) const { return std::nullopt; }
-  // quantize_many as one of the SIMD loops of quant/kernels/quantize_codes.h (the same float
-  // operations, so the same codes), else none (the runtime then calls quantize_many).
-  virtual std::optional<kernels::CodeMap> code_map(const ActCodeSpec& /*spec*/) const { return std::nullopt; }
 };
 
 // The warm-up switch of every Quantizer in `model` (each quantizer's own, default on). Off: they

@@ -71,12 +71,4 @@ std::shared_ptr<Quantizer> make_quantizer(const std::string& method, QuantTarget
   return make(bits, options);
 }
 
-const ActCodeRule& act_code_rule(const std::string& method) {
-  const QuantizerMethod* m = find_quantizer_method(method);
-  if (!m || !m->act_rule)
-    throw Error(detail::concat("unknown activation quantizer method '", method, "' (known: ",
-                               join_names(quantizer_method_names(QuantTarget::activation)), ")"));
-  return *m->act_rule;
-}
-
 }  // namespace lowbit

@@ -1,11 +1,11 @@
 // registry.h: the one table of quantizer methods, keyed by name. A method's file (dorefa, pact,
-// sawb, qil, lsq, input_quantizer) owns its training rule AND its integer meaning (Quantizer::
-// codes, code_spec, its ActCodeRule) and describes itself with one QuantizerMethod; registry.cpp
-// lists those functions, one line each. The policy (quant/policy.h), export (quant/export/
-// convert.h) and the integer runtime and model file loader (quant/export/int_model.h,
-// model_file.h) look methods up here instead of switching on names; an unknown name is a
-// lowbit::Error that names it and lists the known ones. The table is built once and never
-// changes (no mutable process-wide state).
+// sawb, qil, lsq, input_quantizer) owns its training rule (Quantizer::codes, code_spec) and
+// describes itself with one QuantizerMethod; registry.cpp lists those functions, one line each.
+// The integer meaning of a method name (its ActCodeRule, whether it has a weight grid) is the
+// runtime's table (quant/runtime/act_code.h, Module-free); each QuantizerMethod points at its row's
+// rule. The policy (quant/policy.h) and export (quant/export/convert.h) look methods up here
+// instead of switching on names; an unknown name is a lowbit::Error that names it and lists the
+// known ones. The table is built once and never changes (no mutable process-wide state).
 #pragma once
 #include <functional>
 #include <memory>
@@ -26,7 +26,7 @@ struct QuantizerMethod {
   std::string name;                           // == Quantizer::method() == ActCodeSpec::method
   QuantizerFactory make_weight;               // null: the method has no weight quantizer
   QuantizerFactory make_activation;           // null: no activation quantizer
-  std::shared_ptr<const ActCodeRule> act_rule;  // set exactly when make_activation is
+  const ActCodeRule* act_rule = nullptr;  // set exactly when make_activation is (quant/runtime/act_code.h)
 };
 
 // Every registered method, in registration order.
@@ -42,8 +42,6 @@ std::string join_names(const std::vector<std::string>& names, const char* separa
 // The method's quantizer for `target`; throws naming the method when it has none.
 std::shared_ptr<Quantizer> make_quantizer(const std::string& method, QuantTarget target, int bits,
                                           const nlohmann::json& options = nlohmann::json::object());
-// The integer rule of an activation method; throws "unknown activation quantizer method 'X'
-// (known: ...)" when there is none.
-const ActCodeRule& act_code_rule(const std::string& method);
+// act_code_rule(method): quant/runtime/act_code.h (the runtime owns the integer rules).
 
 }  // namespace lowbit

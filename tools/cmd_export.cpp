@@ -9,9 +9,10 @@
 #include "core/error.h"
 #include "core/serialize.h"
 #include "models/checkpoint.h"
+#include "models/export_model.h"
 #include "models/model_spec.h"
 #include "quant/export/convert.h"
-#include "quant/export/model_file.h"
+#include "quant/runtime/model_file.h"
 #include "tools/commands.h"
 
 namespace lowbit::cli {
@@ -19,7 +20,7 @@ namespace lowbit::cli {
 using nlohmann::json;
 
 // Rows of the export summary: per conv/linear op, bits and stored bytes.
-json export_layers_json(const intq::IntModel& m) {
+json export_layers_json(const intq::IntGraph& m) {
   json layers = json::array();
   for (const auto& op : m.ops) {
     if (op.kind != intq::OpKind::conv && op.kind != intq::OpKind::linear) continue;
@@ -51,38 +52,19 @@ void register_export(CLI::App& app) {
     const Checkpoint ck = Checkpoint::load(*checkpoint);
     LOWBIT_CHECK(ck.spec.policy.quantized(), "checkpoint ", *checkpoint,
                  " holds a float model; export needs a QAT checkpoint (lowbit train --method ...)");
+    intq::ExportInfo info = checkpoint_export_info(ck, *checkpoint);  // what export_model() writes
     const auto model = ck.build_model(*checkpoint);
     const ModelConfig& mc = ck.spec.config;
-    const std::string spec = data->empty() ? ck.data : *data;
-    intq::ExportInfo info;
-    info.channels = mc.in_channels;
-    info.height = mc.height;
-    info.width = mc.width;
-    info.mean = ck.serving.mean;  // what the model was trained on, never recomputed from data
-    info.std = ck.serving.std;
-    info.class_names = ck.serving.class_names;
     if (!data->empty()) {
       Dataset test = load_dataset(*data, Split::Test);
       ck.serving.apply_to(test, *data);  // checks that it fits
       info.class_names = test.class_names;
+      info.class_names.resize(static_cast<size_t>(mc.num_classes));
+      for (size_t i = 0; i < info.class_names.size(); ++i)
+        if (info.class_names[i].empty()) info.class_names[i] = std::to_string(i);
+      info.provenance["data"] = *data;
     }
-    info.class_names.resize(static_cast<size_t>(mc.num_classes));
-    for (size_t i = 0; i < info.class_names.size(); ++i)
-      if (info.class_names[i].empty()) info.class_names[i] = std::to_string(i);
-    info.method = ck.spec.policy.method;
-    json prov = {{"checkpoint", std::filesystem::absolute(*checkpoint).string()},
-                 {"model", ck.spec.name},
-                 {"model_config",
-                  {{"in_channels", mc.in_channels}, {"height", mc.height}, {"width", mc.width}, {"num_classes", mc.num_classes}}},
-                 {"policy", ck.spec.policy.to_json()},
-                 {"data", spec},
-                 {"exporter", "lowbit 0.1.0"}};
-    if (ck.training) {
-      prov["epoch"] = ck.training->epoch;
-      prov["test_acc"] = ck.training->test_acc;
-    }
-    info.provenance = prov;
-    const intq::IntModel m = intq::convert_to_int(*model, info);
+    const intq::IntGraph m = intq::convert_to_int(*model, info);
     const std::string bytes = intq::serialize_int_model(m);
     write_file_atomically(*out, bytes);
     // The float32 model's parameter bytes (weights, biases, BatchNorm), for the size ratio.

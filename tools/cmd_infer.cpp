@@ -1,7 +1,9 @@
 // cmd_infer.cpp: serving an exported integer model: `lowbit infer` (dataset accuracy or top-k of
 // single images), `lowbit inspect` (per-layer table; --compare: parity with the fake-quant
 // checkpoint) and `lowbit bench infer` (integer runtime vs the float32 model it came from).
-// All three load through the validating loader (quant/export/model_file.h).
+// All three load through liblowbit-runtime's IntModel (quant/runtime/int_model.h), which
+// validates the file; infer decodes images and scores them with the runtime's helpers, so it
+// prints what the C API gives (tools/examples/classify.c).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -10,7 +12,6 @@
 #include <numeric>
 
 #include <nlohmann/json.hpp>
-#include <stb/stb_image.h>  // Debian's libstb holds the implementation: no STB_IMAGE_IMPLEMENTATION
 
 #include "core/autograd.h"
 #include "core/cpu_features.h"
@@ -22,7 +23,10 @@
 #include "core/threading.h"
 #include "models/registry.h"
 #include "quant/export/compare.h"
-#include "quant/export/model_file.h"
+#include "quant/runtime/image.h"
+#include "quant/runtime/int_model.h"
+#include "quant/runtime/int_model_internal.h"
+#include "quant/runtime/lowbit_runtime.h"
 #include "tools/commands.h"
 #include "models/checkpoint.h"
 
@@ -37,35 +41,21 @@ double seconds_since(Clock::time_point t0) { return std::chrono::duration<double
 
 // Checks that the dataset fits the model, then gives it the model file's normalization (what the
 // model was trained on; never recomputed from the data at hand).
-void check_dataset_fits(const intq::IntModel& m, Dataset& d, const std::string& spec) {
-  const auto& in = m.input_info();
-  LOWBIT_CHECK(d.channels == in.c && d.height == in.h && d.width == in.w && d.num_classes() <= m.num_classes(),
+void check_dataset_fits(const IntModel& m, Dataset& d, const std::string& spec) {
+  LOWBIT_CHECK(d.channels == m.channels() && d.height == m.height() && d.width == m.width() &&
+                   d.num_classes() <= m.num_classes(),
                "dataset ", spec, " (", d.channels, "x", d.height, "x", d.width, ", ", d.num_classes(),
-               " classes) does not match the model input ", in.c, "x", in.h, "x", in.w, ", ", m.num_classes(), " classes");
-  d.mean = m.mean;
-  d.std = m.std;
+               " classes) does not match the model input ", m.channels(), "x", m.height(), "x", m.width(), ", ",
+               m.num_classes(), " classes");
+  d.mean = m.mean();
+  d.std = m.std_dev();
 }
 
-// One image file -> normalised [1, C, H, W] (same float expression as the data loader).
-Tensor load_image(const intq::IntModel& m, const std::string& path) {
-  const auto& in = m.input_info();
-  int w = 0, h = 0, comp = 0;
-  LOWBIT_CHECK(in.c == 1 || in.c == 3, "model input has ", in.c, " channels; images need 1 or 3");
-  require_regular_file(path, "image file");
-  // The size from the image header first: nothing is decoded (allocated) at a size the model
-  // does not take.
-  LOWBIT_CHECK(stbi_info(path.c_str(), &w, &h, &comp), "cannot decode image ", path, ": ",
-               stbi_failure_reason() ? stbi_failure_reason() : "unknown");
-  LOWBIT_CHECK(w == in.w && h == in.h, "image ", path, " is ", w, "x", h, "; the model expects ", in.w, "x", in.h);
-  unsigned char* px = stbi_load(path.c_str(), &w, &h, &comp, static_cast<int>(in.c));
-  LOWBIT_CHECK(px, "cannot decode image ", path, ": ", stbi_failure_reason() ? stbi_failure_reason() : "unknown");
-  std::unique_ptr<unsigned char, void (*)(void*)> guard(px, stbi_image_free);
-  Tensor x = Tensor::empty({1, in.c, in.h, in.w});
-  for (int64_t c = 0; c < in.c; ++c)
-    for (int64_t p = 0; p < in.h * in.w; ++p)
-      x.data()[c * in.h * in.w + p] =
-          (static_cast<float>(px[p * in.c + c]) / 255.0f - m.mean[static_cast<size_t>(c)]) / m.std[static_cast<size_t>(c)];
-  return x;
+// logits [N, classes] of a batch through the model.
+Tensor run_batch(const IntModel& m, const Tensor& images) {
+  Tensor logits = Tensor::empty({images.size(0), m.num_classes()});
+  m.run(images.data(), images.size(0), logits.data());
+  return logits;
 }
 
 // Throughput of f (images per call) over at least `seconds` after one warm-up call, by wall clock
@@ -103,10 +93,6 @@ double median(std::vector<double> x) {
   return x[x.size() / 2];
 }
 
-std::string class_name(const intq::IntModel& m, int64_t k) {
-  return k < static_cast<int64_t>(m.class_names.size()) ? m.class_names[static_cast<size_t>(k)] : std::to_string(k);
-}
-
 }  // namespace
 
 void register_infer(CLI::App& app) {
@@ -124,7 +110,7 @@ void register_infer(CLI::App& app) {
       "  lowbit infer --model w2a2.safetensors shirt.png   # top-k classes");
   cmd->add_option("--model", *model, "Model file from lowbit export")->required();
   cmd->add_option("--data", *data, "Dataset spec: accuracy on its test split");
-  cmd->add_option("images", *images, "PNG/JPEG images (the model's input size)");
+  cmd->add_option("images", *images, "PNG/JPEG images (resized to the model's input size when they differ)");
   cmd->add_option("--batch", *batch, "Batch size")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--threads", *threads, "Threads (0 = all cores)")->capture_default_str();
   cmd->add_option("--top-k", *topk, "Classes listed per image")->capture_default_str()->check(CLI::PositiveNumber);
@@ -133,26 +119,19 @@ void register_infer(CLI::App& app) {
   cmd->callback([=] {
     LOWBIT_CHECK(data->empty() != images->empty(), "infer needs exactly one of --data SPEC or image files");
     set_num_threads(*threads);
-    const intq::IntModel m = intq::load_int_model(*model);
+    const IntModel m = IntModel::load(*model, {*threads, ""});
     if (!images->empty()) {
       json out = json::array();
       for (const auto& path : *images) {
-        const Tensor logits = m.run(load_image(m, path));
-        // Softmax for readable scores.
-        const int64_t K = logits.size(1);
-        std::vector<double> p(static_cast<size_t>(K));
-        const float mx = *std::max_element(logits.data(), logits.data() + K);
-        double sum = 0;
-        for (int64_t k = 0; k < K; ++k) sum += p[static_cast<size_t>(k)] = std::exp(logits.data()[k] - mx);
-        std::vector<int64_t> order(static_cast<size_t>(K));
-        std::iota(order.begin(), order.end(), 0);
-        std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return logits.data()[a] > logits.data()[b]; });
+        // Decoded and resized to the model's input, normalized with the file's mean/std, softmax.
+        const std::vector<uint8_t> px = load_image_file(path, m.channels(), m.height(), m.width());
+        std::vector<float> logits(static_cast<size_t>(m.num_classes()));
+        m.run_u8(px.data(), 1, PixelLayout::hwc, logits.data());
         json top = json::array();
         std::printf("%s:", path.c_str());
-        for (int64_t i = 0; i < std::min<int64_t>(*topk, K); ++i) {
-          const int64_t k = order[static_cast<size_t>(i)];
-          std::printf("  %s %.3f", class_name(m, k).c_str(), p[static_cast<size_t>(k)] / sum);
-          top.push_back({{"class", k}, {"name", class_name(m, k)}, {"p", p[static_cast<size_t>(k)] / sum}});
+        for (const ClassScore& c : m.top_k(logits.data(), *topk)) {
+          std::printf("  %s %.3f", c.name.c_str(), c.probability);
+          top.push_back({{"class", c.index}, {"name", c.name}, {"p", c.probability}});
         }
         std::printf("\n");
         out.push_back({{"image", path}, {"top", top}});
@@ -169,7 +148,7 @@ void register_infer(CLI::App& app) {
     for (int64_t s = 0; s < loader.steps() && seen < n; ++s) {
       Batch b = loader.batch(s);
       const auto t0 = Clock::now();
-      const Tensor logits = m.run(b.images);
+      const Tensor logits = run_batch(m, b.images);
       run_s += seconds_since(t0);
       const auto pred = intq::argmax_rows(logits);
       for (size_t i = 0; i < pred.size() && seen < n; ++i, ++seen) correct += pred[i] == b.labels[i];
@@ -203,7 +182,8 @@ void register_inspect(CLI::App& app) {
   cmd->add_flag("--json", *as_json, "Print a JSON summary as the last stdout line");
   cmd->callback([=] {
     set_num_threads(*threads);
-    const intq::IntModel m = intq::load_int_model(*model);
+    const IntModel im = IntModel::load(*model, {*threads, ""});
+    const intq::IntGraph& m = intq::graph_of(im);
     if (compare->empty()) {
       std::printf("%-16s %-8s %-22s %-8s %-8s %10s  %-20s %s\n", "name", "op", "shape", "bits W/A", "out", "bytes",
                   "kernel", "scale range / params");
@@ -240,7 +220,7 @@ void register_inspect(CLI::App& app) {
           row["method"] = op.method;
           row["bits"] = op.bits;
         }
-        const std::string kernel = intq::op_kernel(op);
+        const std::string kernel = intq::op_kernel(op, intq::isa_of(im));
         if (!kernel.empty()) row["kernel"] = kernel;
         std::printf("%-16s %-8s %-22s %-8s %-8s %10lld  %-20s %s\n", op.name.c_str(), intq::op_kind_name(op.kind), shape,
                     bits.c_str(), intq::value_type_name(out.type), static_cast<long long>(bytes),
@@ -256,7 +236,7 @@ void register_inspect(CLI::App& app) {
     const Checkpoint ck = Checkpoint::load(*compare);
     const auto fq_model = ck.build_model(*compare);
     Dataset test = load_dataset(*data, Split::Test);
-    check_dataset_fits(m, test, *data);
+    check_dataset_fits(im, test, *data);
     DataLoader loader(test, LoaderOptions::evaluation(*batch));
     const int64_t n = *limit > 0 ? std::min<int64_t>(*limit, test.size()) : test.size();
     intq::CompareStats st;
@@ -311,9 +291,10 @@ void register_bench_infer(CLI::App& bench) {
   cmd->add_flag("--json", *as_json, "Print a JSON summary as the last stdout line");
   cmd->callback([=] {
     set_num_threads(*threads);
-    const intq::IntModel m = intq::load_int_model(*model);
+    const IntModel im = IntModel::load(*model, {*threads, ""});
+    const intq::IntGraph& m = intq::graph_of(im);
     // The float model: the architecture named in the provenance (weights do not change its speed).
-    // The loader bounded model_config and checked it against the graph (quant/export/model_file.h).
+    // The loader bounded model_config and checked it against the graph (quant/runtime/model_file.h).
     const json& p = m.provenance;
     LOWBIT_CHECK(p.contains("model") && p["model"].is_string() && p.contains("model_config"),
                  "model file ", *model, " has no provenance model/model_config to rebuild the float model from");
@@ -327,15 +308,24 @@ void register_bench_infer(CLI::App& bench) {
     Tensor x = Tensor::randn({*batch, in.c, in.h, in.w}, global_generator());
     Tensor x1 = Tensor::randn({1, in.c, in.h, in.w}, global_generator());
     NoGradGuard no_grad;
-    // Rounds alternate integer, float and batch-1 runs so that machine noise hits all three;
-    // each figure is the median over rounds (the ratios: medians of the per-round ratios).
-    std::vector<Rate> int_r, fp_r, b1_r;
-    std::vector<double> ratio, cpu_ratio;
+    // The same file through the C API (lowbit_runtime.h), for its batch-1 overhead.
+    lowbit_model* cm = nullptr;
+    const lowbit_options copts = {*threads, nullptr};
+    LOWBIT_CHECK(lowbit_model_load(model->c_str(), &copts, &cm) == LOWBIT_OK, lowbit_last_error());
+    std::unique_ptr<lowbit_model, void (*)(lowbit_model*)> cm_guard(cm, lowbit_model_free);
+    std::vector<float> b1_logits(static_cast<size_t>(im.num_classes())), c_logits(b1_logits.size());
+    // Rounds alternate integer, float, batch-1 and C API batch-1 runs so that machine noise hits
+    // all of them; each figure is the median over rounds (the ratios: medians of per-round ratios).
+    std::vector<Rate> int_r, fp_r, b1_r, c1_r;
+    std::vector<double> ratio, cpu_ratio, c_api_ratio, c_api_cpu_ratio;
     const double per = *seconds / static_cast<double>(*rounds);
     for (int r = 0; r < *rounds; ++r) {
-      int_r.push_back(measure([&] { m.run(x); }, *batch, per));
+      int_r.push_back(measure([&] { run_batch(im, x); }, *batch, per));
       fp_r.push_back(measure([&] { fp->forward(x); }, *batch, per));
-      b1_r.push_back(measure([&] { m.run(x1); }, 1, per));
+      b1_r.push_back(measure([&] { im.run(x1.data(), 1, b1_logits.data()); }, 1, per));
+      c1_r.push_back(measure([&] { lowbit_run(cm, x1.data(), 1, c_logits.data()); }, 1, per));
+      c_api_ratio.push_back(b1_r.back().wall / c1_r.back().wall);  // C API latency / C++ latency
+      c_api_cpu_ratio.push_back(b1_r.back().cpu / c1_r.back().cpu);
       ratio.push_back(int_r.back().wall / fp_r.back().wall);
       cpu_ratio.push_back(int_r.back().cpu / fp_r.back().cpu);
     }
@@ -345,19 +335,22 @@ void register_bench_infer(CLI::App& bench) {
     const double med_ratio = median(ratio), med_cpu_ratio = median(cpu_ratio);
     std::fprintf(stderr,
                  "integer runtime %.0f images/s, float32 %.0f images/s (%.2fx; by CPU time %.2fx) at batch %lld; "
-                 "batch-1 latency %.3f ms; %d threads; medians of %d rounds\n",
-                 int_ips, fp_ips, med_ratio, med_cpu_ratio, static_cast<long long>(*batch), b1_ms, num_threads(),
-                 *rounds);
+                 "batch-1 latency %.3f ms (C API %.3f ms, ratio %.3f); %d threads; medians of %d rounds\n",
+                 int_ips, fp_ips, med_ratio, med_cpu_ratio, static_cast<long long>(*batch), b1_ms,
+                 1000.0 / wall(c1_r), median(c_api_ratio), num_threads(), *rounds);
     json kernels = json::array();
     for (const auto& op : m.ops)
-      if (const std::string k = intq::op_kernel(op); !k.empty()) kernels.push_back({{"name", op.name}, {"kernel", k}});
+      if (const std::string k = intq::op_kernel(op, intq::isa_of(im)); !k.empty()) kernels.push_back({{"name", op.name}, {"kernel", k}});
     if (*as_json)
       print_json_line(json{{"images_per_s", int_ips},
-                           {"isa", active_isa()},
+                           {"isa", im.isa()},
                            {"kernels", kernels},
                            {"float_images_per_s", fp_ips},
                            {"ratio", med_ratio},
                            {"batch1_ms", b1_ms},
+                           {"c_api_batch1_ms", 1000.0 / wall(c1_r)},
+                           {"c_api_batch1_ratio", median(c_api_ratio)},
+                           {"c_api_batch1_cpu_ratio", median(c_api_cpu_ratio)},
                            {"images_per_cpu_s", cpu(int_r)},
                            {"float_images_per_cpu_s", cpu(fp_r)},
                            {"cpu_ratio", med_cpu_ratio},

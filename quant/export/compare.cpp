@@ -23,6 +23,17 @@ double CompareStats::max_end_to_end_mismatch() const {
   return m;
 }
 
+Tensor run_int_graph(const IntGraph& graph, const Tensor& images, const CodeTrace& trace) {
+  const ValueInfo& in = graph.input_info();
+  LOWBIT_CHECK(images.dim() == 4 && images.size(1) == in.c && images.size(2) == in.h && images.size(3) == in.w,
+               "integer model: expected images [N, ", in.c, ", ", in.h, ", ", in.w, "], got ",
+               to_string(images.shape()));
+  Tensor logits = Tensor::empty({images.size(0), graph.num_classes()});
+  WorkspacePool pool;
+  run_graph(graph, kernels::active_isa_level(), pool, images.data(), images.size(0), logits.data(), trace);
+  return logits;
+}
+
 std::vector<int64_t> argmax_rows(const Tensor& logits) {
   const int64_t n = logits.size(0), k = logits.size(1);
   std::vector<int64_t> out(static_cast<size_t>(n));
@@ -31,7 +42,7 @@ std::vector<int64_t> argmax_rows(const Tensor& logits) {
   return out;
 }
 
-void compare_batch(Module& model, const IntModel& im, const Tensor& images, const std::vector<int32_t>& labels,
+void compare_batch(Module& model, const IntGraph& im, const Tensor& images, const std::vector<int32_t>& labels,
                    CompareStats& stats) {
   NoGradGuard no_grad;
   model.eval();
@@ -111,8 +122,8 @@ void compare_batch(Module& model, const IntModel& im, const Tensor& images, cons
       return codes;
     };
   };
-  const auto isolated = argmax_rows(im.run(images, count_mismatches(true)));
-  const Tensor int_logits = im.run(images, count_mismatches(false));
+  const auto isolated = argmax_rows(run_int_graph(im, images, count_mismatches(true)));
+  const Tensor int_logits = run_int_graph(im, images, count_mismatches(false));
   const auto a = argmax_rows(fq_logits), b = argmax_rows(int_logits);
   for (size_t i = 0; i < a.size(); ++i) {
     stats.agree += a[i] == b[i];

@@ -1,4 +1,4 @@
-// compare.h: the parity contract between a fake-quant model (eval mode) and the IntModel exported
+// compare.h: the parity contract between a fake-quant model (eval mode) and the IntGraph exported
 // from it: prediction agreement and, per quantized layer, the fraction of input codes that differ
 // (the fake-quant side takes Quantizer::codes of the layer's float input, the runtime side the
 // codes its conv/linear op consumes, mapped from NHWC / flatten order back to NCHW).
@@ -18,7 +18,8 @@
 #include <vector>
 
 #include "layers/module.h"
-#include "quant/export/int_model.h"
+#include "core/tensor.h"
+#include "quant/runtime/int_graph.h"
 
 namespace lowbit::intq {
 
@@ -46,9 +47,14 @@ struct CompareStats {
 };
 
 // Runs both on `images` ([N, C, H, W], normalised) and accumulates into `stats`; labels may be
-// empty. `model` must be the converted fake-quant model the IntModel came from.
-void compare_batch(Module& model, const IntModel& im, const Tensor& images, const std::vector<int32_t>& labels,
+// empty. `model` must be the converted fake-quant model the IntGraph came from.
+void compare_batch(Module& model, const IntGraph& im, const Tensor& images, const std::vector<int32_t>& labels,
                    CompareStats& stats);
+
+// The graph on [N, C, H, W] normalised images -> logits [N, classes], at the training library's
+// kernel level (kernels::active_isa_level()) in the caller's threads: what the parity checks,
+// the tests and the converter's callers run a graph with (apps use quant/runtime/int_model.h).
+Tensor run_int_graph(const IntGraph& graph, const Tensor& images, const CodeTrace& trace = nullptr);
 
 // Index of the largest logit per row of [N, K] logits (first one on ties).
 std::vector<int64_t> argmax_rows(const Tensor& logits);

@@ -1,4 +1,4 @@
-// convert.cpp: the walker that turns a fake-quant module tree into an IntModel (rules in convert.h).
+// convert.cpp: the walker that turns a fake-quant module tree into an IntGraph (rules in convert.h).
 #include "quant/export/convert.h"
 
 #include <cmath>
@@ -11,6 +11,7 @@
 #include "layers/sequential.h"
 #include "quant/kernels/gemm.h"
 #include "quant/quant_layers.h"
+#include "quant/runtime/model_file.h"
 #include "quant/registry.h"
 
 namespace lowbit::intq {
@@ -51,7 +52,7 @@ bool fused_affine(const IntOp& q, double& mul, double& add) {
 }
 
 struct Walker {
-  IntModel m;
+  IntGraph m;
   // A conv/linear whose epilogue is not decided yet, and the ops deferred after it.
   struct Pending {
     IntOp op;
@@ -407,7 +408,28 @@ struct Walker {
 
 }  // namespace
 
-IntModel convert_to_int(Module& model, const ExportInfo& info) {
+void check_export_info(const ExportInfo& info) {
+  using Limits = ModelFileLimits;
+  LOWBIT_CHECK(info.channels >= 1 && info.channels <= Limits::channels && info.height >= 1 &&
+                   info.height <= Limits::spatial && info.width >= 1 && info.width <= Limits::spatial,
+               "ExportInfo: input shape ", info.channels, "x", info.height, "x", info.width, " must be 1..",
+               Limits::channels, " channels and 1..", Limits::spatial, " pixels high and wide");
+  for (const auto* v : {&info.mean, &info.std}) {
+    const char* name = v == &info.mean ? "mean" : "std";
+    LOWBIT_CHECK(static_cast<int64_t>(v->size()) == info.channels, "ExportInfo.", name,
+                 " must have one entry per input channel (", info.channels, "), has ", v->size(),
+                 " (the training data's normalization: ServingInfo::from_dataset)");
+    for (float x : *v)
+      LOWBIT_CHECK(std::isfinite(x) && std::fabs(x) <= 3.0e38f && (v == &info.mean || x > 0.f), "ExportInfo.", name,
+                   " has ", x, "; expected finite", v == &info.mean ? "" : ", positive", " values");
+  }
+  LOWBIT_CHECK(static_cast<int64_t>(info.class_names.size()) <= Limits::classes_names, "ExportInfo.class_names has ",
+               info.class_names.size(), " names, above the limit ", Limits::classes_names);
+  LOWBIT_CHECK(info.provenance.is_object(), "ExportInfo.provenance must be a JSON object, is ", info.provenance.type_name());
+}
+
+IntGraph convert_to_int(Module& model, const ExportInfo& info) {
+  check_export_info(info);
   model.eval();
   Walker w;
   ValueInfo in;
@@ -421,17 +443,20 @@ IntModel convert_to_int(Module& model, const ExportInfo& info) {
   std::shared_ptr<Module> root(&model, [](Module*) {});
   w.walk("", root);
   w.m.output = w.materialize_float();
-  IntModel out = std::move(w.m);
+  IntGraph out = std::move(w.m);
   LOWBIT_CHECK(out.output != out.input && out.values[static_cast<size_t>(out.output)].type == ValueType::float32,
                "export: the model produced no float output");
   out.mean = info.mean;
   out.std = info.std;
+  LOWBIT_CHECK(info.class_names.empty() || static_cast<int64_t>(info.class_names.size()) == out.num_classes(),
+               "ExportInfo.class_names has ", info.class_names.size(), " names; the model has ", out.num_classes(),
+               " classes (give one name per class, or none)");
   out.class_names = info.class_names;
   out.method = info.method;
   out.provenance = info.provenance;
   for (IntOp& op : out.ops)
     prepare_runtime(op, out.values[static_cast<size_t>(op.inputs[0])], out.values[static_cast<size_t>(op.output)],
-                    chunk_images(out.values[static_cast<size_t>(out.input)]));
+                    chunk_images(out.values[static_cast<size_t>(out.input)]), kernels::active_isa_level());
   return out;
 }
 

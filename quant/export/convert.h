@@ -1,4 +1,4 @@
-// convert.h: fake-quant model (QAT, eval mode) -> IntModel (quant/export/int_model.h).
+// convert.h: fake-quant model (QAT, eval mode) -> IntGraph (quant/runtime/int_graph.h).
 //
 // Walks the module tree in execution order (Sequential children, BasicBlock as a unit) and emits:
 //  * every QuantConv2d / QuantLinear as a conv / linear op: weights -> codes with the layer's own
@@ -38,7 +38,7 @@
 #include <nlohmann/json.hpp>
 
 #include "layers/module.h"
-#include "quant/export/int_model.h"
+#include "quant/runtime/int_graph.h"
 
 namespace lowbit::intq {
 
@@ -50,8 +50,13 @@ struct ExportInfo {
   nlohmann::json provenance = nlohmann::json::object();
 };
 
+// Throws lowbit::Error naming the field unless `info` can make a loadable file: input shape within
+// ModelFileLimits, mean and std one finite entry per channel (std > 0), provenance an object.
+void check_export_info(const ExportInfo& info);
+
 // The model must be a converted (quant/policy.h) model whose quantizers are initialised.
-// It is switched to eval mode.
-IntModel convert_to_int(Module& model, const ExportInfo& info);
+// It is switched to eval mode. Checks `info` first (check_export_info), and that class_names is
+// empty or names every class.
+IntGraph convert_to_int(Module& model, const ExportInfo& info);
 
 }  // namespace lowbit::intq

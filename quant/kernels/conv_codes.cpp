@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "core/error.h"
-#include "core/threading.h"
+#include "core/parallel.h"
 #include "quant/kernels/conv_codes_internal.h"
 #include "quant/kernels/kernel_table.h"
 

@@ -23,7 +23,7 @@
 #include <cstring>
 #include <vector>
 
-#include "core/threading.h"
+#include "core/parallel.h"
 #include "quant/kernels/conv_codes_internal.h"
 
 namespace lowbit::kernels::detail::avx2 {

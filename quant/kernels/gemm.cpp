@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "core/error.h"
-#include "core/threading.h"
+#include "core/parallel.h"
 #include "quant/kernels/gemm_internal.h"
 #include "quant/kernels/kernel_table.h"
 

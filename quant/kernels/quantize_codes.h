@@ -1,7 +1,7 @@
 // quantize_codes.h: float -> activation codes in SIMD, for the rules that are one of two fixed
 // float expressions (PACT, DoReFa: clip then multiply; LSQ: divide then clip). Every level
 // computes the same IEEE operations in the same order as the rule's scalar loop, so the codes are
-// identical; the integer runtime uses it for its quantize ops (quant/export/int_model.h).
+// identical; the integer runtime uses it for its quantize ops (quant/runtime/int_graph.h).
 //   clip_then_multiply: code = RNE(min(max(x, lo), hi) * factor)
 //   divide_then_clip:   code = RNE(min(max(x / factor, lo), hi))
 // with std::max / std::min's choices (max(x, lo) = x < lo ? lo : x, min(v, hi) = hi < v ? hi : v)

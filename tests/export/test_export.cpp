@@ -26,8 +26,9 @@
 #include "optim/make_optimizer.h"
 #include "quant/export/compare.h"
 #include "quant/export/convert.h"
-#include "quant/export/im2col_packed.h"
-#include "quant/export/model_file.h"
+#include "quant/runtime/im2col_packed.h"
+#include "quant/runtime/lowbit_runtime.h"
+#include "quant/runtime/model_file.h"
 #include "quant/policy.h"
 #include "quant/quant_layers.h"
 #include "models/param_groups.h"
@@ -43,7 +44,7 @@ namespace {
 struct Trained {
   std::shared_ptr<Module> model;
   Dataset test;
-  IntModel im;
+  IntGraph im;
 };
 
 // Train `model_name` with `method` W{wbits}A{abits} for a few steps on synthetic data.
@@ -91,7 +92,7 @@ Trained train_small(const std::string& model_name, const std::string& method, in
   return t;
 }
 
-CompareStats compare_on_test(Trained& t, const IntModel& im) {
+CompareStats compare_on_test(Trained& t, const IntGraph& im) {
   CompareStats st;
   DataLoader loader(t.test, LoaderOptions::evaluation(128));
   for (int64_t s = 0; s < loader.steps(); ++s) {
@@ -108,7 +109,7 @@ void check_parity(const std::string& model, const std::string& method, int wbits
   CAPTURE(wbits);
   Trained t = train_small(model, method, wbits, abits, channels, size);
   // Through the file: what is served is what was written.
-  const IntModel loaded = parse_int_model(serialize_int_model(t.im), "memory");
+  const IntGraph loaded = parse_int_graph(serialize_int_model(t.im), "memory");
   const CompareStats st = compare_on_test(t, loaded);
   MESSAGE(model << " " << method << " W" << wbits << "A" << abits << ": agreement " << st.prediction_agreement() << " (isolated "
                 << st.prediction_agreement_isolated() << ")"
@@ -195,10 +196,25 @@ std::string edit_json(const std::string& bytes, const std::function<void(json& h
   return with_header(bytes, h.dump());
 }
 
+// The C API (lowbit_runtime.h) on the same bytes: LOWBIT_INVALID_MODEL, no model, the loader's message.
+std::string c_api_load_error(const std::string& bytes) {
+  lowbit_model* m = reinterpret_cast<lowbit_model*>(&m);  // must be reset to NULL
+  const lowbit_status st = lowbit_model_load_bytes(bytes.data(), bytes.size(), nullptr, &m);
+  CHECK(st == LOWBIT_INVALID_MODEL);
+  CHECK(m == nullptr);
+  if (st == LOWBIT_OK) lowbit_model_free(m);
+  return lowbit_last_error();
+}
+
 void expect_error(const std::string& bytes, const std::string& fragment) {
   CAPTURE(fragment);
+  {
+    const std::string c_msg = c_api_load_error(bytes);
+    CAPTURE(c_msg);
+    CHECK(c_msg.find(fragment) != std::string::npos);
+  }
   try {
-    parse_int_model(bytes, "bad.safetensors");
+    parse_int_graph(bytes, "bad.safetensors");
     FAIL("no error");
   } catch (const Error& e) {
     const std::string msg = e.what();
@@ -219,7 +235,8 @@ void expect_exact_error(const std::function<void()>& f, const std::string& messa
   }
 }
 void expect_exact_error(const std::string& bytes, const std::string& message) {
-  expect_exact_error([&] { parse_int_model(bytes, "bad.safetensors"); }, "bad.safetensors: " + message);
+  expect_exact_error([&] { parse_int_graph(bytes, "bad.safetensors"); }, "bad.safetensors: " + message);
+  CHECK(c_api_load_error(bytes) == "model bytes: " + message);
 }
 
 // The provenance JSON of a file, edited by `edit`, written back.
@@ -270,11 +287,11 @@ TEST_CASE("quantize ops use the training expression, ties to even") {
 TEST_CASE("file round trip and malformed-file corpus") {
   Trained t = train_small("convnet", "pact-sawb", 2, 2, 1, 28, 8);
   const std::string good = serialize_int_model(t.im);
-  const IntModel back = parse_int_model(good, "good");
+  const IntGraph back = parse_int_graph(good, "good");
   REQUIRE(back.ops.size() == t.im.ops.size());
   CHECK(back.parameter_bytes() == static_cast<int64_t>(good.size() - 8 - header_of(good).size()));
   Tensor x = Tensor::randn({3, 1, 28, 28}, global_generator());
-  CHECK(back.run(x).to_vector() == t.im.run(x).to_vector());
+  CHECK(run_int_graph(back, x).to_vector() == run_int_graph(t.im, x).to_vector());
   // Size: the W2A2 convnet's weights.
   int64_t fp32 = 0;
   for (auto& [n, p] : t.model->named_parameters())
@@ -373,7 +390,7 @@ TEST_CASE("file round trip and malformed-file corpus") {
   SUBCASE("provenance: what bench infer rebuilds the float model from is bounded and must agree") {
     auto with_config = [&](const json& mc) { return edit_provenance(good, [&](json& p) { p["model_config"] = mc; }); };
     const json ok = {{"in_channels", 1}, {"height", 28}, {"width", 28}, {"num_classes", 10}};
-    CHECK(parse_int_model(with_config(ok), "ok").provenance["model_config"] == ok);
+    CHECK(parse_int_graph(with_config(ok), "ok").provenance["model_config"] == ok);
     auto with = [&](const char* key, const json& v) {
       json mc = ok;
       mc[key] = v;
@@ -402,19 +419,19 @@ TEST_CASE("file round trip and malformed-file corpus") {
     const std::filesystem::path dir =
         std::filesystem::temp_directory_path() / ("lowbit_export_dir_" + std::to_string(::getpid()));
     std::filesystem::create_directories(dir);
-    expect_exact_error([&] { load_int_model(dir.string()); }, dir.string() + " is a directory, expected a model file");
-    expect_exact_error([&] { load_int_model("/dev/null"); }, "/dev/null is not a regular file, expected a model file");
-    expect_exact_error([&] { load_int_model((dir / "missing").string()); },
+    expect_exact_error([&] { load_int_graph(dir.string()); }, dir.string() + " is a directory, expected a model file");
+    expect_exact_error([&] { load_int_graph("/dev/null"); }, "/dev/null is not a regular file, expected a model file");
+    expect_exact_error([&] { load_int_graph((dir / "missing").string()); },
                        "cannot open model file " + (dir / "missing").string() + ": no such file");
     const std::string file = (dir / "m.safetensors").string();
     save_int_model(file, t.im);
-    CHECK(load_int_model(file).ops.size() == t.im.ops.size());
+    CHECK(load_int_graph(file).ops.size() == t.im.ops.size());
     std::filesystem::remove_all(dir);
   }
   SUBCASE("tensor content") {
     // The first conv re-coded at 3 weight bits (stored at pack width 4) with K = 9: each channel
     // is 5 bytes, the last one with a 4-bit tail. A code above 7 and a non-zero tail are refused.
-    IntModel m3 = parse_int_model(good, "good");
+    IntGraph m3 = parse_int_graph(good, "good");
     IntOp& first = m3.ops.at(1);
     REQUIRE(first.name == "0");
     REQUIRE(first.weights->k == 9);
@@ -423,7 +440,7 @@ TEST_CASE("file round trip and malformed-file corpus") {
     first.weight_bits = 3;
     first.weights = std::make_shared<kernels::PackedWeights>(kernels::pack_weights(codes.data(), first.out_channels, 9, 9, 4));
     const std::string ok = serialize_int_model(m3);
-    const IntModel back3 = parse_int_model(ok, "ok");
+    const IntGraph back3 = parse_int_graph(ok, "ok");
     std::vector<uint8_t> unpacked(codes.size());
     kernels::unpack_weights(*back3.ops.at(1).weights, unpacked.data(), 9);
     CHECK(unpacked == codes);
@@ -561,7 +578,7 @@ TEST_CASE("quantize_values gives quantize_value's codes (every method, ties, cla
     CAPTURE(op.method);
     CAPTURE(op.bits);
     std::vector<uint8_t> got(x.size());
-    quantize_values(op, x.data(), static_cast<int64_t>(x.size()), got.data());
+    quantize_values(op, x.data(), static_cast<int64_t>(x.size()), got.data(), kernels::detected_isa());
     int64_t differ = 0;
     for (size_t i = 0; i < x.size(); ++i) differ += got[i] != quantize_value(op, x[i]);
     CHECK(differ == 0);
@@ -576,22 +593,22 @@ TEST_CASE("run: chunking, batch size and threads do not change a logit") {
   for (Trained* t : {&conv, &res}) {
     DataLoader loader(t->test, LoaderOptions::evaluation(37));
     const Tensor x = loader.batch(0).images;
-    const std::vector<float> all = t->im.run(x).to_vector();
+    const std::vector<float> all = run_int_graph(t->im, x).to_vector();
     const int64_t classes = t->im.num_classes();
     std::vector<float> one_by_one;
     const int64_t per_image = x.numel() / x.size(0);
     for (int64_t i = 0; i < x.size(0); ++i) {
       Tensor xi = Tensor::empty({1, x.size(1), x.size(2), x.size(3)});
       std::memcpy(xi.data(), x.data() + i * per_image, sizeof(float) * static_cast<size_t>(per_image));
-      const std::vector<float> y = t->im.run(xi).to_vector();
+      const std::vector<float> y = run_int_graph(t->im, xi).to_vector();
       one_by_one.insert(one_by_one.end(), y.begin(), y.end());
     }
     CHECK(static_cast<int64_t>(all.size()) == x.size(0) * classes);
     CHECK(one_by_one == all);
     set_num_threads(2);
-    CHECK(t->im.run(x).to_vector() == all);
+    CHECK(run_int_graph(t->im, x).to_vector() == all);
     set_num_threads(1);
-    CHECK(t->im.run(x).to_vector() == all);
+    CHECK(run_int_graph(t->im, x).to_vector() == all);
   }
 }
 
@@ -609,11 +626,11 @@ TEST_CASE("run: every kernel level gives the same logits, bit for bit") {
     DataLoader loader(t.test, LoaderOptions::evaluation(64));
     const Tensor x = loader.batch(0).images;
     kernels::set_active_isa(kernels::Isa::scalar);
-    const std::vector<float> want = t.im.run(x).to_vector();
+    const std::vector<float> want = run_int_graph(t.im, x).to_vector();
     for (kernels::Isa isa : lowbit::test::available_isas()) {
       CAPTURE(std::string(kernels::isa_name(isa)));
       kernels::set_active_isa(isa);
-      CHECK(t.im.run(x).to_vector() == want);
+      CHECK(run_int_graph(t.im, x).to_vector() == want);
     }
   }
   kernels::set_active_isa(active);

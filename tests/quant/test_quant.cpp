@@ -236,9 +236,15 @@ TEST_CASE("registry: every method's factory, codes() and integer rule agree with
   Tensor a = Tensor::randn({2, 4, 5, 5}, gen, 0.5f, 0.8f);
   for (int64_t i = 0; i < 40; ++i) a.data()[i] = 0.25f * static_cast<float>(i - 10);  // ties, negatives
   int checked = 0;
+  CHECK(method_codes().size() == quantizer_methods().size());
   for (const QuantizerMethod& m : quantizer_methods()) {
     CHECK(&quantizer_method(m.name) == &m);
     CHECK(static_cast<bool>(m.make_activation) == static_cast<bool>(m.act_rule));
+    // The runtime's table of method names (quant/runtime/act_code.h) agrees row by row.
+    const MethodCodes* codes = find_method_codes(m.name);
+    REQUIRE(codes != nullptr);
+    CHECK(codes->weights == static_cast<bool>(m.make_weight));
+    CHECK(codes->act_rule == m.act_rule);
     for (QuantTarget target : {QuantTarget::weight, QuantTarget::activation}) {
       if (!(target == QuantTarget::weight ? m.make_weight : m.make_activation)) {
         CHECK_THROWS_WITH_AS(make_quantizer(m.name, target, 4), doctest::Contains(m.name.c_str()), Error);

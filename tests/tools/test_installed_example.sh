@@ -14,11 +14,11 @@ meson install -C "$build" --destdir "$work/root" --no-rebuild --quiet >/dev/null
 pc=$(find "$work/root" -name lowbit.pc | head -n 1)
 [ -n "$pc" ] || { echo "meson install wrote no lowbit.pc" >&2; exit 1; }
 export PKG_CONFIG_PATH="$(dirname "$pc")${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
-export PKG_CONFIG_SYSROOT_DIR="$work/root"  # the .pc names the real prefix; the files are under root
+# The .pc files are relocatable (prefix relative to ${pcfiledir}): no PKG_CONFIG_SYSROOT_DIR.
 flags=$(pkg-config --cflags --libs lowbit)
 echo "c++ -std=c++20 -O2 train_fashion.cpp $flags"
 ${CXX:-c++} -std=c++20 -O2 "$src/tools/examples/train_fashion.cpp" $flags -o "$work/train_fashion"
-lib=$(dirname "$(find "$work/root" -name 'liblowbit.so*' | head -n 1)")
+lib=$(pkg-config --variable=libdir lowbit)
 export LD_LIBRARY_PATH="$lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 
 data=fashion-mnist epochs=2 steps=6

@@ -6,7 +6,7 @@
 // (offsets relative to the data section, tensors contiguous in offset order, no holes, no overlap)
 // and "__metadata__" with string values:
 //   "format": "lowbit-int-model", "format_version": "1",
-//   "graph": the IntModel as JSON (input normalisation, classes, values, ops in order),
+//   "graph": the IntGraph as JSON (input normalisation, classes, values, ops in order),
 //   "provenance": JSON of where the model came from (checkpoint, model, policy, accuracy).
 // Tensors per conv/linear op NAME: NAME.weight (U8 [out_channels, ceil(K / P)]: each channel's
 // K codes densely packed, P = 8 / pack width per byte; repacked into the kernels' blocks at load),
@@ -22,12 +22,12 @@
 // allocation. Quantize methods must be registered activation methods whose rule accepts the
 // parameters (quant/registry.h). The provenance's model_config (what `lowbit bench infer`
 // rebuilds the float model from) is bounded by the same limits and must match the graph.
-// load_int_model refuses a path that is not a regular file (a directory: "P is a directory,
+// load_int_graph refuses a path that is not a regular file (a directory: "P is a directory,
 // expected a model file").
 #pragma once
 #include <string>
 
-#include "quant/export/int_model.h"
+#include "quant/runtime/int_graph.h"
 
 namespace lowbit::intq {
 
@@ -46,15 +46,23 @@ struct ModelFileLimits {
   static constexpr int64_t classes_names = 1 << 16;
 };
 
-// The file's bytes.
-std::string serialize_int_model(const IntModel& model);
+// The file's bytes, read back before they are returned: throws lowbit::Error
+// ("serialize_int_model: the model would not load: ...") rather than give bytes the loader rejects.
+std::string serialize_int_model(const IntGraph& model);
 // Atomic write (temporary file + rename).
-void save_int_model(const std::string& path, const IntModel& model);
-// Parse + validate bytes; `what` names the source in errors (a path).
-IntModel parse_int_model(const std::string& bytes, const std::string& what);
-IntModel load_int_model(const std::string& path);
+void save_int_model(const std::string& path, const IntGraph& model);
+// Parse + validate bytes; `what` names the source in errors (a path). The conv kernels are
+// prepared (prepare_runtime) for level `isa`; without it, default_isa().
+IntGraph parse_int_graph(const std::string& bytes, const std::string& what, kernels::Isa isa);
+IntGraph parse_int_graph(const std::string& bytes, const std::string& what);
+IntGraph load_int_graph(const std::string& path, kernels::Isa isa);
+IntGraph load_int_graph(const std::string& path);
+
+// The level LOWBIT_ISA asks for, else the best this CPU has (kernels::resolve_isa), read now:
+// what a model loaded without an explicit level runs at. Throws like resolve_isa.
+kernels::Isa default_isa();
 
 // The graph JSON of a model (what "__metadata__.graph" holds), e.g. for --json output.
-nlohmann::json graph_to_json(const IntModel& model);
+nlohmann::json graph_to_json(const IntGraph& model);
 
 }  // namespace lowbit::intq

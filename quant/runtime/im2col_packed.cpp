@@ -1,7 +1,7 @@
 // im2col_packed.cpp: NHWC codes -> packed activation rows + row sums (see im2col_packed.h).
 // Plain C++ on the baseline ISA: the work is O(rows * K) byte moves against the O(rows * K * N)
 // GEMM, so it only has to avoid per-code bit fiddling, extra passes and allocation.
-#include "quant/export/im2col_packed.h"
+#include "quant/runtime/im2col_packed.h"
 
 #include <algorithm>
 #include <cstring>

@@ -1,4 +1,6 @@
-// int_model.h: the integer graph (IntModel) an exported low-bit model is made of, and its runtime.
+// int_graph.h: the integer graph (IntGraph) an exported low-bit model is made of, and how it runs
+// (INTERNAL to lowbit: what the loader builds, the converter emits, and `lowbit inspect`/compare
+// read; apps use the opaque IntModel of quant/runtime/int_model.h or the C API lowbit_runtime.h).
 //
 // A model is a list of values (named tensors per image, shape [C, H, W], stored NHWC: channels
 // innermost) and a list of ops in execution order, each reading values defined before it.
@@ -8,8 +10,8 @@
 // Ops (docs/model-format.md has the file form of every field):
 //   quantize  float -> codes with the exact float expression of the training quantizer, so
 //             rounding ties go the same way as in the fake-quant model (round half to even):
-//             the method's ActCodeRule (quant/registry.h; each method's header has its formula,
-//             docs/model-format.md all of them). An unknown method throws lowbit::Error.
+//             the method's ActCodeRule (formulas: quant/runtime/act_code.h,
+//             docs/model-format.md). An unknown method throws lowbit::Error.
 //   conv / linear  codes -> codes | float: im2col on codes (padding = the input zero point),
 //             packed GEMM (quant/kernels/gemm.h), acc' = acc_mul*acc + rowsum_mul*sum_k a_k,
 //             then per output channel c:
@@ -23,7 +25,7 @@
 //   relu      float -> float
 //   flatten   [C, H, W] -> [C*H*W, 1, 1]; memory order stays (h, w, c): the consumer linear's
 //             weight columns are stored in that order (the converter permutes them).
-// run() takes float NCHW images (normalised as in training) and returns float logits [N, classes].
+// run_graph() takes float NCHW images (normalised as in training) and writes float logits [N, classes].
 // How it runs them (docs/inference-speed.md): chunks of images in parallel; a conv whose signed
 // weights fit bytes (every 2/4-bit grid, and the 8-bit odd grid split as 2s' + 1) runs as
 // conv_codes (quant/kernels/conv_codes.h: implicit GEMM straight on the NHWC codes, the input
@@ -41,16 +43,15 @@
 
 #include <nlohmann/json.hpp>
 
-#include "core/tensor.h"
+#include "core/cpu_features.h"
 #include "quant/kernels/conv_codes.h"
 #include "quant/kernels/packing.h"
-#include "quant/quantizer.h"
+#include "quant/runtime/act_code.h"
+#include "quant/runtime/op_kinds.h"
 
 namespace lowbit::intq {
 
 enum class ValueType { codes, float32 };
-enum class OpKind { quantize, conv, linear, maxpool, gap, add, relu, flatten };
-const char* op_kind_name(OpKind kind);
 const char* value_type_name(ValueType type);
 
 struct ValueInfo {
@@ -105,22 +106,23 @@ int pack_bits(int bits);
 // Run-time forms derived from an op's packed weights (call once the op is complete; in and out:
 // its input and output values): a conv whose signed weights fit bytes (or split as 2s' + t,
 // conv_codes.h) runs as conv_codes (implicit GEMM on the NHWC codes) instead of im2col + packed
-// GEMM; the integers, hence the outputs, are the same. Where the active level has several
-// kernels for the layer, the fastest on this CPU is measured once here, on chunk_images images
-// (what run() hands each op: chunk_images(model input)).
-void prepare_runtime(IntOp& op, const ValueInfo& in, const ValueInfo& out, int64_t chunk_images);
+// GEMM; the integers, hence the outputs, are the same. Where level `isa` has several kernels for
+// the layer, the fastest on this CPU is measured once here, on chunk_images images (what
+// run_graph() hands each op: chunk_images(model input)); run_graph at another level takes its
+// table's first applicable row.
+void prepare_runtime(IntOp& op, const ValueInfo& in, const ValueInfo& out, int64_t chunk_images, kernels::Isa isa);
 
-// Images per chunk of run(): about 4096 input pixels, 1 to 64 images.
+// Images per chunk of run_graph(): about 4096 input pixels, 1 to 64 images.
 int64_t chunk_images(const ValueInfo& model_input);
 
 // Called for every conv/linear op with its input codes for images [image0, image0 + count),
 // NHWC, value_numel bytes per image. Returns the codes the op (and later readers of that value in
 // this chunk) should use: `codes` itself, or a replacement of the same size that stays valid
-// until run() returns (quant/export/compare.h feeds the fake-quant codes this way).
+// until run_graph() returns (quant/export/compare.h feeds the fake-quant codes this way).
 using CodeTrace =
     std::function<const uint8_t*(const IntOp& op, int64_t image0, int64_t count, const uint8_t* codes)>;
 
-struct IntModel {
+struct IntGraph {
   std::vector<ValueInfo> values;
   std::vector<IntOp> ops;
   int input = 0, output = -1;
@@ -132,28 +134,45 @@ struct IntModel {
   int64_t num_classes() const { return values.at(output).numel(); }
   const ValueInfo& input_info() const { return values.at(input); }
 
-  // images: [N, C, H, W] float (normalised). Returns logits [N, classes]. Parallel over chunks of
-  // images and inside the GEMMs (lowbit::parallel_for); deterministic for any thread count.
-  Tensor run(const Tensor& images, const CodeTrace& trace = nullptr) const;
   // Bytes of the file's data section: stored_bytes() summed over the conv/linear ops.
   int64_t parameter_bytes() const;
 };
+
+// Working memory of run_graph(), reused across calls: per task a set of buffers that only grow,
+// so a steady stream of batches allocates nothing. One pool per model (never process-wide);
+// acquire/release are thread-safe, so concurrent run_graph calls may share a pool.
+class WorkspacePool {
+ public:
+  WorkspacePool();
+  ~WorkspacePool();
+  WorkspacePool(const WorkspacePool&) = delete;
+  WorkspacePool& operator=(const WorkspacePool&) = delete;
+  struct Impl;
+  std::unique_ptr<Impl> impl;
+};
+
+// images: [n, C, H, W] float (normalised), logits: [n, classes]. Runs the kernels of level `isa`
+// (isa_supported(isa) must hold). Parallel over chunks of images and inside the GEMMs
+// (lowbit::parallel_for in the caller's TBB arena); deterministic for any thread count. Reads
+// the graph only, so concurrent calls on one graph are safe.
+void run_graph(const IntGraph& graph, kernels::Isa isa, WorkspacePool& pool, const float* images, int64_t n,
+               float* logits, const CodeTrace& trace = nullptr);
 
 // Bytes the file stores for a conv/linear op: its dense weight rows (out_channels x ceil(K / P),
 // docs/model-format.md) and its [2, out_channels] float32 epilogue.
 int64_t stored_bytes(const IntOp& op);
 
-// The kernel a conv / linear op runs with at the active ISA level: the conv_codes kernel name of
+// The kernel a conv / linear op runs with at level `isa`: the conv_codes kernel name of
 // the level's table (e.g. "avx2.pair_lut", "avx512.vpdpbusd") or "<level>.gemm" (packed im2col /
 // rows + the GEMM); "" for the other ops. `lowbit inspect` and `bench infer --json` report it.
-std::string op_kernel(const IntOp& op);
+std::string op_kernel(const IntOp& op, kernels::Isa isa);
 
 // The spec of a quantize op's rule.
 ActCodeSpec act_spec(const IntOp& op);
 // The standalone float -> code rule of a quantize op (scalar, the exact training expression).
 // Both throw lowbit::Error naming the method when it is not a registered activation method.
 uint8_t quantize_value(const IntOp& op, float x);
-// quantize_value over count floats (vectorised; the same codes).
-void quantize_values(const IntOp& op, const float* x, int64_t count, uint8_t* out);
+// quantize_value over count floats (vectorised at level `isa`; the same codes).
+void quantize_values(const IntOp& op, const float* x, int64_t count, uint8_t* out, kernels::Isa isa);
 
 }  // namespace lowbit::intq

@@ -1,7 +1,7 @@
-// int_model.cpp: the integer graph runtime: packed im2col on NHWC codes (im2col_packed.h), packed
+// int_graph.cpp: the integer graph runtime: packed im2col on NHWC codes (im2col_packed.h), packed
 // GEMM with the fused requantization epilogue, pooling on codes, float residual path; chunks of
 // images run on pooled workspaces, so serving allocates nothing once warm.
-#include "quant/export/int_model.h"
+#include "quant/runtime/int_graph.h"
 
 #include <algorithm>
 #include <cmath>
@@ -10,27 +10,12 @@
 #include <mutex>
 
 #include "core/error.h"
-#include "core/threading.h"
-#include "quant/export/im2col_packed.h"
+#include "core/parallel.h"
+#include "quant/runtime/im2col_packed.h"
 #include "quant/kernels/gemm.h"
 #include "quant/kernels/quantize_codes.h"
-#include "quant/registry.h"
 
 namespace lowbit::intq {
-
-const char* op_kind_name(OpKind kind) {
-  switch (kind) {
-    case OpKind::quantize: return "quantize";
-    case OpKind::conv: return "conv";
-    case OpKind::linear: return "linear";
-    case OpKind::maxpool: return "maxpool";
-    case OpKind::gap: return "gap";
-    case OpKind::add: return "add";
-    case OpKind::relu: return "relu";
-    case OpKind::flatten: return "flatten";
-  }
-  return "?";
-}
 
 const char* value_type_name(ValueType type) { return type == ValueType::codes ? "codes" : "float32"; }
 
@@ -58,14 +43,14 @@ int64_t chunk_images(const ValueInfo& model_input) {
   return std::clamp<int64_t>(4096 / std::max<int64_t>(1, model_input.h * model_input.w), 1, 64);
 }
 
-void prepare_runtime(IntOp& op, const ValueInfo& in, const ValueInfo& out, int64_t chunk_images) {
+void prepare_runtime(IntOp& op, const ValueInfo& in, const ValueInfo& out, int64_t chunk_images, kernels::Isa isa) {
   op.conv_weights.reset();
   op.conv_kernel = nullptr;
   if (op.kind != OpKind::conv || !op.weights || !kernels::conv_codes_fits(*op.weights, op.acc_mul, op.rowsum_mul, op.in_channels))
     return;
   op.conv_weights = std::make_shared<kernels::ConvCodesWeights>(
       kernels::pack_conv_codes_weights(*op.weights, op.acc_mul, op.rowsum_mul, op.in_channels, op.kernel, op.act_bits));
-  op.conv_kernel_isa = kernels::active_isa_level();
+  op.conv_kernel_isa = isa;
   if (op.conv_kernel_isa != kernels::Isa::scalar)
     op.conv_kernel = kernels::fastest_conv_codes_kernel(op.conv_kernel_isa, conv_codes_shape(op, in, out),
                                                         *op.conv_weights,
@@ -90,10 +75,11 @@ struct Workspace {
   std::vector<const float*> float_ptrs;
 };
 
+}  // namespace
+
 // A pool rather than thread_local: a thread blocked in a nested parallel GEMM may pick up
-// another chunk of the same run(), which must not share its workspace.
-class WorkspacePool {
- public:
+// another chunk of the same run_graph(), which must not share its workspace.
+struct WorkspacePool::Impl {
   std::unique_ptr<Workspace> acquire() {
     std::lock_guard<std::mutex> lock(mu_);
     if (free_.empty()) return std::make_unique<Workspace>();
@@ -111,10 +97,10 @@ class WorkspacePool {
   std::vector<std::unique_ptr<Workspace>> free_;
 };
 
-WorkspacePool& workspace_pool() {
-  static WorkspacePool pool;
-  return pool;
-}
+WorkspacePool::WorkspacePool() : impl(std::make_unique<Impl>()) {}
+WorkspacePool::~WorkspacePool() = default;
+
+namespace {
 
 template <class T>
 T* grow(std::vector<T>& v, int64_t n) {
@@ -126,12 +112,12 @@ T* grow(std::vector<T>& v, int64_t n) {
 
 ActCodeSpec act_spec(const IntOp& op) { return {op.method, op.bits, op.p0, op.p1}; }
 
-// The method's rule (its own file, found through quant/registry.h); unknown methods throw.
+// The method's rule (quant/runtime/act_code.h); unknown methods throw.
 // (the SIMD loops of quant/kernels/quantize_codes.h when the rule is one of their expressions).
-void quantize_values(const IntOp& op, const float* x, int64_t count, uint8_t* out) {
+void quantize_values(const IntOp& op, const float* x, int64_t count, uint8_t* out, kernels::Isa isa) {
   const ActCodeRule& rule = act_code_rule(op.method);
   if (const auto map = rule.code_map(act_spec(op)))
-    kernels::quantize_codes(*map, x, count, out);
+    kernels::quantize_codes_at(isa, *map, x, count, out);
   else
     rule.quantize_many(act_spec(op), x, count, out);
 }
@@ -215,18 +201,16 @@ kernels::Epilogue epilogue_of(const IntOp& op) {
 
 // conv_codes when the op has signed byte weights and the active kernels hold its codes exactly:
 // the input is copied once into an image bordered by `padding` pixels of the zero-point code.
-bool runs_as_conv_codes(const IntOp& op) {
-  const kernels::Isa isa = kernels::active_isa_level();
+bool runs_as_conv_codes(const IntOp& op, kernels::Isa isa) {
   return op.conv_weights && isa != kernels::Isa::scalar &&
          kernels::conv_codes_supported(isa, *op.conv_weights, pack_bits(op.act_bits));
 }
 
 }  // namespace
 
-std::string op_kernel(const IntOp& op) {
+std::string op_kernel(const IntOp& op, kernels::Isa isa) {
   if (op.kind != OpKind::conv && op.kind != OpKind::linear) return "";
-  const kernels::Isa isa = kernels::active_isa_level();
-  if (runs_as_conv_codes(op))
+  if (runs_as_conv_codes(op, isa))
     return op.conv_kernel && op.conv_kernel_isa == isa ? op.conv_kernel->name
                                                        : kernels::conv_codes_kernel(isa, *op.conv_weights, pack_bits(op.act_bits))->name;
   return std::string(kernels::isa_name(isa)) + ".gemm";
@@ -234,9 +218,9 @@ std::string op_kernel(const IntOp& op) {
 
 namespace {
 
-bool run_conv_codes(const IntOp& op, const ValueInfo& in, const ValueInfo& out, const uint8_t* x, int64_t images,
-                    Workspace& ws, void* y, const kernels::ConvCodesFusion& fuse = {}) {
-  if (!runs_as_conv_codes(op)) return false;
+bool run_conv_codes(const IntOp& op, kernels::Isa isa, const ValueInfo& in, const ValueInfo& out, const uint8_t* x,
+                    int64_t images, Workspace& ws, void* y, const kernels::ConvCodesFusion& fuse = {}) {
+  if (!runs_as_conv_codes(op, isa)) return false;
   // The bordered image: `padding` pixels of the zero-point code around each image, and channels
   // padded to the weights' multiple of 4 with code 0 (their weights are zero).
   const int64_t C = in.c, C4 = op.conv_weights->in_channels, P = op.padding, hp = in.h + 2 * P, wp = in.w + 2 * P;
@@ -269,18 +253,18 @@ bool run_conv_codes(const IntOp& op, const ValueInfo& in, const ValueInfo& out, 
   kernels::Epilogue ep = epilogue_of(op);
   ep.acc_mul = 1;  // the signed weights hold the correction
   ep.rowsum_mul = 0;
-  if (op.conv_kernel && op.conv_kernel_isa == kernels::active_isa_level())
+  if (op.conv_kernel && op.conv_kernel_isa == isa)
     kernels::conv_codes_with(*op.conv_kernel, src, images, s, *op.conv_weights, ep, y, op.out_channels, fuse);
   else
-    kernels::conv_codes(src, images, s, *op.conv_weights, ep, y, op.out_channels, fuse);
+    kernels::conv_codes_at(isa, src, images, s, *op.conv_weights, ep, y, op.out_channels, fuse);
   return true;
 }
 
 // conv / linear: conv_codes, or packed im2col (or the codes themselves for linear and 1x1
 // stride-1 convs) then the GEMM with its fused epilogue into `out` (uint8_t codes or float).
-void run_gemm_op(const IntOp& op, const ValueInfo& in, const ValueInfo& out, const uint8_t* x, int64_t images,
-                 Workspace& ws, kernels::PackedActivations& pa, void* y) {
-  if (run_conv_codes(op, in, out, x, images, ws, y)) return;
+void run_gemm_op(const IntOp& op, kernels::Isa isa, const ValueInfo& in, const ValueInfo& out, const uint8_t* x,
+                 int64_t images, Workspace& ws, kernels::PackedActivations& pa, void* y) {
+  if (run_conv_codes(op, isa, in, out, x, images, ws, y)) return;
   const int bits = pack_bits(op.act_bits);
   const int64_t K = op.weights->k;
   if (op.kind == OpKind::linear || (op.kernel == 1 && op.stride == 1 && op.padding == 0)) {
@@ -299,7 +283,7 @@ void run_gemm_op(const IntOp& op, const ValueInfo& in, const ValueInfo& out, con
     g.pad_code = static_cast<uint8_t>(op.act_zero_point);
     im2col_packed(x, images, g, ws.im2col, pa);
   }
-  kernels::gemm(pa, *op.weights, epilogue_of(op), y, op.out_channels);
+  kernels::gemm_at(isa, pa, *op.weights, epilogue_of(op), y, op.out_channels);
 }
 
 }  // namespace
@@ -309,10 +293,10 @@ int64_t stored_bytes(const IntOp& op) {
   return op.out_channels * ((op.weights->k + per_byte - 1) / per_byte) + 8 * op.out_channels;
 }
 
-int64_t IntModel::parameter_bytes() const {
+int64_t IntGraph::parameter_bytes() const {
   int64_t bytes = 0;
   for (const auto& op : ops)
-    if (op.kind == OpKind::conv || op.kind == OpKind::linear) bytes += stored_bytes(op);
+    if (op_kind_info(op.kind).weights) bytes += stored_bytes(op);
   return bytes;
 }
 
@@ -329,7 +313,7 @@ struct RunPlan {
   std::vector<bool> done_early;             // per op: a quantize op computed by a fused chain
 };
 
-RunPlan plan_run(const IntModel& m) {
+RunPlan plan_run(const IntGraph& m, kernels::Isa isa) {
   std::vector<int> readers(m.values.size(), 0);
   for (const IntOp& op : m.ops)
     for (int v : op.inputs) ++readers[static_cast<size_t>(v)];
@@ -344,7 +328,7 @@ RunPlan plan_run(const IntModel& m) {
                          add.inputs.size() == 2 && (add.inputs[0] == conv.output) != (add.inputs[1] == conv.output) &&
                          relu.kind == OpKind::relu && relu.inputs.at(0) == add.output;
     if (!pattern || readers[static_cast<size_t>(conv.output)] != 1 || readers[static_cast<size_t>(add.output)] != 1 ||
-        !runs_as_conv_codes(conv))
+        !runs_as_conv_codes(conv, isa))
       continue;
     plan.fused[k] = true;
     for (size_t j = k + 3; j < m.ops.size(); ++j) {
@@ -363,9 +347,9 @@ RunPlan plan_run(const IntModel& m) {
 // its input), the workspace buffers, and the logits rows the model output is written into.
 class ChunkRun {
  public:
-  ChunkRun(const IntModel& m, Workspace& ws, const CodeTrace& trace, const RunPlan& plan, int64_t i0, int64_t count,
-           float* logits)
-      : m_(m), ws_(ws), trace_(trace), plan_(plan), i0_(i0), cnt_(count), logits_(logits), codes_(ws.code_ptrs),
+  ChunkRun(const IntGraph& m, kernels::Isa isa, Workspace& ws, const CodeTrace& trace, const RunPlan& plan, int64_t i0,
+           int64_t count, float* logits)
+      : m_(m), isa_(isa), ws_(ws), trace_(trace), plan_(plan), i0_(i0), cnt_(count), logits_(logits), codes_(ws.code_ptrs),
         floats_(ws.float_ptrs) {}
 
   // images: the whole batch, NCHW.
@@ -385,7 +369,8 @@ class ChunkRun {
   }
 
  private:
-  const IntModel& m_;
+  const IntGraph& m_;
+  const kernels::Isa isa_;
   Workspace& ws_;
   const CodeTrace& trace_;
   const RunPlan& plan_;
@@ -430,13 +415,13 @@ class ChunkRun {
     const int64_t count = cnt_ * vo.numel();
     switch (op.kind) {
       case OpKind::quantize:
-        quantize_values(op, floats_[ii], count, codes_out(oi, count));
+        quantize_values(op, floats_[ii], count, codes_out(oi, count), isa_);
         break;
       case OpKind::conv:
       case OpKind::linear: {
         if (trace_) codes_[ii] = trace_(op, i0_, cnt_, codes_[ii]);
         void* y = op.out_codes ? static_cast<void*>(codes_out(oi, count)) : static_cast<void*>(float_out(oi, count));
-        run_gemm_op(op, vi, vo, codes_[ii], cnt_, ws_, ws_.packed[k], y);
+        run_gemm_op(op, isa_, vi, vo, codes_[ii], cnt_, ws_, ws_.packed[k], y);
         break;
       }
       case OpKind::maxpool:
@@ -483,7 +468,7 @@ class ChunkRun {
       c.out = codes_out(static_cast<size_t>(q.output), cnt_ * vo.numel());
     }
     float* y = float_out(oi, cnt_ * vo.numel());
-    run_conv_codes(conv, m_.values[ii], m_.values[static_cast<size_t>(conv.output)], codes_[ii], cnt_, ws_, y, fuse);
+    run_conv_codes(conv, isa_, m_.values[ii], m_.values[static_cast<size_t>(conv.output)], codes_[ii], cnt_, ws_, y, fuse);
   }
 
   void gap(const ValueInfo& vi, const float* xi, float* yo) const {
@@ -512,36 +497,29 @@ class ChunkRun {
 
 }  // namespace
 
-Tensor IntModel::run(const Tensor& images, const CodeTrace& trace) const {
-  const ValueInfo& in = input_info();
-  LOWBIT_CHECK(images.dim() == 4 && images.size(1) == in.c && images.size(2) == in.h && images.size(3) == in.w,
-               "integer model: expected images [N, ", in.c, ", ", in.h, ", ", in.w, "], got ",
-               to_string(images.shape()));
-  const int64_t N = images.size(0);
-  const int64_t classes = num_classes();
-  Tensor logits = Tensor::empty({N, classes});
-  if (N == 0) return logits;
+void run_graph(const IntGraph& g, kernels::Isa isa, WorkspacePool& pool, const float* src, int64_t N, float* dst,
+               const CodeTrace& trace) {
+  if (N <= 0) return;
   // Chunks of images run in parallel; the GEMMs inside parallelise further (nested TBB). A chunk
   // gives each GEMM about 4096 rows (the convnet at 1 thread ran alike with 2 to 16 images).
-  const int64_t chunk = chunk_images(in);
+  const int64_t chunk = chunk_images(g.input_info());
   const int64_t chunks = (N + chunk - 1) / chunk;
-  const float* src = images.data();
-  float* dst = logits.data();
-  const RunPlan plan = plan_run(*this);
+  const int64_t classes = g.num_classes();
+  const RunPlan plan = plan_run(g, isa);
+  const size_t nv = g.values.size(), no = g.ops.size();
   parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
-    std::unique_ptr<Workspace> ws = workspace_pool().acquire();
-    if (ws->codes.size() < values.size()) ws->codes.resize(values.size());
-    if (ws->floats.size() < values.size()) ws->floats.resize(values.size());
-    if (ws->packed.size() < ops.size()) ws->packed.resize(ops.size());
-    if (ws->code_ptrs.size() < values.size()) ws->code_ptrs.resize(values.size());
-    if (ws->float_ptrs.size() < values.size()) ws->float_ptrs.resize(values.size());
+    std::unique_ptr<Workspace> ws = pool.impl->acquire();
+    if (ws->codes.size() < nv) ws->codes.resize(nv);
+    if (ws->floats.size() < nv) ws->floats.resize(nv);
+    if (ws->packed.size() < no) ws->packed.resize(no);
+    if (ws->code_ptrs.size() < nv) ws->code_ptrs.resize(nv);
+    if (ws->float_ptrs.size() < nv) ws->float_ptrs.resize(nv);
     for (int64_t ci = c0; ci < c1; ++ci) {
       const int64_t i0 = ci * chunk, cnt = std::min(chunk, N - i0);
-      ChunkRun(*this, *ws, trace, plan, i0, cnt, dst + i0 * classes).run(src);
+      ChunkRun(g, isa, *ws, trace, plan, i0, cnt, dst + i0 * classes).run(src);
     }
-    workspace_pool().release(std::move(ws));
+    pool.impl->release(std::move(ws));
   });
-  return logits;
 }
 
 }  // namespace lowbit::intq

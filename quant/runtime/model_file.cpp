@@ -1,7 +1,7 @@
 // model_file.cpp: writer and validating loader of the integer model file (see model_file.h and
 // docs/model-format.md). Every check throws one lowbit::Error; nothing is allocated from a
 // header-declared size before that size was checked against the file or the limits.
-#include "quant/export/model_file.h"
+#include "quant/runtime/model_file.h"
 
 #include <algorithm>
 #include <cmath>
@@ -15,9 +15,8 @@
 #include <sstream>
 
 #include "core/error.h"
-#include "core/serialize.h"
+#include "core/file_io.h"
 #include "quant/kernels/gemm.h"
-#include "quant/registry.h"
 
 namespace lowbit::intq {
 namespace {
@@ -71,7 +70,7 @@ json value_json(const ValueInfo& v) {
   return j;
 }
 
-json op_json(const IntModel& m, const IntOp& op) {
+json op_json(const IntGraph& m, const IntOp& op) {
   json j = {{"op", op_kind_name(op.kind)}, {"name", op.name}};
   json ins = json::array();
   for (int i : op.inputs) ins.push_back(m.values[static_cast<size_t>(i)].name);
@@ -106,14 +105,17 @@ json op_json(const IntModel& m, const IntOp& op) {
       j["stride"] = op.pool_stride;
       j["padding"] = op.pool_padding;
       break;
-    default: break;
+    case OpKind::gap:
+    case OpKind::add:
+    case OpKind::relu:
+    case OpKind::flatten: break;  // no fields beyond name, inputs, output
   }
   return j;
 }
 
 }  // namespace
 
-json graph_to_json(const IntModel& m) {
+json graph_to_json(const IntGraph& m) {
   json g;
   const ValueInfo& in = m.input_info();
   g["input"] = {{"value", in.name}, {"shape", {in.c, in.h, in.w}}, {"mean", floats_json(m.mean)}, {"std", floats_json(m.std)}};
@@ -129,7 +131,7 @@ json graph_to_json(const IntModel& m) {
   return g;
 }
 
-std::string serialize_int_model(const IntModel& m) {
+std::string serialize_int_model(const IntGraph& m) {
   json header = json::object();
   std::string data;
   auto add = [&](const std::string& name, const char* dtype, const std::vector<int64_t>& shape, const void* p,
@@ -139,7 +141,7 @@ std::string serialize_int_model(const IntModel& m) {
     header[name] = {{"dtype", dtype}, {"shape", shape}, {"data_offsets", {b, data.size()}}};
   };
   for (const auto& op : m.ops) {
-    if (op.kind != OpKind::conv && op.kind != OpKind::linear) continue;
+    if (!op_kind_info(op.kind).weights) continue;
     const std::vector<uint8_t> rows = dense_weight_rows(*op.weights);
     add(op.name + ".weight", "U8", {op.out_channels, dense_row_bytes(op.weights->k, op.weights->bits)}, rows.data(),
         rows.size());
@@ -158,10 +160,17 @@ std::string serialize_int_model(const IntModel& m) {
   for (int i = 0; i < 8; ++i) out[static_cast<size_t>(i)] = static_cast<char>((n >> (8 * i)) & 0xff);
   out += h;
   out += data;
+  // The writer never hands out bytes its own reader rejects: read them back (at the scalar level,
+  // which measures no kernels) and fail here, naming the problem, instead of at the app's load.
+  try {
+    (void)parse_int_graph(out, "the model being written", kernels::Isa::scalar);
+  } catch (const Error& e) {
+    throw Error(detail::concat("serialize_int_model: the model would not load: ", e.what()));
+  }
   return out;
 }
 
-void save_int_model(const std::string& path, const IntModel& m) { write_file_atomically(path, serialize_int_model(m)); }
+void save_int_model(const std::string& path, const IntGraph& m) { write_file_atomically(path, serialize_int_model(m)); }
 
 // ---------------------------------------------------------------- loader
 
@@ -290,7 +299,7 @@ void parse_tensor_table(const Ctx& cx, Container& c) {
 }
 
 // __metadata__: format, version, the graph JSON (returned) and the provenance JSON (into m).
-json parse_metadata(const Ctx& cx, const json& header, IntModel& m) {
+json parse_metadata(const Ctx& cx, const json& header, IntGraph& m) {
   if (!header.contains("__metadata__")) cx.fail("header lacks __metadata__ (not a lowbit integer model)");
   const json& meta = header["__metadata__"];
   if (!meta.is_object()) cx.fail("__metadata__ must be an object of strings");
@@ -320,7 +329,7 @@ json parse_metadata(const Ctx& cx, const json& header, IntModel& m) {
 
 // Provenance is informational, except what `lowbit bench infer` rebuilds the float model from
 // (model, model_config): bounded like the graph and required to agree with it.
-void check_provenance(const Ctx& cx, const IntModel& m) {
+void check_provenance(const Ctx& cx, const IntGraph& m) {
   const json& p = m.provenance;
   if (!p.is_object()) cx.fail("__metadata__.provenance must be a JSON object");
   if (p.contains("model") && !p["model"].is_string()) cx.fail("provenance.model must be a string (a model zoo name)");
@@ -340,7 +349,7 @@ void check_provenance(const Ctx& cx, const IntModel& m) {
 // The graph JSON -> m.values, m.ops, input/output/classes, with every check of model_file.h.
 class GraphParser {
  public:
-  GraphParser(const Ctx& cx, Container& file, IntModel& m) : cx_(cx), file_(file), m_(m) {}
+  GraphParser(const Ctx& cx, Container& file, IntGraph& m, kernels::Isa isa) : cx_(cx), file_(file), m_(m), isa_(isa) {}
 
   void parse(const json& g) {
     values(g);
@@ -352,7 +361,8 @@ class GraphParser {
  private:
   const Ctx& cx_;
   Container& file_;
-  IntModel& m_;
+  IntGraph& m_;
+  const kernels::Isa isa_;  // the level prepare_runtime measures kernels at
   std::map<std::string, int> index_;
   std::vector<bool> defined_;
 
@@ -451,15 +461,11 @@ IntOp GraphParser::op_header(const json& j, size_t i, std::string& where) {
   const std::string kind = get_string(cx_, j, "op", where);
   op.name = get_string(cx_, j, "name", where);
   where += " ('" + op.name + "')";
-  static const std::map<std::string, OpKind> kinds = {
-      {"quantize", OpKind::quantize}, {"conv", OpKind::conv}, {"linear", OpKind::linear},
-      {"maxpool", OpKind::maxpool},   {"gap", OpKind::gap},   {"add", OpKind::add},
-      {"relu", OpKind::relu},         {"flatten", OpKind::flatten}};
-  auto kit = kinds.find(kind);
-  if (kit == kinds.end()) cx_.fail(where, " has unknown op kind '", kind, "'");
-  op.kind = kit->second;
+  const OpKindInfo* info = find_op_kind(kind);
+  if (!info) cx_.fail(where, " has unknown op kind '", kind, "'");
+  op.kind = info->kind;
   const json& ins = field(cx_, j, "inputs", where);
-  const size_t want_inputs = op.kind == OpKind::add ? 2 : 1;
+  const size_t want_inputs = static_cast<size_t>(info->arity);
   if (!ins.is_array() || ins.size() != want_inputs) cx_.fail(where, ".inputs must list ", want_inputs, " value(s)");
   for (size_t k = 0; k < ins.size(); ++k) {
     const int v = value_ref(ins[k], where + ".inputs");
@@ -485,10 +491,9 @@ void GraphParser::quantize_op(const json& j, const std::string& where, IntOp& op
   op.p1 = get_float(cx_, p[1], where + ".params[1]");
   expect_type(where, in, ValueType::float32, "input");
   expect_type(where, out, ValueType::codes, "output");
-  const QuantizerMethod* method = find_quantizer_method(op.method);
+  const MethodCodes* method = find_method_codes(op.method);
   if (!method || !method->act_rule)
-    cx_.fail(where, " has unknown quantize method '", op.method, "' (known: ",
-             join_names(quantizer_method_names(QuantTarget::activation)), ")");
+    cx_.fail(where, " has unknown quantize method '", op.method, "' (known: ", act_method_names(), ")");
   const ActCodeSpec spec = act_spec(op);
   const std::string problem = method->act_rule->check(spec);
   if (!problem.empty()) cx_.fail(where, " (", op.method, ") ", problem);
@@ -541,10 +546,9 @@ void GraphParser::gemm_op(const json& j, const std::string& where, IntOp& op) {
   op.weight_method = j.contains("weight_method") && j["weight_method"].is_string() ? j["weight_method"].get<std::string>() : "";
   op.weight_grid = j.contains("weight_grid") && j["weight_grid"].is_string() ? j["weight_grid"].get<std::string>() : "";
   if (!op.weight_method.empty()) {
-    const QuantizerMethod* wm = find_quantizer_method(op.weight_method);
-    if (!wm || !wm->make_weight)
-      cx_.fail(where, " has unknown weight_method '", op.weight_method, "' (known: ",
-               join_names(quantizer_method_names(QuantTarget::weight)), ")");
+    const MethodCodes* wm = find_method_codes(op.weight_method);
+    if (!wm || !wm->weights)
+      cx_.fail(where, " has unknown weight_method '", op.weight_method, "' (known: ", weight_method_names(), ")");
   }
   if (j.contains("weight_scale")) op.weight_scale = get_float(cx_, j["weight_scale"], where + ".weight_scale");
   const std::string epi = get_string(cx_, j, "epilogue", where);
@@ -630,7 +634,7 @@ void GraphParser::maxpool_op(const json& j, const std::string& where, IntOp& op)
                (in.w + 2 * op.pool_padding - op.pool_kernel) / op.pool_stride + 1);
 }
 
-// gap, add, relu, flatten: types and shapes.
+// gap, add, relu, flatten: types and shapes (the other kinds have their own functions).
 void GraphParser::shape_preserving_op(const std::string& where, const IntOp& op) {
   const ValueInfo& in = value(op.inputs[0]);
   const ValueInfo& out = value(op.output);
@@ -660,7 +664,10 @@ void GraphParser::shape_preserving_op(const std::string& where, const IntOp& op)
         cx_.fail(where, " output must keep the input's bits and zero point");
       expect_shape(where, out, in.numel(), 1, 1);
       break;
-    default: break;
+    case OpKind::quantize:
+    case OpKind::conv:
+    case OpKind::linear:
+    case OpKind::maxpool: break;  // checked by quantize_op, gemm_op, maxpool_op
   }
 }
 
@@ -678,11 +685,14 @@ void GraphParser::ops(const json& g) {
       case OpKind::conv:
       case OpKind::linear: gemm_op(j, where, op); break;
       case OpKind::maxpool: maxpool_op(j, where, op); break;
-      default: shape_preserving_op(where, op); break;
+      case OpKind::gap:
+      case OpKind::add:
+      case OpKind::relu:
+      case OpKind::flatten: shape_preserving_op(where, op); break;
     }
-    if ((op.kind == OpKind::conv || op.kind == OpKind::linear) && !op_names.insert(op.name).second)
+    if (op_kind_info(op.kind).weights && !op_names.insert(op.name).second)
       cx_.fail(where, " repeats the layer name '", op.name, "'");
-    prepare_runtime(op, value(op.inputs[0]), value(op.output), chunk_images(value(m_.input)));
+    prepare_runtime(op, value(op.inputs[0]), value(op.output), chunk_images(value(m_.input)), isa_);
     m_.ops.push_back(std::move(op));
   }
   for (const auto& [name, e] : file_.tensors)
@@ -711,29 +721,27 @@ void GraphParser::outputs(const json& g) {
 
 }  // namespace
 
-IntModel parse_int_model(const std::string& bytes, const std::string& what) {
+IntGraph parse_int_graph(const std::string& bytes, const std::string& what, kernels::Isa isa) {
   const Ctx cx{what};
   Container file = read_container(cx, bytes);
   parse_tensor_table(cx, file);
-  IntModel m;
+  IntGraph m;
   const json g = parse_metadata(cx, file.header, m);
-  GraphParser(cx, file, m).parse(g);
+  GraphParser(cx, file, m, isa).parse(g);
   check_provenance(cx, m);
   return m;
 }
 
-IntModel load_int_model(const std::string& path) {
-  require_regular_file(path, "model file");
-  std::ifstream f(path, std::ios::binary);
-  LOWBIT_CHECK(f.good(), "cannot open model file ", path);
-  f.seekg(0, std::ios::end);
-  const std::streamoff size = f.tellg();
-  LOWBIT_CHECK(size >= 0, "cannot read model file ", path);
-  f.seekg(0);
-  std::string bytes(static_cast<size_t>(size), '\0');
-  f.read(bytes.data(), size);
-  LOWBIT_CHECK(f.gcount() == size, "cannot read model file ", path, " (short read)");
-  return parse_int_model(bytes, path);
+IntGraph parse_int_graph(const std::string& bytes, const std::string& what) {
+  return parse_int_graph(bytes, what, default_isa());
 }
+
+IntGraph load_int_graph(const std::string& path, kernels::Isa isa) {
+  return parse_int_graph(read_whole_file(path, "model file"), path, isa);
+}
+
+IntGraph load_int_graph(const std::string& path) { return load_int_graph(path, default_isa()); }
+
+kernels::Isa default_isa() { return kernels::resolve_isa(std::getenv("LOWBIT_ISA")); }
 
 }  // namespace lowbit::intq
