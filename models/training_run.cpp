@@ -35,6 +35,10 @@ void check_options(const TrainOptions& o, const Comm& comm) {
   LOWBIT_CHECK(o.epochs >= 1, "--epochs must be at least 1, got ", o.epochs);
   LOWBIT_CHECK(o.batch >= 1, "--batch must be at least 1, got ", o.batch);
   LOWBIT_CHECK(o.lr > 0 && std::isfinite(o.lr), "--lr must be positive, got ", o.lr);
+  LOWBIT_CHECK(o.checkpoint_every >= 0, "--checkpoint-every must be 0 (off) or a number of steps, got ", o.checkpoint_every);
+  LOWBIT_CHECK(o.checkpoint_minutes >= 0 && std::isfinite(o.checkpoint_minutes),
+               "--checkpoint-minutes must be 0 (off) or positive, got ", o.checkpoint_minutes);
+  LOWBIT_CHECK(o.keep >= 1, "--keep must be at least 1, got ", o.keep);
   LOWBIT_CHECK(o.quant_groups.lr_mult > 0 && std::isfinite(o.quant_groups.lr_mult),
                "--quant-lr-mult must be positive, got ", o.quant_groups.lr_mult);
   LOWBIT_CHECK(std::isfinite(o.quant_groups.weight_decay), "--quant-weight-decay must be finite, got ",
@@ -114,6 +118,10 @@ FitResult train(const TrainOptions& o) {
   to.eval_limit = o.eval_limit;
   to.out = o.out;
   to.progress = o.progress;
+  to.checkpoint_every = o.checkpoint_every;
+  to.checkpoint_minutes = o.checkpoint_minutes;
+  to.keep = o.keep;
+  to.stop_requested = o.stop_requested;
   // Collective: rank 0's parameters and buffers to every rank, sync-BN with --sync-bn.
   DataParallel dp(*model, {o.sync_bn}, comm);
   Trainer trainer(dp, *optimizer, schedule_for(o), loader, &test_set, to);
@@ -121,9 +129,13 @@ FitResult train(const TrainOptions& o) {
   trainer.set_serving(ServingInfo::from_dataset(train_set), o.data);
   trainer.set_note("options", options_json(o).dump());
   if (o.resume) {
-    trainer.resume(o.out + "/last.ckpt");
-    if (o.log && dp.is_root())
-      o.log(detail::concat("resuming from ", o.out, "/last.ckpt after epoch ", trainer.start_epoch()));
+    const ResumeInfo info = trainer.resume(o.out + "/last.ckpt");
+    if (o.log && dp.is_root()) {
+      for (const std::string& why : info.skipped) o.log("warning: " + why + "; falling back to an older checkpoint");
+      o.log(info.epoch_step > 0 ? detail::concat("resuming from ", info.path, " inside epoch ", info.epoch + 1,
+                                                 " after step ", info.epoch_step)
+                                : detail::concat("resuming from ", info.path, " after epoch ", info.epoch));
+    }
   }
   log_setup(o, train_set, test_set, *model, dp, loader);
   const FitResult result = trainer.fit();
@@ -163,6 +175,7 @@ FitResult train_progressive(const TrainOptions& o, const std::vector<int>& bits)
       o.log(detail::concat("progressive stage ", i + 1, "/", bits.size(), ": W", bits[i], "A", bits[i], " -> ",
                            stage.out));
     result = train(stage);
+    if (result.stopped) break;  // the stage resumes with options.resume, the later ones start after it
     previous = result.checkpoint;
   }
   return result;
