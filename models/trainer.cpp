@@ -197,7 +197,9 @@ void Trainer::open_outputs() {
   outputs_open_ = true;
   if (options_.progress && dp_.is_root()) sinks_.insert(sinks_.begin(), std::make_unique<ProgressSink>());
   if (options_.out.empty() || !dp_.is_root()) return;  // rank 0 writes every file
-  std::filesystem::create_directories(options_.out);
+  std::error_code ec;
+  std::filesystem::create_directories(options_.out, ec);
+  LOWBIT_CHECK(!ec, "cannot create the output folder ", options_.out, ": ", ec.message());
   sinks_.push_back(std::make_unique<JsonlSink>(options_.out + "/metrics.jsonl", !resumed_));
   sinks_.push_back(std::make_unique<CsvSink>(options_.out + "/metrics.csv", !resumed_));
 }
