@@ -347,6 +347,8 @@ FitResult Trainer::fit() {
     if (e.steps_done < steps) {  // stopped inside the epoch (save_mid_epoch wrote the checkpoint)
       result.epoch_step = start_step_ = e.steps_done;
       start_totals_ = e;
+      start_totals_.stop = false;
+      start_totals_.images = 0;
       break;
     }
     start_step_ = 0;

@@ -114,8 +114,10 @@ class Trainer {
 
   // Collective: trains epochs [start_epoch, min(stop_after, epochs)), or until a stop request.
   FitResult fit();
-  // Asks fit() to stop after the current step (with a checkpoint when out is set); safe from any
-  // thread and from a step callback. Every rank stops when any rank asks.
+  // Asks fit() to stop (with a checkpoint when out is set) after the step whose gradient allreduce
+  // comes next: the current one when called from another thread during its forward/backward, the
+  // next one when called from a step callback. Every rank stops there when any rank asks; a later
+  // fit() continues the run. Safe from any thread.
   void request_stop() { stop_requested_.store(true, std::memory_order_relaxed); }
   // Collective: evaluate() on the test set with the options' batch and limit.
   EvalResult evaluate();
