@@ -91,8 +91,13 @@ FitResult train(const TrainOptions& o) {
   Comm& comm = lowbit::comm();
   check_options(o, comm);
   // agreed(): a bad file on any rank stops every rank with that rank's message.
-  const Dataset train_set = agreed(comm, [&] { return load_dataset(o.data, Split::Train); });
-  const Dataset test_set = agreed(comm, [&] { return load_dataset(o.data, Split::Test); });
+  const DatasetOptions data_options{o.skip_bad_images};
+  const Dataset train_set = agreed(comm, [&] { return load_dataset(o.data, Split::Train, data_options); });
+  const Dataset test_set = agreed(comm, [&] { return load_dataset(o.data, Split::Test, data_options); });
+  const size_t skipped = train_set.skipped.size() + test_set.skipped.size();
+  if (o.log && comm.rank() == 0)
+    for (const Dataset* d : {&train_set, &test_set})
+      for (const std::string& line : d->skipped) o.log("warning: skipped " + line);
   ModelSpec spec = model_spec_for(o.model, train_set);
   spec.policy = o.policy;
 
@@ -139,6 +144,8 @@ FitResult train(const TrainOptions& o) {
   }
   log_setup(o, train_set, test_set, *model, dp, loader);
   const FitResult result = trainer.fit();
+  if (skipped > 0 && o.log && dp.is_root())
+    o.log(detail::concat("skipped ", skipped, " bad images of ", o.data, " (warnings above)"));
   if (spec.policy.quantized() && o.log && dp.is_root()) {
     std::string lines = "quantizer parameters at the end of training:";
     const nlohmann::json state = quantizer_state(*model);  // named: items() must not outlive its json

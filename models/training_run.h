@@ -46,6 +46,7 @@ struct TrainOptions {
   double checkpoint_minutes = 0;
   int keep = 1;
   std::function<bool()> stop_requested;
+  bool skip_bad_images = false;  // folder:DIR data: leave out (and log) images that do not decode
   // Called on rank 0 with each line worth showing (set-up summary, resume, bit table); may be empty.
   std::function<void(const std::string&)> log;
 };

@@ -112,6 +112,9 @@ void register_train(CLI::App& app) {
   cmd->add_option("--stop-after", opts->stop_after,
                   "Stop after this epoch; the schedule still spans --epochs (continue with --resume)");
   cmd->add_flag("--augment", opts->augment, "Random crop with padding + horizontal flip");
+  cmd->add_flag("--skip-bad-images", opts->skip_bad_images,
+                "folder: data: leave out images that do not decode (a warning each, a count at the end) instead of "
+                "stopping with an error");
   cmd->add_option("--max-steps", opts->max_steps, "Limit steps per epoch (0 = all; for quick checks)");
   cmd->add_option("--eval-limit", opts->eval_limit, "Evaluate on the first N test images (0 = all)");
   cmd->add_flag("--sync-bn", opts->sync_bn,
