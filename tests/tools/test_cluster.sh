@@ -10,8 +10,9 @@
 #   * a full disk (RLIMIT_FSIZE with SIGXFSZ ignored, so write() fails with EFBIG) and an output
 #     folder that cannot be created: one `error:` line naming the file and the cause, status 1, and
 #     the previous checkpoint unchanged and resumable;
-#   * a 2-rank mid-epoch checkpoint resumes at 3 ranks (same global batch); another global batch is
-#     one error;
+#   * a 2-rank mid-epoch checkpoint (SIGUSR1 to mpirun, which forwards it) resumes at 1 process
+#     byte-identical to the uninterrupted run (--sync-bn, local batches a multiple of 8) and at 3 ranks
+#     (same global batch); another global batch is one error;
 #   * the Slurm script of docs/distributed.md (tools/examples/slurm_requeue.sh) passes bash -n and
 #     is the one the docs show.
 # Usage (meson runs it): test_cluster.sh LOWBIT_EXE SOURCE_DIR [MPIRUN]
@@ -166,11 +167,23 @@ else
   cmp full2/last.ckpt term2/last.ckpt && pass "2 ranks: SIGTERM + --resume == uninterrupted (cmp)" ||
     fail "2 ranks: SIGTERM + --resume differs"
 
+  # 2 ranks -> 1 process inside an epoch, with --sync-bn and local batches of 32 (a multiple of 8):
+  # both are the one-process computation (docs/distributed.md), so this too ends byte-identical.
+  start sync.log $mpi_bg -np 2 "$lowbit" $args --sync-bn --out sync --checkpoint-every 13
+  for _ in $(seq 600); do [ -f sync/last.ckpt ] && break; sleep 0.05; done
+  kill -USR1 "$pid"  # mpirun forwards SIGUSR1 to every rank
+  wait "$pid"
+  status=$?
+  [ "$status" -eq 75 ] || { cat sync.log; fail "2 ranks, SIGUSR1 to mpirun: expected exit 75, got $status"; }
+  "$lowbit" $args --sync-bn --out sync --resume >resume.log 2>&1 || { cat resume.log; fail "2 ranks -> 1: resume"; }
+  cmp full/last.ckpt sync/last.ckpt && pass "2 ranks (--sync-bn) -> 1 process: == uninterrupted (cmp; $(grep '^resuming' resume.log))" ||
+    fail "2 ranks (--sync-bn) -> 1 process differs"
+
   # 2 -> 3 ranks inside an epoch: the global batch (96) stays, each rank's share changes.
   args96="${args/--batch 64/--batch 96} --sync-bn"
   start ranks.log $mpi_bg -np 2 "$lowbit" $args96 --out ranks --checkpoint-every 7
   for _ in $(seq 600); do [ -f ranks/last.ckpt ] && break; sleep 0.05; done
-  kill -USR1 "$pid"  # mpirun forwards SIGUSR1 to every rank
+  kill -USR1 "$pid"
   wait "$pid"
   status=$?
   [ "$status" -eq 75 ] || { cat ranks.log; fail "2 ranks, SIGUSR1 to mpirun: expected exit 75, got $status"; }
