@@ -25,8 +25,8 @@ failures=0
 fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
 pass() { echo "ok: $*"; }
 
-# 2 epochs of 30 steps of 64 images: a few seconds per run. Only the flags of each case are added.
-args="train --model convnet --data fashion-mnist --batch 64 --max-steps 30 --epochs 2 --eval-limit 128 --seed 3
+# 2 epochs of 20 steps of 64 images: a few seconds per run. Only the flags of each case are added.
+args="train --model convnet --data fashion-mnist --batch 64 --max-steps 20 --epochs 2 --eval-limit 64 --seed 3
       --threads 1 --lr 0.02"
 
 # Starts `$@` in the background (its pid in $pid, output in $log) and returns once training began:
