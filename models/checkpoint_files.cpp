@@ -38,6 +38,7 @@ void save_checkpoint_file(const std::string& path, const StateDict& state, int k
 }
 
 LoadedCheckpointFile load_newest_checkpoint_file(const std::string& path) {
+  LOWBIT_CHECK(fs::exists(path) || fs::exists(checkpoint_file_generation(path, 1)), "no checkpoint at ", path);
   LoadedCheckpointFile loaded;
   std::string first_error;
   for (int k = 0;; ++k) {

@@ -28,7 +28,7 @@ struct LoadedCheckpointFile {
 };
 
 // The newest of path, path.1, path.2, ... that loads (stops at the first missing generation after
-// path). Throws the error of `path` itself when none loads.
+// path). Throws "no checkpoint at P" when neither P nor P.1 exists, else the error of P when none loads.
 LoadedCheckpointFile load_newest_checkpoint_file(const std::string& path);
 
 }  // namespace lowbit
