@@ -101,7 +101,7 @@ void register_train(CLI::App& app) {
                 "Continue from OUT/last.ckpt, also one written inside an epoch (same final weights as an uninterrupted "
                 "run); a corrupt or truncated last.ckpt falls back to last.ckpt.1, ... (see --keep)");
   cmd->add_option("--checkpoint-every", opts->checkpoint_every,
-                  "Also write OUT/last.ckpt after every N steps inside an epoch (0 = only at epoch ends)")
+                  "Also write OUT/last.ckpt after every N-th step of the run (0 = only at epoch ends, which always write)")
       ->capture_default_str()->check(CLI::NonNegativeNumber);
   cmd->add_option("--checkpoint-minutes", opts->checkpoint_minutes,
                   "Also write OUT/last.ckpt inside an epoch when M minutes passed since the last one (0 = off)")

@@ -55,6 +55,19 @@ std::shared_ptr<Module> small_cnn(bool dropout = false) {
   return m;
 }
 
+// The small CNN (seed 11), its SGD and a loader over the synthetic train set, for one process.
+struct Setup {
+  std::shared_ptr<Module> model;
+  SGD opt;
+  DataLoader loader;
+  DataParallel dp;
+  Setup()
+      : model((manual_seed(11), small_cnn())),
+        opt({{"weights", model->parameters(), 0.05, 5e-4}}, {.momentum = 0.9}),
+        loader(data(Split::Train), {.batch_size = 32, .seed = 3}),
+        dp(*model) {}
+};
+
 struct Run {
   StateDict model, optimizer;
   int steps = 0, epochs = 0;
@@ -181,11 +194,7 @@ TEST_CASE("Trainer: request_stop() inside an epoch, resume, and the checkpoint e
 
 TEST_CASE("Trainer: checkpoint_every writes inside epochs, keep rotates, resume falls back past a corrupt file") {
   const fs::path dir = temp_dir("every");
-  manual_seed(11);
-  auto model = small_cnn();
-  SGD opt({{"weights", model->parameters(), 0.05, 5e-4}}, {.momentum = 0.9});
-  DataLoader loader(data(Split::Train), {.batch_size = 32, .seed = 3});
-  DataParallel dp(*model);
+  Setup setup;
   TrainerOptions to;
   to.epochs = 2;
   to.max_steps = 4;
@@ -194,7 +203,7 @@ TEST_CASE("Trainer: checkpoint_every writes inside epochs, keep rotates, resume 
   to.keep = 3;
   int polls = 0;
   to.stop_requested = [&] { return ++polls == 7; };  // polled before step 7's allreduce: stop after it
-  Trainer trainer(dp, opt, LrSchedule::cosine(2, 0.0, 0.5), loader, nullptr, to);
+  Trainer trainer(setup.dp, setup.opt, LrSchedule::cosine(2, 0.0, 0.5), setup.loader, nullptr, to);
   const FitResult r = trainer.fit();
   CHECK(r.stopped);
   CHECK(r.epochs == 1);
@@ -206,8 +215,7 @@ TEST_CASE("Trainer: checkpoint_every writes inside epochs, keep rotates, resume 
   CHECK(Checkpoint::load(last + ".2").training->global_step == 4);
   CHECK(!fs::exists(last + ".3"));
   fs::resize_file(last, 100);  // cut short
-  DataParallel dp2(*model);
-  Trainer resumed(dp2, opt, LrSchedule::cosine(2, 0.0, 0.5), loader, nullptr, to);
+  Trainer resumed(setup.dp, setup.opt, LrSchedule::cosine(2, 0.0, 0.5), setup.loader, nullptr, to);
   const ResumeInfo info = resumed.resume(last);
   CHECK(info.path == last + ".1");
   REQUIRE(info.skipped.size() == 1);
@@ -219,18 +227,14 @@ TEST_CASE("Trainer: checkpoint_every writes inside epochs, keep rotates, resume 
 
 TEST_CASE("Trainer: float warm-up epochs never become best.ckpt") {
   const fs::path dir = temp_dir("warmup");
-  manual_seed(11);
-  auto model = small_cnn();
-  SGD opt({{"weights", model->parameters(), 0.05, 5e-4}}, {.momentum = 0.9});
-  DataLoader loader(data(Split::Train), {.batch_size = 32, .seed = 3});
-  DataParallel dp(*model);
+  Setup setup;
   TrainerOptions to;
   to.epochs = 3;
   to.float_epochs = 2;
   to.max_steps = 4;
   to.out = dir.string();
   // A learning rate that wrecks the last epoch: its accuracy falls below the warm-up epochs'.
-  Trainer trainer(dp, opt, LrSchedule::multistep({2}, 1e3), loader, &data(Split::Test), to);
+  Trainer trainer(setup.dp, setup.opt, LrSchedule::multistep({2}, 1e3), setup.loader, &data(Split::Test), to);
   std::vector<double> acc;
   trainer.on_epoch([&](const EpochMetrics& m) { acc.push_back(m.test_acc); });
   trainer.fit();

@@ -45,6 +45,17 @@ start() {
 
 random_delay() { sleep "0.$(printf '%03d' $((RANDOM % 1000)))"; }
 
+# expect WANT LOG REGEX WHAT: the last run ($status) exited WANT and LOG has a line matching REGEX.
+expect() {
+  local want=$1 log=$2 regex=$3 what=$4
+  if [ "$status" -eq "$want" ] && grep -q "$regex" "$log"; then
+    pass "$what: $(grep -m1 "$regex" "$log")"
+  else
+    cat "$log"
+    fail "$what: expected status $want and a line matching '$regex', got status $status"
+  fi
+}
+
 # --- 1 process -----------------------------------------------------------------------------------
 "$lowbit" $args --out full >full.log 2>&1 || { cat full.log; fail "uninterrupted run"; }
 
@@ -53,12 +64,7 @@ random_delay
 kill -TERM "$pid"
 wait "$pid"
 status=$?
-if [ "$status" -eq 75 ] && grep -q "^stopped by SIGTERM .*resume with the same command and --resume" term.log; then
-  pass "SIGTERM: exit 75 and the resume line ($(grep '^stopped by' term.log))"
-else
-  cat term.log
-  fail "SIGTERM: expected exit 75 and one 'stopped by SIGTERM' line, got status $status"
-fi
+expect 75 term.log "^stopped by SIGTERM .*resume with the same command and --resume" "SIGTERM"
 "$lowbit" $args --out term --resume >resume.log 2>&1 || { cat resume.log; fail "resume after SIGTERM"; }
 cmp full/last.ckpt term/last.ckpt && pass "SIGTERM + --resume == uninterrupted (cmp)" || fail "SIGTERM + --resume differs"
 
@@ -100,13 +106,8 @@ cp disk/last.ckpt previous.ckpt
 limit_kb=$(( $(stat -c %s disk/last.ckpt) / 1024 / 2 ))
 (ulimit -f "$limit_kb"; trap '' XFSZ; exec "$lowbit" $args --out disk --resume --checkpoint-every 3) >disk.log 2>&1
 status=$?
-if [ "$status" -eq 1 ] && [ "$(grep -c '^error:' disk.log)" -eq 1 ] &&
-   grep -q "^error: cannot write disk/last.ckpt: File too large$" disk.log; then
-  pass "full disk: $(grep '^error:' disk.log)"
-else
-  cat disk.log
-  fail "full disk: expected status 1 and one 'error: cannot write disk/last.ckpt: File too large', got $status"
-fi
+expect 1 disk.log "^error: cannot write disk/last.ckpt: File too large$" "full disk"
+[ "$(grep -c '^error:' disk.log)" -eq 1 ] || fail "full disk: more than one error line"
 cmp previous.ckpt disk/last.ckpt && pass "full disk: the previous checkpoint is unchanged" ||
   fail "full disk: the previous checkpoint changed"
 ls disk | grep -q tmp && fail "full disk: a temporary file was left behind: $(ls disk)"
@@ -117,22 +118,13 @@ ls disk | grep -q tmp && fail "full disk: a temporary file was left behind: $(ls
 touch not_a_folder
 "$lowbit" $args --out not_a_folder/run >out.log 2>&1
 status=$?
-if [ "$status" -eq 1 ] && grep -q "^error: cannot create the output folder not_a_folder/run: Not a directory$" out.log; then
-  pass "unwritable OUT: $(grep '^error:' out.log)"
-else
-  cat out.log
-  fail "unwritable OUT: expected one error naming the folder, got status $status"
-fi
+expect 1 out.log "^error: cannot create the output folder not_a_folder/run: Not a directory$" "unwritable OUT"
 
 # Another global batch cannot continue a run.
 "$lowbit" ${args/--batch 64/--batch 32} --out term --resume >batch.log 2>&1
 status=$?
-if [ "$status" -eq 1 ] && grep -q "^error: cannot resume from term/last.ckpt: it was trained with a global batch of 64, this run's is 32" batch.log; then
-  pass "another global batch: $(grep '^error:' batch.log)"
-else
-  cat batch.log
-  fail "another global batch: expected one error, got status $status"
-fi
+expect 1 batch.log "^error: cannot resume from term/last.ckpt: it was trained with a global batch of 64, this run's is 32" \
+  "another global batch"
 
 # --- the Slurm script of the docs ------------------------------------------------------------------
 script="$src/tools/examples/slurm_requeue.sh"
@@ -157,12 +149,8 @@ else
   kill -TERM "$victim"
   wait "$pid"
   status=$?
-  if [ "$status" -eq 75 ] && [ "$(grep -c '^stopped by' term2.log)" -eq 1 ]; then
-    pass "2 ranks, SIGTERM to one rank: exit 75 ($(grep '^stopped by' term2.log))"
-  else
-    cat term2.log
-    fail "2 ranks, SIGTERM to one rank: expected exit 75 and one 'stopped by' line, got status $status"
-  fi
+  expect 75 term2.log "^stopped by" "2 ranks, SIGTERM to one rank"
+  [ "$(grep -c '^stopped by' term2.log)" -eq 1 ] || fail "2 ranks: more than one 'stopped by' line"
   $mpi -np 2 "$lowbit" $args --out term2 --resume >resume.log 2>&1 || { cat resume.log; fail "2 ranks: resume"; }
   cmp full2/last.ckpt term2/last.ckpt && pass "2 ranks: SIGTERM + --resume == uninterrupted (cmp)" ||
     fail "2 ranks: SIGTERM + --resume differs"
@@ -174,7 +162,7 @@ else
   kill -USR1 "$pid"  # mpirun forwards SIGUSR1 to every rank
   wait "$pid"
   status=$?
-  [ "$status" -eq 75 ] || { cat sync.log; fail "2 ranks, SIGUSR1 to mpirun: expected exit 75, got $status"; }
+  expect 75 sync.log "^stopped by SIGUSR1" "2 ranks, SIGUSR1 to mpirun"
   "$lowbit" $args --sync-bn --out sync --resume >resume.log 2>&1 || { cat resume.log; fail "2 ranks -> 1: resume"; }
   cmp full/last.ckpt sync/last.ckpt && pass "2 ranks (--sync-bn) -> 1 process: == uninterrupted (cmp; $(grep '^resuming' resume.log))" ||
     fail "2 ranks (--sync-bn) -> 1 process differs"
@@ -186,7 +174,7 @@ else
   kill -USR1 "$pid"
   wait "$pid"
   status=$?
-  [ "$status" -eq 75 ] || { cat ranks.log; fail "2 ranks, SIGUSR1 to mpirun: expected exit 75, got $status"; }
+  expect 75 ranks.log "^stopped by SIGUSR1" "2 ranks (global batch 96), SIGUSR1 to mpirun"
   if $mpi -np 3 "$lowbit" $args96 --out ranks --resume >resume.log 2>&1 &&
      grep -q "^resuming from ranks/last.ckpt" resume.log && grep -q "^done:" resume.log; then
     pass "2 -> 3 ranks: resumed and finished ($(grep '^resuming' resume.log))"
