@@ -355,6 +355,7 @@ FitResult Trainer::fit() {
     finish_epoch(epoch, e, result);
   }
   result.epochs = epochs_done_;
+  if (epochs_done_ >= end_epoch) result.stopped = false;  // a stop at the last step changed nothing: the run is done
   result.seconds = seconds_since(run_start);
   result.train_images_per_s = train_seconds > 0 ? static_cast<double>(train_images) / train_seconds : 0;
   if (first_epoch >= end_epoch && test_) {  // nothing left to train: report the checkpoint's accuracy
