@@ -3,6 +3,7 @@
 #   * SIGTERM at a random step of a 2-epoch run (1 process; 2 ranks under mpirun, the signal sent
 #     to one rank only): exit status 75, then --resume ends with a last.ckpt byte-identical (cmp)
 #     to an uninterrupted run's;
+#   * SIGINT twice: status 130 at once;
 #   * SIGKILL after a --checkpoint-every 5 write: --resume restarts at a multiple of 5 steps (so at
 #     most 5 are lost) and still ends byte-identical;
 #   * a truncated newest checkpoint: --resume warns naming it, falls back to last.ckpt.1 (--keep 2)
@@ -82,6 +83,17 @@ else
   fail "SIGKILL: expected to resume at a multiple of 5 steps"
 fi
 cmp full/last.ckpt kill/last.ckpt && pass "SIGKILL + --resume == uninterrupted (cmp)" || fail "SIGKILL + --resume differs"
+
+# Ctrl-C twice: the second one ends the process at once (status 130), leaving no partial file. Steps
+# of 512 images take long enough for the second signal to land inside the first one's step.
+start int.log "$lowbit" ${args/--batch 64/--batch 512} --out int
+kill -INT "$pid"
+sleep 0.2
+kill -INT "$pid"
+wait "$pid"
+status=$?
+[ "$status" -eq 130 ] && pass "SIGINT twice: status 130 at once" || { cat int.log; fail "SIGINT twice: expected 130, got $status"; }
+ls int 2>/dev/null | grep -q tmp && fail "SIGINT twice: a temporary file was left behind: $(ls int)"
 
 # A newest checkpoint cut short (the node died while it was written): fall back to last.ckpt.1.
 start trunc.log "$lowbit" $args --out trunc --checkpoint-every 5 --keep 2
