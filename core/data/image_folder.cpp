@@ -277,6 +277,7 @@ Dataset read_image_folder(const std::string& dir, Split split, bool skip_bad_ima
     // normalization by the checkpoint's or model file's anyway).
     const Geometry g = train_geometry(layout.test, dir, skip_bad_images, &skipped);
     Dataset ds = decode(layout.test, g, dir, skip_bad_images, &skipped);
+    LOWBIT_CHECK(ds.size() > 0, "error reading ", dir, ": none of its images decodes");
     const auto [mean, std] = channel_mean_std(ds);
     ds.class_names = layout.classes;
     ds.mean = mean;
