@@ -31,13 +31,13 @@ void agree(Comm& c, const std::string& local_error, bool prefix_rank) {
   throw AgreedError(prefix_rank ? detail::concat("rank ", first, ": ", message) : message);
 }
 
-void broadcast_state_dict(Comm& c, StateDict& state) {
+void broadcast_state_dict(Comm& c, StateDict& state, int root) {
   if (c.size() == 1) return;
   // Header (names, shapes, strings) as JSON; scalars and tensor data as raw numbers, so doubles
   // (including NaN/inf) travel bit-exactly.
   std::string header;
   std::vector<double> scalars;
-  if (c.rank() == 0) {
+  if (c.rank() == root) {
     nlohmann::json h;
     h["tensors"] = nlohmann::json::array();
     for (const auto& [name, t] : state.tensors) h["tensors"].push_back({name, t.shape()});
@@ -50,13 +50,13 @@ void broadcast_state_dict(Comm& c, StateDict& state) {
     header = h.dump();
   }
   int64_t length = static_cast<int64_t>(header.size());
-  c.broadcast(&length, sizeof length, 0);
+  c.broadcast(&length, sizeof length, root);
   header.resize(static_cast<size_t>(length));
-  c.broadcast(header.data(), length, 0);
+  c.broadcast(header.data(), length, root);
   const nlohmann::json h = nlohmann::json::parse(header);
   scalars.resize(h["scalars"].size());
-  c.broadcast(scalars.data(), static_cast<int64_t>(scalars.size() * sizeof(double)), 0);
-  if (c.rank() != 0) {
+  c.broadcast(scalars.data(), static_cast<int64_t>(scalars.size() * sizeof(double)), root);
+  if (c.rank() != root) {
     state = StateDict{};
     for (size_t i = 0; i < scalars.size(); ++i) state.scalars[h["scalars"][i].get<std::string>()] = scalars[i];
     state.strings = h["strings"].get<std::map<std::string, std::string>>();
@@ -64,7 +64,19 @@ void broadcast_state_dict(Comm& c, StateDict& state) {
       state.tensors[entry[0].get<std::string>()] = Tensor::empty(entry[1].get<Shape>());
   }
   for (auto& [name, t] : state.tensors)
-    c.broadcast(t.data(), t.numel() * static_cast<int64_t>(sizeof(float)), 0);
+    c.broadcast(t.data(), t.numel() * static_cast<int64_t>(sizeof(float)), root);
+}
+
+std::vector<StateDict> gather_state_dicts(Comm& c, const StateDict& local) {
+  std::vector<StateDict> all;
+  if (c.rank() == 0) all.push_back(local);
+  // One broadcast per rank: the states are small and this runs once per checkpoint, not per step.
+  for (int r = 1; r < c.size(); ++r) {
+    StateDict state = c.rank() == r ? local : StateDict{};
+    broadcast_state_dict(c, state, r);
+    if (c.rank() == 0) all.push_back(std::move(state));
+  }
+  return all;
 }
 
 StateDict load_on_root(Comm& c, const std::function<StateDict()>& load) {
@@ -83,6 +95,9 @@ StateDict load_on_root(Comm& c, const std::function<StateDict()>& load) {
 }
 
 namespace {
+
+// [n_r, n_r * loss_r, stop_r, checkpoint_r] lead the first bucket of every step.
+constexpr int64_t kStepExtras = 4;
 
 constexpr uint64_t kFnvOffset = 1469598103934665603ull;
 
@@ -169,12 +184,11 @@ int64_t GradientBuckets::gradient_bytes() const {
   return n * static_cast<int64_t>(sizeof(float));
 }
 
-StepTotals GradientBuckets::reduce(Comm& c, int64_t local_samples, double local_loss, bool stop) {
-  StepTotals totals{local_loss, local_samples, stop};
+StepTotals GradientBuckets::reduce(Comm& c, int64_t local_samples, double local_loss, bool stop, bool checkpoint) {
+  StepTotals totals{local_loss, local_samples, stop, checkpoint};
   if (c.size() == 1) return totals;
   const int64_t cap = static_cast<int64_t>(bucket_.size());
   const float weight = static_cast<float>(local_samples);
-  constexpr int64_t kExtras = 3;  // [n_r, n_r * loss_r, stop_r] lead the first bucket
   struct Span {
     Tensor param;
     int64_t offset, count, at;
@@ -190,7 +204,8 @@ StepTotals GradientBuckets::reduce(Comm& c, int64_t local_samples, double local_
       bucket_[0] = weight;
       bucket_[1] = static_cast<float>(local_loss * local_samples);
       bucket_[2] = stop ? 1.f : 0.f;
-      filled = kExtras;
+      bucket_[3] = checkpoint ? 1.f : 0.f;
+      filled = kStepExtras;
     }
     while (next < tensors_.size() && filled < cap) {
       const Tensor& p = tensors_[next];
@@ -217,6 +232,7 @@ StepTotals GradientBuckets::reduce(Comm& c, int64_t local_samples, double local_
       totals.samples = std::llround(static_cast<double>(total));
       totals.loss = static_cast<double>(bucket_[1]) / static_cast<double>(total);
       totals.stop = bucket_[2] > 0.f;
+      totals.checkpoint = bucket_[3] > 0.f;
       LOWBIT_CHECK(total > 0, "data-parallel step with no samples on any rank");
     }
     for (const Span& s : spans) {
@@ -233,7 +249,7 @@ StepTotals GradientBuckets::reduce(Comm& c, int64_t local_samples, double local_
 double GradientBuckets::measure_seconds(Comm& c, int reps) {
   if (c.size() == 1 || reps < 1) return 0.0;
   const int64_t cap = static_cast<int64_t>(bucket_.size());
-  const int64_t total = gradient_bytes() / static_cast<int64_t>(sizeof(float)) + 3;  // + the step's extras
+  const int64_t total = gradient_bytes() / static_cast<int64_t>(sizeof(float)) + kStepExtras;
   std::fill(bucket_.begin(), bucket_.end(), 0.f);
   // Each repetition starts together (barrier) and is timed alone; the median over repetitions of
   // the ranks' mean keeps a busy machine's scheduling hiccups out of the number.

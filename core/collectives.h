@@ -8,8 +8,9 @@
 // which is the gradient of the global-batch mean loss. Buckets: the tensors in the order given
 // (DataParallel passes parameters in reverse registration order, the order backward produces
 // them), cut at bucket_bytes, so the sequence of allreduce calls is the same on every rank and
-// in every step. The first bucket starts with [n_r, n_r * loss_r, stop_r], so the global loss
-// and sample count arrive with the gradients, no extra message per step.
+// in every step. The first bucket starts with [n_r, n_r * loss_r, stop_r, checkpoint_r], so the
+// global loss and sample count, and whether any rank asks to stop or to checkpoint after this step,
+// arrive with the gradients, no extra message per step.
 // With one rank every function here is a no-op or a plain pass-through.
 #pragma once
 #include <cstdint>
@@ -65,8 +66,11 @@ auto agreed(Comm& comm, F&& fn) -> decltype(fn()) {
   }
 }
 
-// Collective: replaces `state` on every rank by rank 0's (tensors, scalars, strings), bit for bit.
-void broadcast_state_dict(Comm& comm, StateDict& state);
+// Collective: replaces `state` on every rank by rank `root`'s (tensors, scalars, strings), bit for bit.
+void broadcast_state_dict(Comm& comm, StateDict& state, int root = 0);
+// Collective: rank 0 receives every rank's `local` (index = rank), bit for bit; the other ranks
+// receive an empty vector. For small per-rank state (a mid-epoch checkpoint's buffers and counters).
+std::vector<StateDict> gather_state_dicts(Comm& comm, const StateDict& local);
 // Collective: rank 0 runs load() (e.g. reads a checkpoint, so other nodes need no shared file
 // system); its result, or its error as an AgreedError (unprefixed), reaches every rank.
 StateDict load_on_root(Comm& comm, const std::function<StateDict()>& load);
@@ -87,7 +91,8 @@ float allreduce_max(Comm& comm, float local);
 struct StepTotals {
   double loss = 0;      // mean loss over the global batch (sum_r n_r * loss_r / N_tot)
   int64_t samples = 0;  // N_tot
-  bool stop = false;    // any rank asked to stop
+  bool stop = false;        // any rank asked to stop
+  bool checkpoint = false;  // any rank asked for a checkpoint after this step
 };
 
 // The fixed-order bucketed gradient average (see top) over a fixed list of tensors.
@@ -96,8 +101,8 @@ class GradientBuckets {
   // tensors: in the order they are reduced; bucket_bytes >= 1 KiB.
   GradientBuckets(std::vector<Tensor> tensors, int64_t bucket_bytes);
   // Collective: averages the .grad of every tensor (an undefined grad contributes zeros and stays
-  // undefined) and returns the global totals. One rank: {local_loss, local_samples, stop}.
-  StepTotals reduce(Comm& comm, int64_t local_samples, double local_loss, bool stop);
+  // undefined) and returns the global totals. One rank: {local_loss, local_samples, stop, checkpoint}.
+  StepTotals reduce(Comm& comm, int64_t local_samples, double local_loss, bool stop, bool checkpoint = false);
   // Bytes one reduce() sends into allreduce (all buckets, without the 3 totals).
   int64_t gradient_bytes() const;
   // Collective: seconds of one reduce()'s allreduce calls alone (same buckets, each repetition

@@ -47,8 +47,8 @@ DataParallel::~DataParallel() {
   for (auto& [name, m] : model_.named_modules()) m->attach_replicas(nullptr);
 }
 
-StepTotals DataParallel::reduce_gradients(int64_t local_samples, double local_loss, bool stop) {
-  return buckets_.reduce(comm_, local_samples, local_loss, stop);
+StepTotals DataParallel::reduce_gradients(int64_t local_samples, double local_loss, bool stop, bool checkpoint) {
+  return buckets_.reduce(comm_, local_samples, local_loss, stop, checkpoint);
 }
 
 void DataParallel::end_epoch(double& loss_sum, int64_t& correct, int64_t& seen) {

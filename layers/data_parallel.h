@@ -48,9 +48,10 @@ class DataParallel {
   const DataParallelOptions& options() const { return options_; }
 
   // Collective: averages every parameter's gradient over the ranks and returns the global loss
-  // (identical on every rank, so a NaN check on it stops every rank at the same step). `stop` is
-  // OR-ed over the ranks (benchmarks end together). One rank: {local_loss, local_samples, stop}.
-  StepTotals reduce_gradients(int64_t local_samples, double local_loss, bool stop = false);
+  // (identical on every rank, so a NaN check on it stops every rank at the same step). `stop` and
+  // `checkpoint` are OR-ed over the ranks (a signal that reached one rank stops all at this step).
+  // One rank: {local_loss, local_samples, stop, checkpoint}.
+  StepTotals reduce_gradients(int64_t local_samples, double local_loss, bool stop = false, bool checkpoint = false);
   // Collective, once per epoch: sums loss_sum/correct/seen over the ranks, syncs every module's
   // own statistics and checks that the replicas are still bit-identical.
   void end_epoch(double& loss_sum, int64_t& correct, int64_t& seen);

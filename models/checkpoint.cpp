@@ -49,6 +49,8 @@ std::string number_text(double v) {
   return out.str();
 }
 
+constexpr int64_t kMaxCount = int64_t{1} << 52;  // counts are exact in a double below this
+
 // Field lookups that name the file and the missing field.
 struct Fields {
   const StateDict& sd;
@@ -115,17 +117,30 @@ ServingInfo read_serving(const Fields& f) {
   }
 }
 
+std::array<uint64_t, 4> read_rng(const Fields& f) {
+  std::array<uint64_t, 4> rng{};
+  std::istringstream in(f.string("rng"));
+  for (auto& w : rng) LOWBIT_CHECK(static_cast<bool>(in >> w), "checkpoint ", f.source, ": field 'rng' is malformed");
+  return rng;
+}
+
 TrainingState read_training(const Fields& f) {
   TrainingState t;
-  constexpr int64_t kMaxCount = int64_t{1} << 52;  // exact in a double
   t.epoch = f.count("epoch", 0, kMaxCount);
   t.best_acc = f.scalar("best_acc");
   t.test_acc = f.scalar("test_acc");
   t.global_step = f.count("global_step", 0, kMaxCount);
   t.schedule = f.string("schedule");
-  std::istringstream in(f.string("rng"));
-  for (auto& w : t.rng)
-    LOWBIT_CHECK(static_cast<bool>(in >> w), "checkpoint ", f.source, ": field 'rng' is malformed");
+  t.rng = read_rng(f);
+  if (f.sd.scalars.count("global_batch")) t.global_batch = f.count("global_batch", 1, kMaxCount);
+  if (f.sd.scalars.count("epoch_step")) {
+    t.epoch_steps = f.count("epoch_steps", 2, kMaxCount);
+    t.epoch_step = f.count("epoch_step", 1, t.epoch_steps - 1);
+    const int64_t ranks = f.count("ranks", 1, int64_t{1} << 20);
+    for (int64_t r = 0; r < ranks; ++r)
+      t.ranks.push_back(RankState::from_state_dict(f.sd.sub(detail::concat("rank.", r)),
+                                                   detail::concat(f.source, " (rank.", r, ")")));
+  }
   t.optimizer = f.sd.sub("optim");
   LOWBIT_CHECK(t.optimizer.strings.count("type"), "checkpoint ", f.source, " lacks 'optim.type' (the optimizer state)");
   return t;
@@ -140,6 +155,27 @@ std::string describe(const ModelSpec& s) {
 }
 
 }  // namespace
+
+StateDict RankState::to_state_dict() const {
+  StateDict sd;
+  sd.merge(buffers, "buffer");
+  sd.scalars["loss_sum"] = loss_sum;
+  sd.scalars["correct"] = static_cast<double>(correct);
+  sd.scalars["seen"] = static_cast<double>(seen);
+  sd.strings["rng"] = rng_to_string(rng);
+  return sd;
+}
+
+RankState RankState::from_state_dict(const StateDict& sd, const std::string& source) {
+  const Fields f{sd, source};
+  RankState r;
+  r.buffers = sd.sub("buffer");
+  r.loss_sum = f.scalar("loss_sum");
+  r.correct = f.count("correct", 0, kMaxCount);
+  r.seen = f.count("seen", 0, kMaxCount);
+  r.rng = read_rng(f);
+  return r;
+}
 
 StateDict Checkpoint::to_state_dict() const {
   StateDict sd;
@@ -162,6 +198,14 @@ StateDict Checkpoint::to_state_dict() const {
     sd.scalars["test_acc"] = training->test_acc;
     sd.strings["rng"] = rng_to_string(training->rng);
     sd.strings["schedule"] = training->schedule;
+    if (training->global_batch > 0) sd.scalars["global_batch"] = static_cast<double>(training->global_batch);
+    if (training->epoch_step > 0) {
+      sd.scalars["epoch_step"] = static_cast<double>(training->epoch_step);
+      sd.scalars["epoch_steps"] = static_cast<double>(training->epoch_steps);
+      sd.scalars["ranks"] = static_cast<double>(training->ranks.size());
+      for (size_t r = 0; r < training->ranks.size(); ++r)
+        sd.merge(training->ranks[r].to_state_dict(), detail::concat("rank.", r));
+    }
   }
   for (const auto& [k, v] : notes) sd.strings["note." + k] = v;
   return sd;

@@ -11,8 +11,14 @@
 //     from the data at hand;
 //   * for a training checkpoint only, TrainingState: optimizer state and groups ["optim.*"], lr
 //     schedule ["schedule"], epoch and global step ["epoch", "global_step"], best/last accuracy
-//     ["best_acc", "test_acc"], the global RNG stream ["rng"]. A model-only checkpoint (calibrate,
-//     or a program's own save) has none: eval/export/--init-from accept it, resume refuses it.
+//     ["best_acc", "test_acc"], the global RNG stream ["rng"], the global batch ["global_batch"].
+//     A mid-epoch checkpoint (written inside an epoch: TrainerOptions::checkpoint_every, a stop
+//     request) also holds the steps done in the unfinished epoch and its length ["epoch_step",
+//     "epoch_steps"] and what each of its R ranks holds alone ["ranks" = R, "rank.<r>.*"]: buffers
+//     (per-rank BatchNorm statistics), the epoch's metric sums and the global RNG stream. The data
+//     loader needs no state of its own: its order and augmentation follow from (seed, epoch, step).
+//     A model-only checkpoint (calibrate, or a program's own save) has no training state:
+//     eval/export/--init-from accept it, resume refuses it.
 //   * notes: free-form strings (the run's options as JSON, calibration provenance, ...).
 // load() validates: a missing field is one lowbit::Error naming the file and the field, and the
 // numbers anything is sized from (the spec's in_channels/height/width/num_classes, the serving
@@ -47,6 +53,20 @@ struct ServingInfo {
   void apply_to(Dataset& data, const std::string& spec) const;
 };
 
+// What one rank of a data-parallel run holds alone in the middle of an epoch (the replicas agree
+// on everything else): its buffers (per-rank BatchNorm statistics), its share of the epoch's
+// metric sums and its global RNG stream.
+struct RankState {
+  StateDict buffers;
+  double loss_sum = 0;
+  int64_t correct = 0, seen = 0;
+  std::array<uint64_t, 4> rng{};
+
+  StateDict to_state_dict() const;
+  // `source` names the file in errors.
+  static RankState from_state_dict(const StateDict& state, const std::string& source);
+};
+
 struct TrainingState {
   int64_t epoch = 0;        // epochs completed
   int64_t global_step = 0;  // optimizer steps completed
@@ -54,6 +74,11 @@ struct TrainingState {
   std::array<uint64_t, 4> rng{};  // global_generator() state
   StateDict optimizer;            // Optimizer::state_dict()
   std::string schedule;           // LrSchedule::describe() of the run
+  int64_t global_batch = 0;       // samples per step over all ranks; 0: unknown (older checkpoints)
+  // Mid-epoch only (epoch_step > 0): steps done of epoch `epoch` (0-based) out of epoch_steps, and
+  // each rank's own state (index = rank).
+  int64_t epoch_step = 0, epoch_steps = 0;
+  std::vector<RankState> ranks;
 };
 
 struct Checkpoint {

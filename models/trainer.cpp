@@ -12,6 +12,7 @@
 #include "core/ops_loss.h"
 #include "core/random.h"
 #include "core/serialize.h"
+#include "models/checkpoint_files.h"
 #include "models/progress.h"
 #include "quant/quantizer.h"
 #include "quant/training.h"
@@ -92,6 +93,9 @@ Trainer::Trainer(DataParallel& dp, Optimizer& optimizer, LrSchedule schedule, Da
       options_(std::move(options)),
       serving_(ServingInfo::from_dataset(train.dataset())) {
   LOWBIT_CHECK(options_.epochs >= 1, "Trainer: epochs must be at least 1, got ", options_.epochs);
+  LOWBIT_CHECK(options_.checkpoint_every >= 0 && options_.checkpoint_minutes >= 0 && options_.keep >= 1,
+               "Trainer: TrainerOptions::checkpoint_every and checkpoint_minutes must be >= 0 and keep >= 1, got ",
+               options_.checkpoint_every, ", ", options_.checkpoint_minutes, " and ", options_.keep);
   LOWBIT_CHECK(train.options().world_size == dp.size() && train.options().rank == dp.rank(), "Trainer: the loader "
                "shards for rank ", train.options().rank, " of ", train.options().world_size, ", but this is rank ",
                dp.rank(), " of ", dp.size());
@@ -105,34 +109,67 @@ void Trainer::set_serving(const ServingInfo& serving, const std::string& data_sp
   data_spec_ = data_spec;
 }
 
-void Trainer::resume(const std::string& path) {
+ResumeInfo Trainer::resume(const std::string& path) {
   Comm& comm = dp_.comm();
+  ResumeInfo info;
   const StateDict sd = load_on_root(comm, [&] {
-    LOWBIT_CHECK(std::filesystem::exists(path), "--resume: no checkpoint at ", path);
-    return load_state_dict_file(path);
+    LoadedCheckpointFile file = load_newest_checkpoint_file(path);
+    info.path = file.path;
+    info.skipped = file.skipped;
+    return std::move(file.state);
   });
+  const std::string source = info.path.empty() ? path : info.path;
   // Every rank holds the same bytes, so every rank reaches the same verdict: agree on it.
   std::string error;
   try {
-    const Checkpoint ck = Checkpoint::from_state_dict(sd, path);
-    ck.check_resumes(spec_, path);
+    const Checkpoint ck = Checkpoint::from_state_dict(sd, source);
+    ck.check_resumes(spec_, source);
     const TrainingState& t = *ck.training;
-    LOWBIT_CHECK(t.epoch <= options_.epochs, "--resume: checkpoint ", path, " already has ", t.epoch,
-                 " epochs, more than --epochs ", options_.epochs);
+    LOWBIT_CHECK(t.epoch <= options_.epochs, "cannot resume from ", source, ": it already has ", t.epoch,
+                 " epochs, more than TrainerOptions::epochs ", options_.epochs);
+    const int64_t batch = train_.options().batch_size;
+    LOWBIT_CHECK(t.global_batch == 0 || t.global_batch == batch, "cannot resume from ", source,
+                 ": it was trained with a global batch of ", t.global_batch, ", this run's is ", batch,
+                 " (the global batch must stay the same; the number of ranks may change)");
+    LOWBIT_CHECK(t.epoch_step == 0 || t.epoch_steps == steps_per_epoch(), "cannot resume from ", source,
+                 ": it stopped inside an epoch of ", t.epoch_steps, " steps, this run's epochs have ", steps_per_epoch(),
+                 " (the same data, global batch and steps per epoch are needed)");
     model_.load_state_dict(ck.model);
     optimizer_.load_state_dict(t.optimizer);
     // Gradient scales that depend on loaded quantizer buffers (QIL) are refreshed as after a step.
     for (auto& g : optimizer_.groups())
       if (g.post_step) g.post_step(g);
     start_epoch_ = epochs_done_ = t.epoch;
+    start_step_ = t.epoch_step;
     global_step_ = t.global_step;
     best_acc_ = t.best_acc;
+    last_test_acc_ = t.test_acc;
     global_generator().set_state(t.rng);
+    start_totals_ = {};
+    if (t.ranks.size() == static_cast<size_t>(dp_.size())) {
+      // The same rank count: each rank continues from exactly what it held.
+      const RankState& mine = t.ranks[static_cast<size_t>(dp_.rank())];
+      model_.load_state_dict(mine.buffers, /*strict=*/false);
+      global_generator().set_state(mine.rng);
+      start_totals_.loss_sum = mine.loss_sum;
+      start_totals_.correct = mine.correct;
+      start_totals_.seen = mine.seen;
+    } else if (dp_.is_root()) {
+      // Another rank count: every rank keeps rank 0's buffers and RNG; rank 0 carries the epoch's sums.
+      for (const RankState& r : t.ranks) {
+        start_totals_.loss_sum += r.loss_sum;
+        start_totals_.correct += r.correct;
+        start_totals_.seen += r.seen;
+      }
+    }
     resumed_ = true;
+    info.epoch = t.epoch;
+    info.epoch_step = t.epoch_step;
   } catch (const std::exception& e) {
     error = e.what();
   }
   agree(comm, error, /*prefix_rank=*/false);
+  return info;
 }
 
 Checkpoint Trainer::checkpoint(double test_acc) const {
@@ -147,6 +184,7 @@ Checkpoint Trainer::checkpoint(double test_acc) const {
   t.global_step = global_step_;
   t.best_acc = best_acc_;
   t.test_acc = test_acc;
+  t.global_batch = train_.options().batch_size;
   t.rng = global_generator().state();
   t.optimizer = optimizer_.state_dict();
   t.schedule = schedule_.describe();
@@ -159,19 +197,26 @@ void Trainer::open_outputs() {
   outputs_open_ = true;
   if (options_.progress && dp_.is_root()) sinks_.insert(sinks_.begin(), std::make_unique<ProgressSink>());
   if (options_.out.empty() || !dp_.is_root()) return;  // rank 0 writes every file
-  std::filesystem::create_directories(options_.out);
+  std::error_code ec;
+  std::filesystem::create_directories(options_.out, ec);
+  LOWBIT_CHECK(!ec, "cannot create the output folder ", options_.out, ": ", ec.message());
   sinks_.push_back(std::make_unique<JsonlSink>(options_.out + "/metrics.jsonl", !resumed_));
   sinks_.push_back(std::make_unique<CsvSink>(options_.out + "/metrics.csv", !resumed_));
 }
 
-Trainer::EpochTotals Trainer::train_epoch(int64_t epoch, int64_t steps) {
+int64_t Trainer::steps_per_epoch() const {
+  return options_.max_steps > 0 ? std::min(options_.max_steps, train_.steps()) : train_.steps();
+}
+
+Trainer::EpochTotals Trainer::train_epoch(int64_t epoch, int64_t steps, int64_t first_step, EpochTotals e) {
   model_.train();
   set_quantization_enabled(model_, epoch >= options_.float_epochs);  // float warm-up first
   train_.set_epoch(epoch);
   for (auto& sink : sinks_) sink->begin_epoch(epoch, options_.epochs, steps);
-  EpochTotals e;
   const auto t0 = Clock::now();
-  for (int64_t s = 0; s < steps; ++s) {
+  e.steps_done = first_step;
+  while (e.steps_done < steps && !e.stop) {
+    const int64_t s = e.steps_done;
     Batch b = train_.batch(s);
     optimizer_.set_lr_multiplier(schedule_.multiplier(epoch, s, steps));
     optimizer_.zero_grad();
@@ -180,27 +225,77 @@ Trainer::EpochTotals Trainer::train_epoch(int64_t epoch, int64_t steps) {
     const float lv = loss.item();
     loss.backward();
     // Averages gradients over ranks; the global loss is the same on every rank, so a NaN stops
-    // all of them at this step with one message.
-    const double global_loss = dp_.reduce_gradients(static_cast<int64_t>(b.labels.size()), lv).loss;
+    // all of them at this step with one message. Stop and checkpoint requests of any rank travel
+    // with it, so every rank acts on them after this same step.
+    const bool stop = stop_requested_.load(std::memory_order_relaxed) ||
+                      (options_.stop_requested && options_.stop_requested());
+    const bool minutes_up = options_.checkpoint_minutes > 0 &&
+                            seconds_since(last_checkpoint_time_) >= 60.0 * options_.checkpoint_minutes;
+    const StepTotals totals = dp_.reduce_gradients(static_cast<int64_t>(b.labels.size()), lv, stop, minutes_up);
+    const double global_loss = totals.loss;
     if (!std::isfinite(global_loss))
       throw AgreedError(detail::concat("loss became ", global_loss, " at epoch ", epoch + 1, " step ", s + 1, " (lr ",
                                        optimizer_.lr(0), "): lower --lr or check the data"));
     optimizer_.step();
     ++global_step_;
+    ++e.steps_done;
+    e.stop = totals.stop;
     e.loss_sum += lv * static_cast<double>(b.labels.size());
     e.correct += count_correct(logits, b.labels);
     e.seen += static_cast<int64_t>(b.labels.size());
-    if (sinks_.empty() && step_callbacks_.empty()) continue;
-    const double el = seconds_since(t0);
-    StepMetrics m{epoch, s, steps, options_.epochs, global_loss, e.loss_sum / static_cast<double>(e.seen),
-                  100.0 * static_cast<double>(e.correct) / static_cast<double>(e.seen),
-                  el > 0 ? static_cast<double>(e.seen * dp_.size()) / el : 0.0};  // rank 0's share x ranks
-    for (auto& sink : sinks_) sink->step(m);
-    for (auto& fn : step_callbacks_) fn(m);
+    e.images += static_cast<int64_t>(b.labels.size());
+    if (!sinks_.empty() || !step_callbacks_.empty()) {
+      const double el = seconds_since(t0);
+      StepMetrics m{epoch, s, steps, options_.epochs, global_loss, e.loss_sum / static_cast<double>(e.seen),
+                    100.0 * static_cast<double>(e.correct) / static_cast<double>(e.seen),
+                    el > 0 ? static_cast<double>(e.images * dp_.size()) / el : 0.0};  // rank 0's share x ranks
+      for (auto& sink : sinks_) sink->step(m);
+      for (auto& fn : step_callbacks_) fn(m);
+    }
+    // The epoch's end writes its own checkpoint; inside the epoch, write one when asked to.
+    const bool every = options_.checkpoint_every > 0 && global_step_ % options_.checkpoint_every == 0;
+    if (e.steps_done < steps && (totals.stop || totals.checkpoint || every)) save_mid_epoch(epoch, e.steps_done, steps, e);
   }
   e.seconds = seconds_since(t0);
-  dp_.end_epoch(e.loss_sum, e.correct, e.seen);  // metrics over all ranks; replicas still identical
+  if (e.steps_done == steps) dp_.end_epoch(e.loss_sum, e.correct, e.seen);  // metrics over all ranks; replicas still identical
   return e;
+}
+
+void Trainer::write_checkpoint(const std::function<Checkpoint()>& make, bool best) {
+  std::string error;
+  if (dp_.is_root()) {
+    try {
+      const StateDict sd = make().to_state_dict();
+      save_checkpoint_file(options_.out + "/last.ckpt", sd, options_.keep);
+      if (best) save_state_dict(options_.out + "/best.ckpt", sd);
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+  }
+  agree(dp_.comm(), error, /*prefix_rank=*/false);
+  last_checkpoint_time_ = Clock::now();
+}
+
+void Trainer::save_mid_epoch(int64_t epoch, int64_t step, int64_t steps, const EpochTotals& e) {
+  if (options_.out.empty()) return;
+  RankState mine;
+  for (auto& [name, t] : model_.named_buffers()) mine.buffers.tensors[name] = t;
+  mine.loss_sum = e.loss_sum;
+  mine.correct = e.correct;
+  mine.seen = e.seen;
+  mine.rng = global_generator().state();
+  const std::vector<StateDict> ranks = gather_state_dicts(dp_.comm(), mine.to_state_dict());
+  write_checkpoint(
+      [&] {
+        Checkpoint ck = checkpoint(last_test_acc_);
+        TrainingState& t = *ck.training;
+        t.epoch = epoch;
+        t.epoch_step = step;
+        t.epoch_steps = steps;
+        for (const StateDict& r : ranks) t.ranks.push_back(RankState::from_state_dict(r, "a rank's state"));
+        return ck;
+      },
+      /*best=*/false);
 }
 
 void Trainer::finish_epoch(int64_t epoch, const EpochTotals& e, FitResult& result) {
@@ -213,7 +308,7 @@ void Trainer::finish_epoch(int64_t epoch, const EpochTotals& e, FitResult& resul
   m.test_loss = ev.loss;
   m.test_acc = ev.accuracy;
   m.lr = optimizer_.lr(0);
-  m.images_per_s = e.seconds > 0 ? static_cast<double>(e.seen) / e.seconds : 0;
+  m.images_per_s = e.seconds > 0 ? static_cast<double>(e.images * dp_.size()) / e.seconds : 0;  // rank 0's share x ranks
   m.seconds = e.seconds;
   m.images = e.seen;
   const nlohmann::json q = quantizer_state(model_);
@@ -225,40 +320,51 @@ void Trainer::finish_epoch(int64_t epoch, const EpochTotals& e, FitResult& resul
   const bool candidate = epoch >= options_.float_epochs;
   if (candidate) best_acc_ = std::max(best_acc_, ev.accuracy);
   epochs_done_ = epoch + 1;
-  if (!options_.out.empty() && dp_.is_root()) {
-    const Checkpoint ck = checkpoint(ev.accuracy);
-    const StateDict sd = ck.to_state_dict();
-    save_state_dict(options_.out + "/last.ckpt", sd);
-    if (candidate && ev.accuracy >= best_acc_) save_state_dict(options_.out + "/best.ckpt", sd);
-  }
+  last_test_acc_ = ev.accuracy;
+  if (!options_.out.empty())
+    write_checkpoint([&] { return checkpoint(ev.accuracy); }, candidate && ev.accuracy >= best_acc_);
   result.test_acc = ev.accuracy;
   result.test_loss = ev.loss;
 }
 
 FitResult Trainer::fit() {
   open_outputs();
-  const int64_t steps = options_.max_steps > 0 ? std::min(options_.max_steps, train_.steps()) : train_.steps();
+  const int64_t steps = steps_per_epoch();
   const int64_t end_epoch = options_.stop_after > 0 ? std::min(options_.stop_after, options_.epochs) : options_.epochs;
   FitResult result;
   result.checkpoint = options_.out.empty() ? "" : options_.out + "/last.ckpt";
   double train_seconds = 0;
   int64_t train_images = 0;
   const auto run_start = Clock::now();
-  for (int64_t epoch = start_epoch_; epoch < end_epoch; ++epoch) {
-    const EpochTotals e = train_epoch(epoch, steps);
+  last_checkpoint_time_ = run_start;
+  const int64_t first_epoch = start_epoch_;
+  for (int64_t epoch = first_epoch; epoch < end_epoch && !result.stopped; ++epoch) {
+    const int64_t first_step = epoch == first_epoch ? start_step_ : 0;
+    const EpochTotals e = train_epoch(epoch, steps, first_step, first_step > 0 ? start_totals_ : EpochTotals{});
     train_seconds += e.seconds;
-    train_images += e.seen;
+    train_images += e.images * dp_.size();
+    result.stopped = e.stop;
+    if (e.steps_done < steps) {  // stopped inside the epoch (save_mid_epoch wrote the checkpoint)
+      result.epoch_step = start_step_ = e.steps_done;
+      start_totals_ = e;
+      start_totals_.stop = false;
+      start_totals_.images = 0;
+      break;
+    }
+    start_step_ = 0;
     finish_epoch(epoch, e, result);
   }
-  result.epochs = std::max(start_epoch_, end_epoch);
+  result.epochs = epochs_done_;
+  if (epochs_done_ >= end_epoch) result.stopped = false;  // a stop at the last step changed nothing: the run is done
   result.seconds = seconds_since(run_start);
   result.train_images_per_s = train_seconds > 0 ? static_cast<double>(train_images) / train_seconds : 0;
-  if (start_epoch_ >= end_epoch && test_) {  // nothing left to train: report the checkpoint's accuracy
+  if (first_epoch >= end_epoch && test_) {  // nothing left to train: report the checkpoint's accuracy
     const EvalResult ev = evaluate();
     result.test_acc = ev.accuracy;
     result.test_loss = ev.loss;
   }
-  start_epoch_ = std::max(start_epoch_, end_epoch);
+  start_epoch_ = epochs_done_;
+  stop_requested_.store(false, std::memory_order_relaxed);  // a later fit() continues the run
   return result;
 }
 

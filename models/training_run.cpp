@@ -35,6 +35,10 @@ void check_options(const TrainOptions& o, const Comm& comm) {
   LOWBIT_CHECK(o.epochs >= 1, "--epochs must be at least 1, got ", o.epochs);
   LOWBIT_CHECK(o.batch >= 1, "--batch must be at least 1, got ", o.batch);
   LOWBIT_CHECK(o.lr > 0 && std::isfinite(o.lr), "--lr must be positive, got ", o.lr);
+  LOWBIT_CHECK(o.checkpoint_every >= 0, "--checkpoint-every must be 0 (off) or a number of steps, got ", o.checkpoint_every);
+  LOWBIT_CHECK(o.checkpoint_minutes >= 0 && std::isfinite(o.checkpoint_minutes),
+               "--checkpoint-minutes must be 0 (off) or positive, got ", o.checkpoint_minutes);
+  LOWBIT_CHECK(o.keep >= 1, "--keep must be at least 1, got ", o.keep);
   LOWBIT_CHECK(o.quant_groups.lr_mult > 0 && std::isfinite(o.quant_groups.lr_mult),
                "--quant-lr-mult must be positive, got ", o.quant_groups.lr_mult);
   LOWBIT_CHECK(std::isfinite(o.quant_groups.weight_decay), "--quant-weight-decay must be finite, got ",
@@ -87,8 +91,13 @@ FitResult train(const TrainOptions& o) {
   Comm& comm = lowbit::comm();
   check_options(o, comm);
   // agreed(): a bad file on any rank stops every rank with that rank's message.
-  const Dataset train_set = agreed(comm, [&] { return load_dataset(o.data, Split::Train); });
-  const Dataset test_set = agreed(comm, [&] { return load_dataset(o.data, Split::Test); });
+  const DatasetOptions data_options{o.skip_bad_images};
+  const Dataset train_set = agreed(comm, [&] { return load_dataset(o.data, Split::Train, data_options); });
+  const Dataset test_set = agreed(comm, [&] { return load_dataset(o.data, Split::Test, data_options); });
+  const size_t skipped = train_set.skipped.size() + test_set.skipped.size();
+  if (o.log && comm.rank() == 0)
+    for (const Dataset* d : {&train_set, &test_set})
+      for (const std::string& line : d->skipped) o.log("warning: skipped " + line);
   ModelSpec spec = model_spec_for(o.model, train_set);
   spec.policy = o.policy;
 
@@ -114,6 +123,10 @@ FitResult train(const TrainOptions& o) {
   to.eval_limit = o.eval_limit;
   to.out = o.out;
   to.progress = o.progress;
+  to.checkpoint_every = o.checkpoint_every;
+  to.checkpoint_minutes = o.checkpoint_minutes;
+  to.keep = o.keep;
+  to.stop_requested = o.stop_requested;
   // Collective: rank 0's parameters and buffers to every rank, sync-BN with --sync-bn.
   DataParallel dp(*model, {o.sync_bn}, comm);
   Trainer trainer(dp, *optimizer, schedule_for(o), loader, &test_set, to);
@@ -121,12 +134,18 @@ FitResult train(const TrainOptions& o) {
   trainer.set_serving(ServingInfo::from_dataset(train_set), o.data);
   trainer.set_note("options", options_json(o).dump());
   if (o.resume) {
-    trainer.resume(o.out + "/last.ckpt");
-    if (o.log && dp.is_root())
-      o.log(detail::concat("resuming from ", o.out, "/last.ckpt after epoch ", trainer.start_epoch()));
+    const ResumeInfo info = trainer.resume(o.out + "/last.ckpt");
+    if (o.log && dp.is_root()) {
+      for (const std::string& why : info.skipped) o.log("warning: " + why + "; falling back to an older checkpoint");
+      o.log(info.epoch_step > 0 ? detail::concat("resuming from ", info.path, " inside epoch ", info.epoch + 1,
+                                                 " after step ", info.epoch_step)
+                                : detail::concat("resuming from ", info.path, " after epoch ", info.epoch));
+    }
   }
   log_setup(o, train_set, test_set, *model, dp, loader);
   const FitResult result = trainer.fit();
+  if (skipped > 0 && o.log && dp.is_root())
+    o.log(detail::concat("skipped ", skipped, " bad images of ", o.data, " (warnings above)"));
   if (spec.policy.quantized() && o.log && dp.is_root()) {
     std::string lines = "quantizer parameters at the end of training:";
     const nlohmann::json state = quantizer_state(*model);  // named: items() must not outlive its json
@@ -163,6 +182,7 @@ FitResult train_progressive(const TrainOptions& o, const std::vector<int>& bits)
       o.log(detail::concat("progressive stage ", i + 1, "/", bits.size(), ": W", bits[i], "A", bits[i], " -> ",
                            stage.out));
     result = train(stage);
+    if (result.stopped) break;  // the stage resumes with options.resume, the later ones start after it
     previous = result.checkpoint;
   }
   return result;

@@ -41,6 +41,12 @@ struct TrainOptions {
   int64_t eval_limit = 0;    // test images; 0 = all
   bool progress = true;
   bool sync_bn = false;      // data-parallel runs: BatchNorm statistics over the global batch
+  // Mid-epoch checkpoints, checkpoint files kept and the stop poll: TrainerOptions' fields of these names.
+  int64_t checkpoint_every = 0;
+  double checkpoint_minutes = 0;
+  int keep = 1;
+  std::function<bool()> stop_requested;
+  bool skip_bad_images = false;  // folder:DIR data: leave out (and log) images that do not decode
   // Called on rank 0 with each line worth showing (set-up summary, resume, bit table); may be empty.
   std::function<void(const std::string&)> log;
 };

@@ -7,6 +7,7 @@
 #include "core/comm.h"
 #include "core/data/dataset.h"
 #include "core/error.h"
+#include "core/stop_signal.h"
 #include "core/threading.h"
 #include "models/checkpoint.h"
 #include "models/trainer.h"
@@ -70,7 +71,10 @@ void register_train(CLI::App& app) {
       "  lowbit train --method qil --progressive 8,4,3,2 --epochs 5 --init-from runs/convnet/best.ckpt\n"
       "With --method, unset --epochs/--lr/--weight-decay/--quant-lr-mult/--quant-weight-decay/--float-epochs come from the method's tested recipe.\n"
       "Data specs: fashion-mnist | mnist:DIR | idx:DIR | cifar10:DIR | folder:DIR\n"
-      "Outputs in --out: metrics.jsonl, metrics.csv (one line per epoch), last.ckpt, best.ckpt.");
+      "Outputs in --out: metrics.jsonl, metrics.csv (one line per epoch), last.ckpt, best.ckpt.\n"
+      "Clusters: on SIGTERM, SIGINT or SIGUSR1 (e.g. sbatch --signal=USR1@120) the run finishes its step, writes\n"
+      "OUT/last.ckpt and exits with status 75 (EX_TEMPFAIL); the same command with --resume continues it, bit for\n"
+      "bit. A second Ctrl-C stops at once. --checkpoint-every/--checkpoint-minutes bound what a SIGKILL loses.");
   cmd->add_option("--model", opts->model, "Model: mlp, convnet, resnet20, resnet32, resnet56, resnet18")
       ->capture_default_str();
   cmd->add_option("--data", opts->data, "Dataset spec")->capture_default_str();
@@ -93,10 +97,24 @@ void register_train(CLI::App& app) {
   cmd->add_option("--seed", opts->seed, "Seed for initialisation, shuffling, augmentation")->capture_default_str();
   cmd->add_option("--threads", *threads, "Threads per rank (0 = this node's cores / its ranks)")->capture_default_str();
   cmd->add_option("--out", opts->out, "Output folder")->capture_default_str();
-  cmd->add_flag("--resume", opts->resume, "Continue from OUT/last.ckpt (same final weights as an uninterrupted run)");
+  cmd->add_flag("--resume", opts->resume,
+                "Continue from OUT/last.ckpt, also one written inside an epoch (same final weights as an uninterrupted "
+                "run); a corrupt or truncated last.ckpt falls back to last.ckpt.1, ... (see --keep)");
+  cmd->add_option("--checkpoint-every", opts->checkpoint_every,
+                  "Also write OUT/last.ckpt after every N-th step of the run (0 = only at epoch ends, which always write)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd->add_option("--checkpoint-minutes", opts->checkpoint_minutes,
+                  "Also write OUT/last.ckpt inside an epoch when M minutes passed since the last one (0 = off)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd->add_option("--keep", opts->keep,
+                  "Checkpoints to keep: last.ckpt plus the previous ones as last.ckpt.1, ... (--resume falls back to them)")
+      ->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--stop-after", opts->stop_after,
                   "Stop after this epoch; the schedule still spans --epochs (continue with --resume)");
   cmd->add_flag("--augment", opts->augment, "Random crop with padding + horizontal flip");
+  cmd->add_flag("--skip-bad-images", opts->skip_bad_images,
+                "folder: data: leave out images that do not decode (a warning each, a count at the end) instead of "
+                "stopping with an error");
   cmd->add_option("--max-steps", opts->max_steps, "Limit steps per epoch (0 = all; for quick checks)");
   cmd->add_option("--eval-limit", opts->eval_limit, "Evaluate on the first N test images (0 = all)");
   cmd->add_flag("--sync-bn", opts->sync_bn,
@@ -115,7 +133,18 @@ void register_train(CLI::App& app) {
     apply_recipe(cmd, *opts);
     opts->log = log_line;
     set_num_threads(threads_for(comm(), *threads));  // 0: this rank's share of the node's cores
+    install_stop_signal_handlers();
+    opts->stop_requested = [] { return stop_signal() != 0; };
     const FitResult r = progressive->empty() ? train(*opts) : train_progressive(*opts, *progressive);
+    if (r.stopped) {
+      if (is_root())
+        std::fprintf(stderr, "stopped by %s %s; %s; resume with the same command and --resume\n",
+                     stop_signal_name(stop_signal()),
+                     (r.epoch_step > 0 ? detail::concat("in epoch ", r.epochs + 1, " after step ", r.epoch_step)
+                                       : detail::concat("after epoch ", r.epochs)).c_str(),
+                     r.checkpoint.empty() ? "no --out, no checkpoint" : ("checkpoint " + r.checkpoint).c_str());
+      throw ExitWith{kExitStoppedResumable};
+    }
     if (!is_root()) return;  // rank 0 reports for the whole job
     std::fprintf(stderr, "done: test accuracy %.2f%% after %lld epochs, %.0f train images/s, %.1f s; checkpoint %s\n",
                  r.test_acc, static_cast<long long>(r.epochs), r.train_images_per_s, r.seconds, r.checkpoint.c_str());

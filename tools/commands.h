@@ -28,6 +28,14 @@ double peak_rss_mb();
 bool is_root();
 // Prints a line (or block) of text on stderr, with a final newline.
 void log_line(const std::string& text);
+// Exit status of a training run that a stop signal ended after writing a checkpoint: EX_TEMPFAIL
+// (sysexits.h), "try again": a job script requeues the job, which continues with --resume.
+constexpr int kExitStoppedResumable = 75;
+// Thrown by a command's callback (after it printed what it has to say) to end `lowbit` with `code`.
+struct ExitWith {
+  int code;
+};
+
 // For main(): reports an exception that ended a command and returns the exit status (1). An
 // AgreedError (or any error with one rank) is printed by rank 0 only. Any other error with several
 // ranks may have happened on this rank alone while the others wait in a collective: print it with

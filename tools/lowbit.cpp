@@ -1,5 +1,6 @@
 // lowbit.cpp: entry point of the `lowbit` command-line program.
-// Exit codes: 0 ok, 1 failure (bad data, bad checkpoint, NaN loss, ...), 2 usage error.
+// Exit codes: 0 ok, 1 failure (bad data, bad checkpoint, NaN loss, ...), 2 usage error,
+// 75 (EX_TEMPFAIL) training stopped by SIGTERM/SIGINT/SIGUSR1 after writing a checkpoint: resume it.
 // Under mpirun/srun every rank runs this main: MPI starts first and ends last (core/comm.h), only
 // rank 0 prints usage and errors (report_fatal_error below).
 #include <chrono>
@@ -71,6 +72,8 @@ int main(int argc, char** argv) {
     const bool root = lowbit::comm().rank() == 0;
     const int code = app.exit(e, root ? std::cout : discard, root ? std::cerr : discard);
     status = code == 0 ? 0 : 2;
+  } catch (const lowbit::cli::ExitWith& e) {
+    status = e.code;
   } catch (const std::exception& e) {
     status = lowbit::cli::report_fatal_error(e);  // with several ranks, may end the job (MPI_Abort)
   }

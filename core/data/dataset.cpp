@@ -96,7 +96,7 @@ std::pair<std::vector<float>, std::vector<float>> channel_mean_std(const Dataset
   return {mean, std};
 }
 
-Dataset load_dataset(const std::string& spec, Split split) {
+Dataset load_dataset(const std::string& spec, Split split, const DatasetOptions& options) {
   const auto colon = spec.find(':');
   const std::string kind = spec.substr(0, colon);
   const std::string dir = colon == std::string::npos ? std::string() : spec.substr(colon + 1);
@@ -112,7 +112,7 @@ Dataset load_dataset(const std::string& spec, Split split) {
   else if (kind == "mnist") ds = load_known_idx(kind, dir, split);
   else if (kind == "idx") ds = load_generic_idx(dir, split);
   else if (kind == "cifar10") ds = read_cifar10_split(dir, split);
-  else ds = read_image_folder(dir, split);
+  else ds = read_image_folder(dir, split, options.skip_bad_images);
   ds.validate();
   return ds;
 }

@@ -29,6 +29,7 @@ struct Dataset {
   std::vector<int32_t> labels;  // N, each in [0, num_classes())
   std::vector<std::string> class_names;
   std::vector<float> mean, std;  // per channel, in [0, 1] pixel units
+  std::vector<std::string> skipped;  // folder: with DatasetOptions::skip_bad_images, "FILE: why" per image left out
 
   int64_t size() const { return static_cast<int64_t>(labels.size()); }
   int64_t num_classes() const { return static_cast<int64_t>(class_names.size()); }
@@ -38,9 +39,15 @@ struct Dataset {
   void validate() const;
 };
 
+struct DatasetOptions {
+  // folder:DIR only: leave out the images that do not decode (listed in Dataset::skipped) instead
+  // of throwing on the first one. The other formats are whole files: a bad one always throws.
+  bool skip_bad_images = false;
+};
+
 // Parses `spec` (forms above) and loads one split. Throws lowbit::Error naming the file and
 // what was expected on a missing/corrupt/truncated file, or listing the valid forms on a bad spec.
-Dataset load_dataset(const std::string& spec, Split split);
+Dataset load_dataset(const std::string& spec, Split split, const DatasetOptions& options = {});
 
 // Per-channel population mean and std of pixel/255 over the whole dataset (double accumulation).
 std::pair<std::vector<float>, std::vector<float>> channel_mean_std(const Dataset& ds);

@@ -119,29 +119,53 @@ struct Geometry {
   int64_t channels, height, width;
 };
 
-// Header-only pass over the train files (stbi_info), in parallel.
-Geometry train_geometry(const std::vector<Entry>& train) {
+// Throws the first error (naming its file), or with `skip` drops the failed entries and lists
+// them in `skipped`. errors[i] is "" for a good entry.
+void drop_failed(std::vector<Entry>& entries, const std::vector<std::string>& errors, bool skip,
+                 std::vector<std::string>* skipped) {
+  std::vector<Entry> kept;
+  for (size_t i = 0; i < entries.size(); ++i) {
+    if (errors[i].empty()) {
+      kept.push_back(entries[i]);
+      continue;
+    }
+    const std::string line = detail::concat(entries[i].path, ": ", errors[i]);
+    if (!skip) throw Error("error reading " + line);
+    if (skipped) skipped->push_back(line);
+  }
+  entries = std::move(kept);
+}
+
+// Header-only pass over the train files (stbi_info), in parallel; drop_failed() on the unreadable.
+Geometry train_geometry(std::vector<Entry>& train, const std::string& dir, bool skip, std::vector<std::string>* skipped) {
   const int64_t n = static_cast<int64_t>(train.size());
   std::vector<int> w(n), h(n), comp(n), ok(n);
   parallel_for(0, n, 16, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) ok[i] = stbi_info(train[i].path.c_str(), &w[i], &h[i], &comp[i]);
   });
+  std::vector<std::string> errors(static_cast<size_t>(n));
   Geometry g{1, 0, 0};
   for (int64_t i = 0; i < n; ++i) {
     if (!ok[i]) {
       stbi_info(train[i].path.c_str(), &w[i], &h[i], &comp[i]);  // again, serially, for the reason
-      throw Error(detail::concat("error reading ", train[i].path,
-                                 ": not a decodable PNG/JPEG/BMP image (", stbi_failure_reason(), ")"));
+      errors[i] = detail::concat("not a decodable PNG/JPEG/BMP image (", stbi_failure_reason(), ")");
+      continue;
     }
     if (comp[i] >= 3) g.channels = 3;
+    if (g.height == 0) {
+      g.height = h[i];
+      g.width = w[i];
+    }
   }
-  g.height = h[0];
-  g.width = w[0];
+  drop_failed(train, errors, skip, skipped);
+  LOWBIT_CHECK(!train.empty(), "error reading ", dir, ": none of its images decodes");
   return g;
 }
 
-// Decodes entries to C x H x W uint8 (converting channels, resizing), in parallel.
-Dataset decode(const std::vector<Entry>& entries, const Geometry& g, const std::string& dir) {
+// Decodes entries to C x H x W uint8 (converting channels, resizing), in parallel; drop_failed() on
+// the ones that do not decode.
+Dataset decode(std::vector<Entry> entries, const Geometry& g, const std::string& dir, bool skip,
+               std::vector<std::string>* skipped) {
   Dataset ds;
   ds.name = "folder";
   ds.channels = g.channels;
@@ -184,8 +208,17 @@ Dataset decode(const std::vector<Entry>& entries, const Geometry& g, const std::
       resize_bilinear(planar.data(), g.channels, h, w, ds.images.data() + i * bytes, g.height, g.width);
     }
   });
-  for (int64_t i = 0; i < n; ++i)
-    LOWBIT_CHECK(errors[i].empty(), "error reading ", entries[i].path, ": ", errors[i]);
+  if (std::all_of(errors.begin(), errors.end(), [](const std::string& e) { return e.empty(); })) return ds;
+  drop_failed(entries, errors, skip, skipped);
+  // Keep the images of the entries that decoded, in order.
+  int64_t kept = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    if (!errors[i].empty()) continue;
+    std::copy_n(ds.images.data() + i * bytes, bytes, ds.images.data() + kept * bytes);
+    ds.labels[kept++] = ds.labels[i];
+  }
+  ds.images.resize(static_cast<size_t>(kept * bytes));
+  ds.labels.resize(static_cast<size_t>(kept));
   return ds;
 }
 
@@ -233,31 +266,38 @@ void resize_bilinear(const uint8_t* src, int64_t channels, int64_t src_h, int64_
   }
 }
 
-Dataset read_image_folder(const std::string& dir, Split split) {
-  const Layout layout = scan(dir);
+Dataset read_image_folder(const std::string& dir, Split split, bool skip_bad_images) {
+  Layout layout = scan(dir);
+  std::vector<std::string> skipped;  // of the split returned only (a test split also reads the train files)
   if (layout.test_only) {
     LOWBIT_CHECK(split == Split::Test, "error reading ", dir, ": has ", fs::path(layout.test_dir).filename().string(),
                  "/ but no train/ (expected ", (fs::path(dir) / "train").string(),
                  "/<class>/ images to train on; a folder with only test/ or val/ is an evaluation set)");
     // Geometry and mean/std from the test images themselves (eval and infer replace the
     // normalization by the checkpoint's or model file's anyway).
-    Dataset ds = decode(layout.test, train_geometry(layout.test), dir);
+    const Geometry g = train_geometry(layout.test, dir, skip_bad_images, &skipped);
+    Dataset ds = decode(layout.test, g, dir, skip_bad_images, &skipped);
+    LOWBIT_CHECK(ds.size() > 0, "error reading ", dir, ": none of its images decodes");
     const auto [mean, std] = channel_mean_std(ds);
     ds.class_names = layout.classes;
     ds.mean = mean;
     ds.std = std;
+    ds.skipped = skipped;
     return ds;
   }
   if (split == Split::Test)
     LOWBIT_CHECK(layout.has_test, "error reading ", dir,
                  ": has train/ but neither test/ nor val/ (expected a test split folder)");
-  const Geometry g = train_geometry(layout.train);
-  Dataset train = decode(layout.train, g, dir);
+  std::vector<std::string>* train_skipped = split == Split::Train ? &skipped : nullptr;
+  const Geometry g = train_geometry(layout.train, dir, skip_bad_images, train_skipped);
+  Dataset train = decode(layout.train, g, dir, skip_bad_images, train_skipped);
+  LOWBIT_CHECK(train.size() > 0, "error reading ", dir, ": none of its images decodes");
   const auto [mean, std] = channel_mean_std(train);
-  Dataset ds = split == Split::Train ? std::move(train) : decode(layout.test, g, dir);
+  Dataset ds = split == Split::Train ? std::move(train) : decode(layout.test, g, dir, skip_bad_images, &skipped);
   ds.class_names = layout.classes;
   ds.mean = mean;
   ds.std = std;
+  ds.skipped = skipped;
   return ds;
 }
 

@@ -10,6 +10,10 @@
 // Otherwise geometry comes from the train split: C = 3 if any train image has colour (alpha is dropped),
 // else 1; H x W = the first train image's size (first class, first file); other images are
 // bilinearly resized to it. mean/std are computed from the decoded train split.
+// Decoding: 8-bit (and 16-bit PNGs, reduced to their high byte) gray, gray+alpha, RGB, RGBA. A file
+// that does not decode (0 bytes, truncated, text named .jpg, ...) is one error naming it; with
+// skip_bad_images it is left out instead and listed in Dataset::skipped (the hold-out split was
+// chosen before, from the file names, so skipping shifts no other image between splits).
 #pragma once
 #include <cstdint>
 #include <string>
@@ -26,7 +30,7 @@ void resize_bilinear(const uint8_t* src, int64_t channels, int64_t src_h, int64_
 
 // Loads one split of folder:DIR (name "folder"). Throws naming the file or folder when DIR is
 // missing, has no class folders, a class has no training images, an image cannot be decoded,
-// or a test/val subfolder names a class the train split lacks.
-Dataset read_image_folder(const std::string& dir, Split split);
+// or a test/val subfolder names a class the train split lacks (or has no decodable image left).
+Dataset read_image_folder(const std::string& dir, Split split, bool skip_bad_images = false);
 
 }  // namespace lowbit

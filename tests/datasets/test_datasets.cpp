@@ -12,6 +12,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <set>
 #include <string>
 #include <vector>
@@ -145,6 +146,38 @@ void write_png_rgb(const std::string& path, int w, int h, uint8_t r, uint8_t g, 
   std::vector<uint8_t> px;
   for (int i = 0; i < w * h; ++i) px.insert(px.end(), {r, g, b});
   REQUIRE(stbi_write_png(path.c_str(), w, h, 3, px.data(), w * 3) != 0);
+}
+
+// A 16-bit grayscale PNG (stb_image_write has none): signature, IHDR, one zlib IDAT, IEND.
+void write_png_gray16(const std::string& path, int w, int h, uint16_t value) {
+  auto be32 = [](std::string& out, uint32_t v) {
+    for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<char>((v >> shift) & 0xff));
+  };
+  auto chunk = [&](std::string& out, const char* type, const std::string& data) {
+    be32(out, static_cast<uint32_t>(data.size()));
+    const std::string body = type + data;
+    out += body;
+    be32(out, static_cast<uint32_t>(crc32(0, reinterpret_cast<const Bytef*>(body.data()), static_cast<uInt>(body.size()))));
+  };
+  std::string ihdr;
+  be32(ihdr, static_cast<uint32_t>(w));
+  be32(ihdr, static_cast<uint32_t>(h));
+  ihdr += std::string{16, 0, 0, 0, 0};  // bit depth 16, gray, deflate, no filter, no interlace
+  std::string raw;
+  for (int y = 0; y < h; ++y) {
+    raw.push_back(0);  // filter: none
+    for (int x = 0; x < w; ++x) raw += {static_cast<char>(value >> 8), static_cast<char>(value & 0xff)};
+  }
+  uLongf packed_size = compressBound(static_cast<uLong>(raw.size()));
+  std::string packed(packed_size, '\0');
+  REQUIRE(compress(reinterpret_cast<Bytef*>(packed.data()), &packed_size, reinterpret_cast<const Bytef*>(raw.data()),
+                   static_cast<uLong>(raw.size())) == Z_OK);
+  packed.resize(packed_size);
+  std::string png = "\x89PNG\r\n\x1a\n";
+  chunk(png, "IHDR", ihdr);
+  chunk(png, "IDAT", packed);
+  chunk(png, "IEND", "");
+  std::ofstream(path, std::ios::binary) << png;
 }
 
 }  // namespace
@@ -455,6 +488,48 @@ TEST_CASE("folder: errors name the folder or file") {
   fs::create_directories(dir / "train/a");
   write_png_gray(dir / "train/a/0.png", 2, 2, 0);
   CHECK(contains(error_of([&] { load_dataset("folder:" + dir.str(), Split::Test); }), "neither test/ nor val/"));
+}
+
+TEST_CASE("folder: each bad image is one error naming it; skip_bad_images leaves them out and lists them") {
+  TempDir dir;
+  fs::create_directories(dir / "a");
+  fs::create_directories(dir / "b");
+  for (int i = 0; i < 3; ++i) {
+    write_png_gray(dir / ("a/" + std::to_string(i) + ".png"), 8, 8, static_cast<uint8_t>(40 * i));
+    write_png_gray(dir / ("b/" + std::to_string(i) + ".png"), 8, 8, static_cast<uint8_t>(200 - 40 * i));
+  }
+  // A 16-bit PNG is not bad: it decodes to its high byte (0x8a8a -> 0x8a), like an 8-bit 0x8a.
+  write_png_gray16(dir / "b/9_deep.png", 8, 8, 0x8a8a);
+  // The bad ones, one at a time: the error names the file and says why.
+  const auto truncated = [&](const std::string& path) {
+    std::vector<uint8_t> px(64 * 64);
+    for (size_t i = 0; i < px.size(); ++i) px[i] = static_cast<uint8_t>(i * 37 % 251);  // incompressible
+    REQUIRE(stbi_write_png(path.c_str(), 64, 64, 1, px.data(), 64) != 0);
+    fs::resize_file(path, fs::file_size(path) / 2);
+  };
+  const std::vector<std::pair<std::string, std::function<void(const std::string&)>>> bad = {
+      {"a/5_truncated.png", truncated},
+      {"a/6_text.jpg", [](const std::string& p) { std::ofstream(p) << "<html>404 not found</html>\n"; }},
+      {"b/7_empty.png", [](const std::string& p) { std::ofstream{p}; }},
+  };
+  for (const auto& [name, make] : bad) {
+    CAPTURE(name);
+    make(dir / name);
+    const std::string e = error_of([&] { load_dataset("folder:" + dir.str(), Split::Train); });
+    CHECK(contains(e, "error reading " + (dir / name) + ": not a decodable PNG/JPEG/BMP image ("));
+    fs::remove(dir / name);
+  }
+  for (const auto& [name, make] : bad) make(dir / name);
+  const Dataset ds = load_dataset("folder:" + dir.str(), Split::Train, {.skip_bad_images = true});
+  CHECK(ds.size() == 7);  // 6 good + the 16-bit one
+  REQUIRE(ds.skipped.size() == 3);
+  for (const auto& [name, make] : bad)
+    CHECK(std::count_if(ds.skipped.begin(), ds.skipped.end(), [&](const std::string& l) { return contains(l, dir / name); }) == 1);
+  CHECK(std::count(ds.labels.begin(), ds.labels.end(), 0) == 3);
+  CHECK(std::count(ds.labels.begin(), ds.labels.end(), 1) == 4);  // labels stay with their images
+  CHECK(ds.labels.back() == 1);
+  CHECK(ds.image(6)[0] == 0x8a);
+  CHECK(ds.image(0)[0] == 0);  // a/0.png
 }
 
 // ---------------------------------------------------------------- loader: order and sharding

@@ -43,16 +43,30 @@ const Dataset& data(Split split) {
   return split == Split::Train ? train : test;
 }
 
-std::shared_ptr<Module> small_cnn() {
+std::shared_ptr<Module> small_cnn(bool dropout = false) {
   auto m = std::make_shared<Sequential>();
   m->add(std::make_shared<Conv2d>(Conv2dConfig{.in_channels = 1, .out_channels = 8, .kernel = 3, .padding = 1}));
   m->add(std::make_shared<BatchNorm2d>(8));
   m->add(std::make_shared<ReLU>());
   m->add(std::make_shared<MaxPool2d>(2));
   m->add(std::make_shared<Flatten>());
+  if (dropout) m->add(std::make_shared<Dropout>(0.2f));  // draws from the global RNG every step
   m->add(std::make_shared<Linear>(8 * 6 * 6, 10));
   return m;
 }
+
+// The small CNN (seed 11), its SGD and a loader over the synthetic train set, for one process.
+struct Setup {
+  std::shared_ptr<Module> model;
+  SGD opt;
+  DataLoader loader;
+  DataParallel dp;
+  Setup()
+      : model((manual_seed(11), small_cnn())),
+        opt({{"weights", model->parameters(), 0.05, 5e-4}}, {.momentum = 0.9}),
+        loader(data(Split::Train), {.batch_size = 32, .seed = 3}),
+        dp(*model) {}
+};
 
 struct Run {
   StateDict model, optimizer;
@@ -60,10 +74,12 @@ struct Run {
   FitResult result;
 };
 
-// One run of 3 epochs x 4 steps; stop_after / resume as asked.
-Run run(const fs::path& out, int64_t stop_after, bool resume) {
+// One run of 3 epochs x 4 steps; stop_after / resume as asked; request_stop() in the callback of
+// step `stop_at` (counted over this run, 0: never); `refit`: then fit() again in the same process.
+Run run(const fs::path& out, int64_t stop_after, bool resume, int stop_at = 0, bool dropout = false,
+        bool refit = false) {
   manual_seed(11);
-  auto model = small_cnn();
+  auto model = small_cnn(dropout);
   SGD opt({{"weights", model->parameters(), 0.05, 5e-4}}, {.momentum = 0.9});
   DataLoader loader(data(Split::Train), {.batch_size = 32, .seed = 3, .random_crop = true, .crop_padding = 2});
   DataParallel dp(*model);
@@ -75,12 +91,13 @@ Run run(const fs::path& out, int64_t stop_after, bool resume) {
   Trainer trainer(dp, opt, LrSchedule::cosine(3, 0.0, 0.5), loader, &data(Split::Test), to);
   Run r;
   trainer.on_step([&](const StepMetrics& m) {
-    ++r.steps;
+    if (++r.steps == stop_at) trainer.request_stop();
     CHECK(std::isfinite(m.loss));
   });
   trainer.on_epoch([&](const EpochMetrics&) { ++r.epochs; });
   if (resume) trainer.resume((out / "last.ckpt").string());
   r.result = trainer.fit();
+  if (refit) r.result = trainer.fit();
   r.model = model->state_dict();
   r.optimizer = opt.state_dict();
   return r;
@@ -137,20 +154,87 @@ TEST_CASE("Trainer: stop after epoch 1, resume, and the weights equal an uninter
   fs::remove_all(dir);
 }
 
+TEST_CASE("Trainer: request_stop() inside an epoch, resume, and the checkpoint equals an uninterrupted run's") {
+  const fs::path dir = temp_dir("mid_epoch");
+  const Run full = run(dir / "full", 0, false, 0, /*dropout=*/true);
+  // Asked in step 6's callback: every rank learns of it with step 7's allreduce and stops after it.
+  const Run first = run(dir / "split", 0, false, /*stop_at=*/6, true);
+  CHECK(first.result.stopped);
+  CHECK(first.result.epochs == 1);
+  CHECK(first.result.epoch_step == 3);
+  CHECK(first.steps == 7);
+  const Checkpoint mid = Checkpoint::load((dir / "split" / "last.ckpt").string());
+  REQUIRE(mid.training.has_value());
+  CHECK(mid.training->epoch == 1);
+  CHECK(mid.training->epoch_step == 3);
+  CHECK(mid.training->epoch_steps == 4);
+  CHECK(mid.training->global_step == 7);
+  CHECK(mid.training->ranks.size() == 1);
+  const Run rest = run(dir / "split", 0, true, 0, true);
+  CHECK(rest.steps == 5);  // the rest of epoch 2, then epoch 3
+  CHECK(!rest.result.stopped);
+  CHECK(rest.result.epochs == 3);
+  check_identical(full.model, rest.model);
+  check_identical(full.optimizer, rest.optimizer);
+  // Byte for byte, and metrics.jsonl has each epoch once (the stopped epoch is written by the resumed run).
+  const auto bytes = [](const fs::path& p) {
+    std::ifstream f(p, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(f), {});
+  };
+  CHECK(bytes(dir / "full" / "last.ckpt") == bytes(dir / "split" / "last.ckpt"));
+  CHECK(lines(dir / "split" / "metrics.jsonl") == 3);
+  // fit() again in the same process continues where the stop left off.
+  const Run again = run(dir / "again", 0, false, 6, true, /*refit=*/true);
+  CHECK(again.result.epochs == 3);
+  CHECK(again.steps == 12);
+  CHECK(lines(dir / "again" / "metrics.jsonl") == 3);
+  CHECK(bytes(dir / "full" / "last.ckpt") == bytes(dir / "again" / "last.ckpt"));
+  fs::remove_all(dir);
+}
+
+TEST_CASE("Trainer: checkpoint_every writes inside epochs, keep rotates, resume falls back past a corrupt file") {
+  const fs::path dir = temp_dir("every");
+  Setup setup;
+  TrainerOptions to;
+  to.epochs = 2;
+  to.max_steps = 4;
+  to.out = (dir / "run").string();
+  to.checkpoint_every = 3;
+  to.keep = 3;
+  int polls = 0;
+  to.stop_requested = [&] { return ++polls == 7; };  // polled before step 7's allreduce: stop after it
+  Trainer trainer(setup.dp, setup.opt, LrSchedule::cosine(2, 0.0, 0.5), setup.loader, nullptr, to);
+  const FitResult r = trainer.fit();
+  CHECK(r.stopped);
+  CHECK(r.epochs == 1);
+  CHECK(r.epoch_step == 3);
+  // Writes: step 3 (mid-epoch), step 4 (epoch end), step 6 (mid), step 7 (the stop): keep 3.
+  const std::string last = (dir / "run" / "last.ckpt").string();
+  CHECK(Checkpoint::load(last).training->global_step == 7);
+  CHECK(Checkpoint::load(last + ".1").training->global_step == 6);
+  CHECK(Checkpoint::load(last + ".2").training->global_step == 4);
+  CHECK(!fs::exists(last + ".3"));
+  fs::resize_file(last, 100);  // cut short
+  Trainer resumed(setup.dp, setup.opt, LrSchedule::cosine(2, 0.0, 0.5), setup.loader, nullptr, to);
+  const ResumeInfo info = resumed.resume(last);
+  CHECK(info.path == last + ".1");
+  REQUIRE(info.skipped.size() == 1);
+  CHECK(info.skipped[0].find(last) != std::string::npos);
+  CHECK(info.epoch == 1);
+  CHECK(info.epoch_step == 2);
+  fs::remove_all(dir);
+}
+
 TEST_CASE("Trainer: float warm-up epochs never become best.ckpt") {
   const fs::path dir = temp_dir("warmup");
-  manual_seed(11);
-  auto model = small_cnn();
-  SGD opt({{"weights", model->parameters(), 0.05, 5e-4}}, {.momentum = 0.9});
-  DataLoader loader(data(Split::Train), {.batch_size = 32, .seed = 3});
-  DataParallel dp(*model);
+  Setup setup;
   TrainerOptions to;
   to.epochs = 3;
   to.float_epochs = 2;
   to.max_steps = 4;
   to.out = dir.string();
   // A learning rate that wrecks the last epoch: its accuracy falls below the warm-up epochs'.
-  Trainer trainer(dp, opt, LrSchedule::multistep({2}, 1e3), loader, &data(Split::Test), to);
+  Trainer trainer(setup.dp, setup.opt, LrSchedule::multistep({2}, 1e3), setup.loader, &data(Split::Test), to);
   std::vector<double> acc;
   trainer.on_epoch([&](const EpochMetrics& m) { acc.push_back(m.test_acc); });
   trainer.fit();
