@@ -17,8 +17,9 @@
 //             other kernel runs its avx512 form at this level
 // The levels are NOT nested (Ice Lake and Zen 4 have AVX-512 VNNI but no AVX-VNNI), so code asks
 // isa_supported(level), never compares levels. Adding a level: the enum, kIsaPreference, the
-// switches that -Wswitch then names (isa_name, isa_in_build, isa_supported), and its row of the integer kernel
-// table (quant/kernels/kernel_table.cpp), which inherits what the level lacks from a fallback level.
+// switches that -Wswitch then names (isa_name, isa_in_build, isa_supported), and its row of the
+// integer kernel table (quant/kernels/kernel_table.cpp), which inherits what the level lacks from a
+// fallback level.
 #pragma once
 #include <string>
 

@@ -45,7 +45,8 @@ std::array<std::optional<Level>, kLevels> levels() {
   // AMX serves the convolutions; the GEMM, GEMV, quantize loop and probe are avx512's.
   add({{Isa::amx, detail::amx::kernels(), nullptr, nullptr, nullptr, nullptr, ""}, Isa::avx512});
 #endif
-  for ([[maybe_unused]] Isa isa : kIsaPreference) assert(all[static_cast<size_t>(isa)].has_value() == isa_in_build(isa));
+  for ([[maybe_unused]] Isa isa : kIsaPreference)
+    assert(all[static_cast<size_t>(isa)].has_value() == isa_in_build(isa));
   return all;
 }
 
