@@ -5,12 +5,17 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/arch.h"
+
 namespace lowbit::direct_conv {
 
-Kernels avx2_kernels();
-Kernels avx512_kernels();
+#if LOWBIT_ARCH_X86
+Kernels avx2_kernels();    // conv_direct_avx2.cpp
+Kernels avx512_kernels();  // conv_direct_avx512.cpp
+#endif
 
 Kernels kernels_for(kernels::Isa isa) {
+#if LOWBIT_ARCH_X86
   switch (isa) {
     case kernels::Isa::amx:  // the tiles hold integers only: the avx512 float convolution
     case kernels::Isa::avx512: return avx512_kernels();
@@ -19,6 +24,9 @@ Kernels kernels_for(kernels::Isa isa) {
     case kernels::Isa::avx2: return avx2_kernels();
     case kernels::Isa::scalar: break;
   }
+#else
+  (void)isa;  // the scalar level is this build's only one (core/arch.h)
+#endif
   return {nullptr, nullptr, pack_activation, unpack_activation};
 }
 

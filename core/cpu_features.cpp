@@ -1,13 +1,14 @@
 // cpu_features.cpp: cpuid detection and the LOWBIT_ISA override (see cpu_features.h).
 #include "core/cpu_features.h"
 
-#if defined(__x86_64__) || defined(__i386__)
-#include <cpuid.h>
-#endif
+#include "core/arch.h"
 
-#if defined(__linux__) && defined(__x86_64__)
+#if LOWBIT_ARCH_X86
+#include <cpuid.h>
+#if defined(__linux__)
 #include <sys/syscall.h>
 #include <unistd.h>
+#endif
 #endif
 
 #include <atomic>
@@ -36,7 +37,7 @@ Isa parse_isa(const std::string& name) {
   throw Error("LOWBIT_ISA: unknown ISA '" + name + "', expected one of " + all);
 }
 
-#if defined(__x86_64__) || defined(__i386__)
+#if LOWBIT_ARCH_X86
 namespace {
 // CPUID.(EAX=7, ECX=1):EAX bit 4. Read directly: clang 14's __builtin_cpu_supports has no
 // "avxvnni" (GCC 12's has); the ymm state's OS consent is part of the avx2 check.
@@ -57,7 +58,7 @@ bool amx_int8_usable() {
     unsigned xcr0_lo = 0, xcr0_hi = 0;
     __asm__ volatile("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
     if (((xcr0_lo >> 17) & 3u) != 3u) return false;
-#if defined(__linux__) && defined(__x86_64__)
+#if defined(__linux__)
     constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
     return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
 #else
@@ -69,8 +70,20 @@ bool amx_int8_usable() {
 }  // namespace
 #endif
 
+bool isa_in_build(Isa isa) {
+  switch (isa) {
+    case Isa::scalar: return true;
+    case Isa::avx2:
+    case Isa::avx_vnni:
+    case Isa::avx512:
+    case Isa::amx: return LOWBIT_ARCH_X86 != 0;
+  }
+  return false;
+}
+
 bool isa_supported(Isa isa) {
-#if defined(__x86_64__) || defined(__i386__)
+  if (!isa_in_build(isa)) return false;
+#if LOWBIT_ARCH_X86
   // libgcc's checks include the OS's XSAVE consent (XCR0) for ymm / zmm state.
   __builtin_cpu_init();
   // Every ymm TU is compiled with -mfma too (the direct conv is FMA throughout).
@@ -86,7 +99,7 @@ bool isa_supported(Isa isa) {
   }
   return false;
 #else
-  return isa == Isa::scalar;
+  return true;  // the scalar level, the only one in this build
 #endif
 }
 
@@ -104,7 +117,7 @@ std::string supported_isa_names() {
 }
 
 bool cpu_has_avx512_vpopcntdq() {
-#if defined(__x86_64__) || defined(__i386__)
+#if LOWBIT_ARCH_X86
   __builtin_cpu_init();
   return isa_supported(Isa::avx512) && __builtin_cpu_supports("avx512vpopcntdq");
 #else
@@ -115,6 +128,8 @@ bool cpu_has_avx512_vpopcntdq() {
 Isa resolve_isa(const char* env_value) {
   if (env_value == nullptr || env_value[0] == '\0') return detected_isa();
   const Isa want = parse_isa(env_value);
+  LOWBIT_CHECK(isa_in_build(want), "LOWBIT_ISA=", env_value, " names a level this ", kBuildArch,
+               " build does not have (available: ", supported_isa_names(), ")");
   LOWBIT_CHECK(isa_supported(want), "LOWBIT_ISA=", env_value,
                " asks for an ISA this CPU does not support (available: ", supported_isa_names(), ")");
   return want;
@@ -134,6 +149,8 @@ Isa active_isa_level() {
 }
 
 void set_active_isa(Isa isa) {
+  LOWBIT_CHECK(isa_in_build(isa), "set_active_isa: this ", kBuildArch, " build has no ", isa_name(isa),
+               " level (available: ", supported_isa_names(), ")");
   LOWBIT_CHECK(isa_supported(isa), "set_active_isa: ", isa_name(isa),
                " is not supported by this CPU (available: ", supported_isa_names(), ")");
   g_active.store(static_cast<int>(isa), std::memory_order_release);

@@ -4,7 +4,9 @@
 // amx > avx512 > avx_vnni > avx2 > scalar), unless the environment variable
 // LOWBIT_ISA=scalar|avx2|avx_vnni|avx512|amx asks for another level the CPU supports (asking for one
 // it lacks is an error: lowbit::Error naming the available levels, never a silent fallback).
-//   scalar  : plain C++ reference kernels (any x86-64)
+// Only an x86-64 build has the x86 levels below (core/arch.h); elsewhere (aarch64) the build has the
+// scalar level alone, isa_supported() is false for the others and LOWBIT_ISA=avx2 is that error.
+//   scalar  : plain C++ reference kernels (any CPU)
 //   avx2    : vpmaddubsw kernels (needs AVX2 + FMA)
 //   avx_vnni: VEX ymm vpdpbusd kernels (needs AVX2 + FMA + AVX-VNNI: Alder Lake+, Zen 5, SPR);
 //             the direct float convolution runs its avx2 kernels at this level
@@ -15,8 +17,9 @@
 //             other kernel runs its avx512 form at this level
 // The levels are NOT nested (Ice Lake and Zen 4 have AVX-512 VNNI but no AVX-VNNI), so code asks
 // isa_supported(level), never compares levels. Adding a level: the enum, kIsaPreference, the
-// switches that -Wswitch then names (isa_name, isa_supported), and its row of the integer kernel
-// table (quant/kernels/kernel_table.cpp), which inherits what the level lacks from a fallback level.
+// switches that -Wswitch then names (isa_name, isa_in_build, isa_supported), and its row of the
+// integer kernel table (quant/kernels/kernel_table.cpp), which inherits what the level lacks from a
+// fallback level.
 #pragma once
 #include <string>
 
@@ -29,7 +32,8 @@ inline constexpr Isa kIsaPreference[] = {Isa::amx, Isa::avx512, Isa::avx_vnni, I
 
 const char* isa_name(Isa isa);           // "scalar", "avx2", "avx_vnni", "avx512", "amx"
 Isa parse_isa(const std::string& name);  // throws lowbit::Error on an unknown name
-bool isa_supported(Isa isa);             // this CPU (and OS) can run the level's kernels
+bool isa_in_build(Isa isa);              // this build has the level's kernels (core/arch.h)
+bool isa_supported(Isa isa);             // in the build, and this CPU (and OS) can run its kernels
 Isa detected_isa();                      // best level this CPU supports (kIsaPreference order)
 std::string supported_isa_names();       // e.g. "avx512, avx_vnni, avx2, scalar" (for messages)
 // The avx512 kernels run at the amx level too (everything but the AMX convolution).

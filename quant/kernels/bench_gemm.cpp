@@ -12,6 +12,7 @@
 #include <sstream>
 #include <vector>
 
+#include "core/arch.h"
 #include "core/error.h"
 #include "core/threading.h"
 #include "quant/kernels/gemm.h"
@@ -81,7 +82,7 @@ std::vector<Case> bench_cases(bool quick) {
 }  // namespace
 
 double infer_clock_ghz(bool cpu_time) {
-#if defined(__x86_64__)
+#if LOWBIT_ARCH_X86  // the clock loop is x86 assembly
   std::vector<double> ghz;
   for (int rep = 0; rep < 5; ++rep) {
     // Register operands: Golden Cove and later cores fold chains of immediate adds at rename
@@ -95,6 +96,7 @@ double infer_clock_ghz(bool cpu_time) {
   }
   return *std::max_element(ghz.begin(), ghz.end());  // interference only ever slows it down
 #else
+  (void)cpu_time;
   return 0.0;
 #endif
 }

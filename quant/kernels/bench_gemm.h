@@ -32,7 +32,8 @@ nlohmann::json bench_gemm(const BenchGemmOptions& opt);
 // A fixed-width text table of bench_gemm's result.
 std::string format_bench_gemm(const nlohmann::json& result);
 // Inferred core clock in GHz from a timed chain of dependent integer adds (1 add/cycle),
-// timed with the wall clock or (cpu_time) the calling thread's CPU clock.
+// timed with the wall clock or (cpu_time) the calling thread's CPU clock; 0 in a build without
+// x86 (core/arch.h), where that assembly loop is not written.
 double infer_clock_ghz(bool cpu_time = false);
 
 }  // namespace lowbit::kernels

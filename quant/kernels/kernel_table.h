@@ -34,7 +34,8 @@ struct KernelTable {
 };
 
 // The complete table of a level (gaps filled along the fallback chain). The level need not be
-// supported by this CPU: callers check isa_supported before running anything from it.
+// supported by this CPU: callers check isa_supported before running anything from it. It must be
+// in the build (isa_in_build: a build without x86 has the scalar table only); otherwise throws.
 const KernelTable& kernel_table(Isa isa);
 
 }  // namespace lowbit::kernels

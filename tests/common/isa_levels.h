@@ -17,7 +17,7 @@ inline std::vector<kernels::Isa> available_isas() {
   }
   static const bool reported = [&] {
     MESSAGE("kernel levels tested: " << kernels::supported_isa_names()
-            << (skipped.empty() ? std::string() : "; skipped (not supported by this CPU): " + skipped));
+            << (skipped.empty() ? std::string() : "; skipped (not supported by this CPU, or not in this build): " + skipped));
     return true;
   }();
   (void)reported;

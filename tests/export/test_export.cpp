@@ -285,7 +285,8 @@ TEST_CASE("quantize ops use the training expression, ties to even") {
 }
 
 TEST_CASE("file round trip and malformed-file corpus") {
-  Trained t = train_small("convnet", "pact-sawb", 2, 2, 1, 28, 8);
+  // Trained once: doctest runs this body again for each SUBCASE (minutes each under qemu).
+  static Trained t = train_small("convnet", "pact-sawb", 2, 2, 1, 28, 8);
   const std::string good = serialize_int_model(t.im);
   const IntGraph back = parse_int_graph(good, "good");
   REQUIRE(back.ops.size() == t.im.ops.size());
