@@ -402,6 +402,7 @@ constexpr bool rows_in_enum_order() {
   return true;
 }
 static_assert(rows_in_enum_order(), "kOpKinds: one row per OpKind, in enum order");
+// OpKind::flatten: the enum's last kind (a kind added at the end takes its place here).
 static_assert(std::size(kOpKinds) == static_cast<size_t>(OpKind::flatten) + 1, "kOpKinds: a row per OpKind");
 }  // namespace
 
