@@ -23,7 +23,7 @@ using nlohmann::json;
 json export_layers_json(const intq::IntGraph& m) {
   json layers = json::array();
   for (const auto& op : m.ops) {
-    if (op.kind != intq::OpKind::conv && op.kind != intq::OpKind::linear) continue;
+    if (!intq::op_kind_info(op.kind).weights) continue;
     layers.push_back({{"name", op.name},
                       {"op", intq::op_kind_name(op.kind)},
                       {"weight_bits", op.weight_bits},

@@ -198,7 +198,7 @@ void register_inspect(CLI::App& app) {
         int64_t bytes = 0;
         json row = {{"name", op.name}, {"op", intq::op_kind_name(op.kind)}, {"in", {in.c, in.h, in.w}},
                     {"out", {out.c, out.h, out.w}}, {"out_type", intq::value_type_name(out.type)}};
-        if (op.kind == intq::OpKind::conv || op.kind == intq::OpKind::linear) {
+        if (intq::op_kind_info(op.kind).weights) {
           bits = std::to_string(op.weight_bits) + "/" + std::to_string(op.act_bits);
           bytes = intq::stored_bytes(op);
           const auto [smin, smax] = std::minmax_element(op.scale.begin(), op.scale.end());

@@ -1,6 +1,7 @@
-// int_graph.cpp: the integer graph runtime: packed im2col on NHWC codes (im2col_packed.h), packed
-// GEMM with the fused requantization epilogue, pooling on codes, float residual path; chunks of
-// images run on pooled workspaces, so serving allocates nothing once warm.
+// int_graph.cpp: the integer graph runtime: chunks of images on pooled workspaces (so serving
+// allocates nothing once warm), each op run by its kind's row (op_kinds.cpp) on a ChunkRun
+// (op_context.h); the conv / linear path: packed im2col on NHWC codes (im2col_packed.h) or
+// conv_codes, packed GEMM with the fused requantization epilogue, the fused conv-add-relu chain.
 #include "quant/runtime/int_graph.h"
 
 #include <algorithm>
@@ -14,6 +15,7 @@
 #include "quant/runtime/im2col_packed.h"
 #include "quant/kernels/gemm.h"
 #include "quant/kernels/quantize_codes.h"
+#include "quant/runtime/op_context.h"
 
 namespace lowbit::intq {
 
@@ -59,8 +61,6 @@ void prepare_runtime(IntOp& op, const ValueInfo& in, const ValueInfo& out, int64
   kernels::drop_unused_pair_tables(*op.conv_weights, op.conv_kernel);
 }
 
-namespace {
-
 // Working memory of one task of run(): per value a buffer (codes or floats) and per op a packed
 // activation matrix. Buffers only grow, and workspaces are pooled across calls, so a steady
 // stream of batches allocates nothing.
@@ -74,8 +74,6 @@ struct Workspace {
   std::vector<const uint8_t*> code_ptrs;
   std::vector<const float*> float_ptrs;
 };
-
-}  // namespace
 
 // A pool rather than thread_local: a thread blocked in a nested parallel GEMM may pick up
 // another chunk of the same run_graph(), which must not share its workspace.
@@ -125,68 +123,6 @@ void quantize_values(const IntOp& op, const float* x, int64_t count, uint8_t* ou
 uint8_t quantize_value(const IntOp& op, float x) { return act_code_rule(op.method).quantize(act_spec(op), x); }
 
 namespace {
-
-// Max pooling, any geometry: padding never wins.
-template <class T>
-void maxpool_nhwc(const T* x, int64_t images, const ValueInfo& in, const ValueInfo& out, const IntOp& op, T* y) {
-  const int64_t C = in.c, H = in.h, W = in.w;
-  for (int64_t img = 0; img < images; ++img)
-    for (int64_t oh = 0; oh < out.h; ++oh)
-      for (int64_t ow = 0; ow < out.w; ++ow) {
-        T* dst = y + ((img * out.h + oh) * out.w + ow) * C;
-        bool first = true;
-        for (int64_t kh = 0; kh < op.pool_kernel; ++kh) {
-          const int64_t ih = oh * op.pool_stride - op.pool_padding + kh;
-          if (ih < 0 || ih >= H) continue;
-          for (int64_t kw = 0; kw < op.pool_kernel; ++kw) {
-            const int64_t iw = ow * op.pool_stride - op.pool_padding + kw;
-            if (iw < 0 || iw >= W) continue;
-            const T* src = x + ((img * H + ih) * W + iw) * C;
-            if (first) {
-              std::memcpy(dst, src, sizeof(T) * static_cast<size_t>(C));
-              first = false;
-            } else {
-              for (int64_t c = 0; c < C; ++c) dst[c] = std::max(dst[c], src[c]);
-            }
-          }
-        }
-      }
-}
-
-// Max pooling when every window lies inside the input (no bounds checks). KP: the pool size when known at compile time (0 = op.pool_kernel): the window loops unroll
-// inside the channel loop, which then vectorises (one load per tap, one store per channel).
-template <int KP, class T>
-void maxpool_valid_nhwc(const T* x, int64_t images, const ValueInfo& in, const ValueInfo& out, const IntOp& op, T* y) {
-  const int64_t C = in.c, H = in.h, W = in.w, S = op.pool_stride, K = KP > 0 ? KP : op.pool_kernel;
-  const int64_t oh_n = out.h, ow_n = out.w;
-  for (int64_t img = 0; img < images; ++img)
-    for (int64_t oh = 0; oh < oh_n; ++oh)
-      for (int64_t ow = 0; ow < ow_n; ++ow) {
-        T* __restrict dst = y + ((img * oh_n + oh) * ow_n + ow) * C;
-        const T* __restrict base = x + ((img * H + oh * S) * W + ow * S) * C;
-        for (int64_t c = 0; c < C; ++c) {
-          T m = base[c];
-          for (int64_t kh = 0; kh < K; ++kh)
-            for (int64_t kw = 0; kw < K; ++kw) m = std::max(m, base[(kh * W + kw) * C + c]);
-          dst[c] = m;
-        }
-      }
-}
-
-bool pool_windows_inside(const ValueInfo& in, const ValueInfo& out, const IntOp& op) {
-  return op.pool_padding == 0 && (out.h - 1) * op.pool_stride + op.pool_kernel <= in.h &&
-         (out.w - 1) * op.pool_stride + op.pool_kernel <= in.w;
-}
-
-template <class T>
-void maxpool_any(const T* x, int64_t images, const ValueInfo& in, const ValueInfo& out, const IntOp& op, T* y) {
-  if (!pool_windows_inside(in, out, op))
-    maxpool_nhwc(x, images, in, out, op, y);
-  else if (op.pool_kernel == 2)
-    maxpool_valid_nhwc<2>(x, images, in, out, op, y);
-  else
-    maxpool_valid_nhwc<0>(x, images, in, out, op, y);
-}
 
 kernels::Epilogue epilogue_of(const IntOp& op) {
   kernels::Epilogue ep;
@@ -300,6 +236,28 @@ int64_t IntGraph::parameter_bytes() const {
   return bytes;
 }
 
+ChunkRun::ChunkRun(const IntGraph& m, kernels::Isa isa, Workspace& ws, const CodeTrace& trace, int64_t i0,
+                   int64_t count, float* logits)
+    : m(m), isa(isa), ws(ws), trace(trace), i0(i0), count(count), logits(logits), codes(ws.code_ptrs),
+      floats(ws.float_ptrs) {}
+
+float* ChunkRun::float_out(int v, int64_t n) {
+  float* y = v == m.output ? logits : grow(ws.floats[static_cast<size_t>(v)], n);
+  floats[static_cast<size_t>(v)] = y;
+  return y;
+}
+
+uint8_t* ChunkRun::codes_out(int v, int64_t n) {
+  uint8_t* y = grow(ws.codes[static_cast<size_t>(v)], n);
+  codes[static_cast<size_t>(v)] = y;
+  return y;
+}
+
+void ChunkRun::gemm(size_t k, const uint8_t* x, void* y) {
+  const IntOp& op = m.ops[k];
+  run_gemm_op(op, isa, value(op.inputs[0]), value(op.output), x, count, ws, ws.packed[k], y);
+}
+
 namespace {
 
 // How run() executes the graph (computed per call from the ops; cheap next to any batch).
@@ -343,157 +301,59 @@ RunPlan plan_run(const IntGraph& m, kernels::Isa isa) {
   return plan;
 }
 
-// One chunk of images [i0, i0 + count) through every op: where each value lives (flatten aliases
-// its input), the workspace buffers, and the logits rows the model output is written into.
-class ChunkRun {
- public:
-  ChunkRun(const IntGraph& m, kernels::Isa isa, Workspace& ws, const CodeTrace& trace, const RunPlan& plan, int64_t i0,
-           int64_t count, float* logits)
-      : m_(m), isa_(isa), ws_(ws), trace_(trace), plan_(plan), i0_(i0), cnt_(count), logits_(logits), codes_(ws.code_ptrs),
-        floats_(ws.float_ptrs) {}
-
-  // images: the whole batch, NCHW.
-  void run(const float* images) {
-    load_input(images);
-    for (size_t k = 0; k < m_.ops.size(); ++k) {
-      if (plan_.fused[k]) {
-        run_conv_add_relu(k);
-        k += 2;
-      } else if (!plan_.done_early[k]) {
-        run_op(k);
-      }
-    }
-    const float* y = floats_[static_cast<size_t>(m_.output)];
-    const int64_t classes = m_.num_classes();
-    if (y != logits_) std::memcpy(logits_, y, sizeof(float) * static_cast<size_t>(cnt_ * classes));
+// NCHW -> NHWC (the same memory for one channel).
+void load_input(ChunkRun& c, const float* src) {
+  const ValueInfo& in = c.m.input_info();
+  const int64_t hw = in.h * in.w;
+  const size_t v = static_cast<size_t>(c.m.input);
+  if (in.c == 1) {
+    c.floats[v] = src + c.i0 * hw;
+    return;
   }
+  float* x = grow(c.ws.floats[v], c.count * in.numel());
+  for (int64_t img = 0; img < c.count; ++img)
+    for (int64_t ch = 0; ch < in.c; ++ch)
+      for (int64_t p = 0; p < hw; ++p) x[(img * hw + p) * in.c + ch] = src[((c.i0 + img) * in.c + ch) * hw + p];
+  c.floats[v] = x;
+}
 
- private:
-  const IntGraph& m_;
-  const kernels::Isa isa_;
-  Workspace& ws_;
-  const CodeTrace& trace_;
-  const RunPlan& plan_;
-  const int64_t i0_, cnt_;
-  float* logits_;
-  std::vector<const uint8_t*>& codes_;
-  std::vector<const float*>& floats_;
-
-  // NCHW -> NHWC (the same memory for one channel).
-  void load_input(const float* src) {
-    const ValueInfo& in = m_.input_info();
-    const int64_t hw = in.h * in.w;
-    const size_t v = static_cast<size_t>(m_.input);
-    if (in.c == 1) {
-      floats_[v] = src + i0_ * hw;
-      return;
-    }
-    float* x = grow(ws_.floats[v], cnt_ * in.numel());
-    for (int64_t img = 0; img < cnt_; ++img)
-      for (int64_t c = 0; c < in.c; ++c)
-        for (int64_t p = 0; p < hw; ++p) x[(img * hw + p) * in.c + c] = src[((i0_ + img) * in.c + c) * hw + p];
-    floats_[v] = x;
+// ops k, k+1, k+2 = conv (float out), add of its output and another value, relu: one
+// conv_codes call whose epilogue adds the other value and applies the ReLU.
+void run_conv_add_relu(ChunkRun& c, const RunPlan& plan, size_t k) {
+  const IntOp& conv = c.m.ops[k];
+  const IntOp& add = c.m.ops[k + 1];
+  const IntOp& relu = c.m.ops[k + 2];
+  const size_t ii = static_cast<size_t>(conv.inputs[0]);
+  const int other = add.inputs[0] == conv.output ? add.inputs[1] : add.inputs[0];
+  const ValueInfo& vo = c.value(relu.output);
+  if (c.trace) c.codes[ii] = c.trace(conv, c.i0, c.count, c.codes[ii]);
+  kernels::ConvCodesFusion fuse;
+  fuse.residual = c.floats[static_cast<size_t>(other)];
+  fuse.relu = true;
+  for (size_t j : plan.folded[k]) {
+    const IntOp& q = c.m.ops[j];
+    auto& code = fuse.codes[fuse.code_outputs++];
+    code.map = *act_code_rule(q.method).code_map(act_spec(q));
+    code.out = c.codes_out(q.output, c.count * vo.numel());
   }
+  float* y = c.float_out(relu.output, c.count * vo.numel());
+  run_conv_codes(conv, c.isa, c.m.values[ii], c.value(conv.output), c.codes[ii], c.count, c.ws, y, fuse);
+}
 
-  // The model output goes straight into the logits.
-  float* float_out(size_t oi, int64_t count) {
-    float* y = static_cast<int>(oi) == m_.output ? logits_ : grow(ws_.floats[oi], count);
-    floats_[oi] = y;
-    return y;
-  }
-  uint8_t* codes_out(size_t oi, int64_t count) {
-    uint8_t* y = grow(ws_.codes[oi], count);
-    codes_[oi] = y;
-    return y;
-  }
-
-  void run_op(size_t k) {
-    const IntOp& op = m_.ops[k];
-    const ValueInfo& vo = m_.values[static_cast<size_t>(op.output)];
-    const ValueInfo& vi = m_.values[static_cast<size_t>(op.inputs.at(0))];
-    const size_t ii = static_cast<size_t>(op.inputs[0]), oi = static_cast<size_t>(op.output);
-    const int64_t count = cnt_ * vo.numel();
-    switch (op.kind) {
-      case OpKind::quantize:
-        quantize_values(op, floats_[ii], count, codes_out(oi, count), isa_);
-        break;
-      case OpKind::conv:
-      case OpKind::linear: {
-        if (trace_) codes_[ii] = trace_(op, i0_, cnt_, codes_[ii]);
-        void* y = op.out_codes ? static_cast<void*>(codes_out(oi, count)) : static_cast<void*>(float_out(oi, count));
-        run_gemm_op(op, isa_, vi, vo, codes_[ii], cnt_, ws_, ws_.packed[k], y);
-        break;
-      }
-      case OpKind::maxpool:
-        if (vi.type == ValueType::codes)
-          maxpool_any(codes_[ii], cnt_, vi, vo, op, codes_out(oi, count));
-        else
-          maxpool_any(floats_[ii], cnt_, vi, vo, op, float_out(oi, count));
-        break;
-      case OpKind::gap: gap(vi, floats_[ii], float_out(oi, count)); break;
-      case OpKind::add: {
-        const float* a = floats_[ii];
-        const float* b = floats_[static_cast<size_t>(op.inputs.at(1))];
-        float* y = float_out(oi, count);
-        for (int64_t i = 0; i < count; ++i) y[i] = a[i] + b[i];
-        break;
-      }
-      case OpKind::relu: {
-        const float* a = floats_[ii];
-        float* y = float_out(oi, count);
-        for (int64_t i = 0; i < count; ++i) y[i] = std::max(a[i], 0.f);
-        break;
-      }
-      case OpKind::flatten: flatten(ii, oi, vi, count); break;
+// The chunk through every op (images: the whole batch, NCHW), the model output into the logits.
+void run_chunk(ChunkRun& c, const RunPlan& plan, const float* images) {
+  load_input(c, images);
+  for (size_t k = 0; k < c.m.ops.size(); ++k) {
+    if (plan.fused[k]) {
+      run_conv_add_relu(c, plan, k);
+      k += 2;
+    } else if (!plan.done_early[k]) {
+      op_kind_info(c.m.ops[k].kind).run(c, k);
     }
   }
-
-  // ops k, k+1, k+2 = conv (float out), add of its output and another value, relu: one
-  // conv_codes call whose epilogue adds the other value and applies the ReLU.
-  void run_conv_add_relu(size_t k) {
-    const IntOp& conv = m_.ops[k];
-    const IntOp& add = m_.ops[k + 1];
-    const IntOp& relu = m_.ops[k + 2];
-    const size_t ii = static_cast<size_t>(conv.inputs[0]), oi = static_cast<size_t>(relu.output);
-    const int other = add.inputs[0] == conv.output ? add.inputs[1] : add.inputs[0];
-    const ValueInfo& vo = m_.values[oi];
-    if (trace_) codes_[ii] = trace_(conv, i0_, cnt_, codes_[ii]);
-    kernels::ConvCodesFusion fuse;
-    fuse.residual = floats_[static_cast<size_t>(other)];
-    fuse.relu = true;
-    for (size_t j : plan_.folded[k]) {
-      const IntOp& q = m_.ops[j];
-      auto& c = fuse.codes[fuse.code_outputs++];
-      c.map = *act_code_rule(q.method).code_map(act_spec(q));
-      c.out = codes_out(static_cast<size_t>(q.output), cnt_ * vo.numel());
-    }
-    float* y = float_out(oi, cnt_ * vo.numel());
-    run_conv_codes(conv, isa_, m_.values[ii], m_.values[static_cast<size_t>(conv.output)], codes_[ii], cnt_, ws_, y, fuse);
-  }
-
-  void gap(const ValueInfo& vi, const float* xi, float* yo) const {
-    const int64_t C = vi.c, P = vi.h * vi.w;
-    for (int64_t img = 0; img < cnt_; ++img)
-      for (int64_t c = 0; c < C; ++c) {
-        // Same order as global_avg_pool2d: sum over H*W, then divide.
-        float s = 0.f;
-        for (int64_t p = 0; p < P; ++p) s += xi[(img * P + p) * C + c];
-        yo[img * C + c] = s / static_cast<float>(P);
-      }
-  }
-
-  // Same bytes, new shape: an alias, except that the model output is copied into the logits.
-  void flatten(size_t ii, size_t oi, const ValueInfo& vi, int64_t count) {
-    if (vi.type == ValueType::codes) {
-      codes_[oi] = codes_[ii];
-    } else if (static_cast<int>(oi) == m_.output) {
-      std::memcpy(logits_, floats_[ii], sizeof(float) * static_cast<size_t>(count));
-      floats_[oi] = logits_;
-    } else {
-      floats_[oi] = floats_[ii];
-    }
-  }
-};
+  const float* y = c.floats[static_cast<size_t>(c.m.output)];
+  if (y != c.logits) std::memcpy(c.logits, y, sizeof(float) * static_cast<size_t>(c.count * c.m.num_classes()));
+}
 
 }  // namespace
 
@@ -516,7 +376,8 @@ void run_graph(const IntGraph& g, kernels::Isa isa, WorkspacePool& pool, const f
     if (ws->float_ptrs.size() < nv) ws->float_ptrs.resize(nv);
     for (int64_t ci = c0; ci < c1; ++ci) {
       const int64_t i0 = ci * chunk, cnt = std::min(chunk, N - i0);
-      ChunkRun(g, isa, *ws, trace, plan, i0, cnt, dst + i0 * classes).run(src);
+      ChunkRun c(g, isa, *ws, trace, i0, cnt, dst + i0 * classes);
+      run_chunk(c, plan, src);
     }
     pool.impl->release(std::move(ws));
   });

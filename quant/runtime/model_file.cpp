@@ -1,6 +1,8 @@
 // model_file.cpp: writer and validating loader of the integer model file (see model_file.h and
-// docs/model-format.md). Every check throws one lowbit::Error; nothing is allocated from a
-// header-declared size before that size was checked against the file or the limits.
+// docs/model-format.md): the container, values, graph and tensors; each op's own fields are
+// written and read by its kind's row (op_kinds.cpp). Every check throws one lowbit::Error;
+// nothing is allocated from a header-declared size before that size was checked against the file
+// or the limits.
 #include "quant/runtime/model_file.h"
 
 #include <algorithm>
@@ -17,14 +19,22 @@
 #include "core/error.h"
 #include "core/file_io.h"
 #include "quant/kernels/gemm.h"
+#include "quant/runtime/op_context.h"
 
 namespace lowbit::intq {
-namespace {
 
 using json = nlohmann::json;
 using Limits = ModelFileLimits;
 
 // ---------------------------------------------------------------- writer
+
+// A float as the shortest decimal that reads back to the same float (9 significant digits at
+// most, instead of the 17 of its double): the header stays small and the values exact.
+json float_json(float f) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.9g", static_cast<double>(f));
+  return std::strtod(buf, nullptr);
+}
 
 // The file stores weights densely (no channel or K padding, which would cost up to 60 % on a
 // 10-class linear layer): row n holds W[n][0..K) at pack width b, P = 8/b codes per byte, code
@@ -34,6 +44,8 @@ int64_t dense_row_bytes(int64_t k, int bits) {
   const int64_t per_byte = kernels::codes_per_byte(bits);
   return (k + per_byte - 1) / per_byte;
 }
+
+namespace {
 
 std::vector<uint8_t> dense_weight_rows(const kernels::PackedWeights& w) {
   std::vector<uint8_t> codes(static_cast<size_t>(w.n * w.k));
@@ -47,13 +59,6 @@ std::vector<uint8_t> dense_weight_rows(const kernels::PackedWeights& w) {
   return rows;
 }
 
-// A float as the shortest decimal that reads back to the same float (9 significant digits at
-// most, instead of the 17 of its double): the header stays small and the values exact.
-json float_json(float f) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.9g", static_cast<double>(f));
-  return std::strtod(buf, nullptr);
-}
 json floats_json(const std::vector<float>& v) {
   json a = json::array();
   for (float f : v) a.push_back(float_json(f));
@@ -76,40 +81,7 @@ json op_json(const IntGraph& m, const IntOp& op) {
   for (int i : op.inputs) ins.push_back(m.values[static_cast<size_t>(i)].name);
   j["inputs"] = ins;
   j["output"] = m.values[static_cast<size_t>(op.output)].name;
-  switch (op.kind) {
-    case OpKind::quantize:
-      j["method"] = op.method;
-      j["bits"] = op.bits;
-      j["params"] = {float_json(op.p0), float_json(op.p1)};
-      break;
-    case OpKind::conv:
-    case OpKind::linear:
-      j["in_channels"] = op.in_channels;
-      j["out_channels"] = op.out_channels;
-      j["kernel"] = op.kernel;
-      j["stride"] = op.stride;
-      j["padding"] = op.padding;
-      j["weight_bits"] = op.weight_bits;
-      j["act_bits"] = op.act_bits;
-      j["act_zero_point"] = op.act_zero_point;
-      j["weight_method"] = op.weight_method;
-      j["weight_grid"] = op.weight_grid;
-      j["weight_scale"] = float_json(op.weight_scale);
-      j["acc_mul"] = op.acc_mul;
-      j["rowsum_mul"] = op.rowsum_mul;
-      j["epilogue"] = op.out_codes ? "codes" : "float";
-      j["out_max_code"] = op.out_max_code;
-      break;
-    case OpKind::maxpool:
-      j["kernel"] = op.pool_kernel;
-      j["stride"] = op.pool_stride;
-      j["padding"] = op.pool_padding;
-      break;
-    case OpKind::gap:
-    case OpKind::add:
-    case OpKind::relu:
-    case OpKind::flatten: break;  // no fields beyond name, inputs, output
-  }
+  op_kind_info(op.kind).write(m, op, j);
   return j;
 }
 
@@ -174,16 +146,6 @@ void save_int_model(const std::string& path, const IntGraph& m) { write_file_ato
 
 // ---------------------------------------------------------------- loader
 
-namespace {
-
-struct Ctx {
-  std::string what;
-  template <class... A>
-  [[noreturn]] void fail(const A&... a) const {
-    throw Error(detail::concat(what, ": ", a...));
-  }
-};
-
 const json& field(const Ctx& cx, const json& obj, const char* key, const std::string& where) {
   if (!obj.is_object()) cx.fail(where, " must be a JSON object");
   auto it = obj.find(key);
@@ -214,22 +176,9 @@ std::string get_string(const Ctx& cx, const json& obj, const char* key, const st
   return v.get<std::string>();
 }
 
-struct TensorEntry {
-  std::string dtype;
-  std::vector<int64_t> shape;
-  uint64_t begin = 0, end = 0;
-  bool used = false;
-};
+namespace {
 
 size_t dtype_size(const std::string& d) { return d == "U8" ? 1 : 4; }
-
-// The safetensors container: header JSON, data section, tensor table.
-struct Container {
-  json header;
-  const char* data = nullptr;
-  uint64_t data_size = 0;
-  std::map<std::string, TensorEntry> tensors;
-};
 
 // Length prefix within the file and the limit, header JSON object.
 Container read_container(const Ctx& cx, const std::string& bytes) {
@@ -372,25 +321,8 @@ class GraphParser {
   void outputs(const json& g);
   int value_ref(const json& name, const std::string& where) const;
   IntOp op_header(const json& j, size_t i, std::string& where);
-  void quantize_op(const json& j, const std::string& where, IntOp& op);
-  void gemm_op(const json& j, const std::string& where, IntOp& op);
-  int64_t gemm_geometry(const std::string& where, IntOp& op);
-  TensorEntry& op_tensor(const std::string& where, const IntOp& op, const char* role, const std::string& dtype,
-                         const std::vector<int64_t>& shape);
-  void gemm_tensors(const std::string& where, IntOp& op, int64_t K);
-  void maxpool_op(const json& j, const std::string& where, IntOp& op);
-  void shape_preserving_op(const std::string& where, const IntOp& op);
 
   const ValueInfo& value(int v) const { return m_.values[static_cast<size_t>(v)]; }
-  void expect_shape(const std::string& where, const ValueInfo& out, int64_t c, int64_t h, int64_t w) const {
-    if (out.c != c || out.h != h || out.w != w)
-      cx_.fail(where, " output '", out.name, "' has shape [", out.c, ", ", out.h, ", ", out.w, "], the op gives [", c,
-               ", ", h, ", ", w, "]");
-  }
-  void expect_type(const std::string& where, const ValueInfo& v, ValueType t, const char* role) const {
-    if (v.type != t)
-      cx_.fail(where, " ", role, " '", v.name, "' must be ", value_type_name(t), ", is ", value_type_name(v.type));
-  }
 };
 
 void GraphParser::values(const json& g) {
@@ -478,199 +410,6 @@ IntOp GraphParser::op_header(const json& j, size_t i, std::string& where) {
   return op;
 }
 
-// The method must be a registered activation method (quant/registry.h) whose rule accepts the
-// parameters; the output's zero point is the rule's.
-void GraphParser::quantize_op(const json& j, const std::string& where, IntOp& op) {
-  const ValueInfo& in = value(op.inputs[0]);
-  const ValueInfo& out = value(op.output);
-  op.method = get_string(cx_, j, "method", where);
-  op.bits = static_cast<int>(get_int(cx_, j, "bits", 1, 8, where));
-  const json& p = field(cx_, j, "params", where);
-  if (!p.is_array() || p.size() != 2) cx_.fail(where, ".params must be [p0, p1]");
-  op.p0 = get_float(cx_, p[0], where + ".params[0]");
-  op.p1 = get_float(cx_, p[1], where + ".params[1]");
-  expect_type(where, in, ValueType::float32, "input");
-  expect_type(where, out, ValueType::codes, "output");
-  const MethodCodes* method = find_method_codes(op.method);
-  if (!method || !method->act_rule)
-    cx_.fail(where, " has unknown quantize method '", op.method, "' (known: ", act_method_names(), ")");
-  const ActCodeSpec spec = act_spec(op);
-  const std::string problem = method->act_rule->check(spec);
-  if (!problem.empty()) cx_.fail(where, " (", op.method, ") ", problem);
-  const int32_t zp = method->act_rule->zero_point(spec);
-  if (out.bits != op.bits || out.zero_point != zp)
-    cx_.fail(where, " output '", out.name, "' must have bits ", op.bits, " and zero point ", zp);
-  expect_shape(where, out, in.c, in.h, in.w);
-}
-
-// conv / linear fields; returns K after checking the geometry and the int32 guard.
-int64_t GraphParser::gemm_geometry(const std::string& where, IntOp& op) {
-  const ValueInfo& in = value(op.inputs[0]);
-  const ValueInfo& out = value(op.output);
-  int64_t K = 0, ho = 1, wo = 1;
-  if (op.kind == OpKind::linear) {
-    if (op.kernel != 1 || op.stride != 1 || op.padding != 0) cx_.fail(where, " linear needs kernel 1, stride 1, padding 0");
-    if (op.in_channels != in.numel()) cx_.fail(where, " in_channels ", op.in_channels, " != input size ", in.numel());
-    K = op.in_channels;
-  } else {
-    if (op.in_channels != in.c) cx_.fail(where, " in_channels ", op.in_channels, " != input channels ", in.c);
-    if (in.h + 2 * op.padding < op.kernel || in.w + 2 * op.padding < op.kernel)
-      cx_.fail(where, " kernel ", op.kernel, " does not fit the ", in.h, "x", in.w, " input");
-    ho = (in.h + 2 * op.padding - op.kernel) / op.stride + 1;
-    wo = (in.w + 2 * op.padding - op.kernel) / op.stride + 1;
-    K = op.in_channels * op.kernel * op.kernel;
-    if (K > Limits::value_elements || ho * wo * K > Limits::im2col_bytes)
-      cx_.fail(where, " K = ", K, " x ", ho * wo, " output pixels is above the im2col limit ", Limits::im2col_bytes);
-  }
-  expect_shape(where, out, op.out_channels, ho, wo);
-  const int64_t k_pad = (K + kernels::kPadK - 1) / kernels::kPadK * kernels::kPadK;
-  const int64_t limit = kernels::gemm_k_limit(pack_bits(op.weight_bits), pack_bits(op.act_bits), op.acc_mul, op.rowsum_mul);
-  if (k_pad > limit) cx_.fail(where, " K = ", K, " could overflow the int32 accumulator (limit ", limit, ")");
-  return K;
-}
-
-void GraphParser::gemm_op(const json& j, const std::string& where, IntOp& op) {
-  const ValueInfo& in = value(op.inputs[0]);
-  const ValueInfo& out = value(op.output);
-  expect_type(where, in, ValueType::codes, "input");
-  op.in_channels = get_int(cx_, j, "in_channels", 1, Limits::value_elements, where);
-  op.out_channels = get_int(cx_, j, "out_channels", 1, Limits::channels, where);
-  op.kernel = get_int(cx_, j, "kernel", 1, Limits::kernel, where);
-  op.stride = get_int(cx_, j, "stride", 1, Limits::stride, where);
-  op.padding = get_int(cx_, j, "padding", 0, op.kernel - 1, where);
-  op.weight_bits = static_cast<int>(get_int(cx_, j, "weight_bits", 1, 8, where));
-  op.act_bits = static_cast<int>(get_int(cx_, j, "act_bits", 1, 8, where));
-  op.act_zero_point = static_cast<int32_t>(get_int(cx_, j, "act_zero_point", 0, 255, where));
-  op.acc_mul = static_cast<int32_t>(get_int(cx_, j, "acc_mul", 1, 2, where));
-  op.rowsum_mul = static_cast<int32_t>(get_int(cx_, j, "rowsum_mul", -255, 0, where));
-  op.weight_method = j.contains("weight_method") && j["weight_method"].is_string() ? j["weight_method"].get<std::string>() : "";
-  op.weight_grid = j.contains("weight_grid") && j["weight_grid"].is_string() ? j["weight_grid"].get<std::string>() : "";
-  if (!op.weight_method.empty()) {
-    const MethodCodes* wm = find_method_codes(op.weight_method);
-    if (!wm || !wm->weights)
-      cx_.fail(where, " has unknown weight_method '", op.weight_method, "' (known: ", weight_method_names(), ")");
-  }
-  if (j.contains("weight_scale")) op.weight_scale = get_float(cx_, j["weight_scale"], where + ".weight_scale");
-  const std::string epi = get_string(cx_, j, "epilogue", where);
-  if (epi != "codes" && epi != "float") cx_.fail(where, ".epilogue must be codes or float, got '", epi, "'");
-  op.out_codes = epi == "codes";
-  if (op.act_bits != in.bits || op.act_zero_point != in.zero_point)
-    cx_.fail(where, " act_bits/act_zero_point (", op.act_bits, "/", op.act_zero_point, ") disagree with input '",
-             in.name, "' (", in.bits, "/", in.zero_point, ")");
-  const int64_t K = gemm_geometry(where, op);
-  if (op.out_codes) {
-    expect_type(where, out, ValueType::codes, "output");
-    op.out_max_code = static_cast<int>(get_int(cx_, j, "out_max_code", 1, 255, where));
-    if (out.zero_point != 0 || op.out_max_code != (1 << out.bits) - 1)
-      cx_.fail(where, " out_max_code ", op.out_max_code, " must be 2^bits - 1 of output '", out.name,
-               "' (zero point 0)");
-  } else {
-    expect_type(where, out, ValueType::float32, "output");
-  }
-  gemm_tensors(where, op, K);
-}
-
-TensorEntry& GraphParser::op_tensor(const std::string& where, const IntOp& op, const char* role,
-                                    const std::string& dtype, const std::vector<int64_t>& shape) {
-  const std::string name = op.name + "." + role;
-  auto it = file_.tensors.find(name);
-  if (it == file_.tensors.end()) cx_.fail(where, " refers to missing tensor '", name, "'");
-  if (it->second.used) cx_.fail(where, " reuses tensor '", name, "'");
-  if (it->second.dtype != dtype || it->second.shape != shape) {
-    std::ostringstream want;
-    for (auto s : shape) want << s << ",";
-    cx_.fail("tensor '", name, "' must be ", dtype, " [", want.str(), "] for ", where);
-  }
-  it->second.used = true;
-  return it->second;
-}
-
-// Weights: unpack the dense rows (codes within weight_bits, zero tail bits), then pack them into
-// the kernels' blocks. The codes buffer is at most 4x the tensor's bytes, which lie inside the
-// file, so a hostile shape cannot cause a huge allocation. Epilogue: finite scale and bias.
-void GraphParser::gemm_tensors(const std::string& where, IntOp& op, int64_t K) {
-  const int wpb = pack_bits(op.weight_bits);
-  const int64_t row_bytes = dense_row_bytes(K, wpb), per_byte = kernels::codes_per_byte(wpb);
-  TensorEntry& tw = op_tensor(where, op, "weight", "U8", {op.out_channels, row_bytes});
-  TensorEntry& te = op_tensor(where, op, "epilogue", "F32", {2, op.out_channels});
-  const auto* rows = reinterpret_cast<const uint8_t*>(file_.data + tw.begin);
-  std::vector<uint8_t> codes(static_cast<size_t>(op.out_channels * K));
-  const int wmax = (1 << op.weight_bits) - 1;
-  for (int64_t n = 0; n < op.out_channels; ++n) {
-    const uint8_t* row = rows + n * row_bytes;
-    for (int64_t k = 0; k < K; ++k) {
-      const int code = (row[k / per_byte] >> (wpb * (k % per_byte))) & kernels::max_code(wpb);
-      if (code > wmax)
-        cx_.fail("tensor '", op.name, ".weight' has code ", code, " above the ", op.weight_bits,
-                 "-bit maximum (channel ", n, ", k ", k, ")");
-      codes[static_cast<size_t>(n * K + k)] = static_cast<uint8_t>(code);
-    }
-    if (K % per_byte != 0 && (row[row_bytes - 1] >> (wpb * (K % per_byte))) != 0)
-      cx_.fail("tensor '", op.name, ".weight' has non-zero bits after the last code of channel ", n);
-  }
-  op.weights = std::make_shared<kernels::PackedWeights>(kernels::pack_weights(codes.data(), op.out_channels, K, K, wpb));
-  op.scale.resize(static_cast<size_t>(op.out_channels));
-  op.bias.resize(static_cast<size_t>(op.out_channels));
-  std::memcpy(op.scale.data(), file_.data + te.begin, op.scale.size() * sizeof(float));
-  std::memcpy(op.bias.data(), file_.data + te.begin + op.scale.size() * sizeof(float), op.bias.size() * sizeof(float));
-  for (size_t c = 0; c < op.scale.size(); ++c)
-    if (!std::isfinite(op.scale[c]) || !std::isfinite(op.bias[c]))
-      cx_.fail("tensor '", op.name, ".epilogue' has a non-finite scale or bias at channel ", c);
-}
-
-void GraphParser::maxpool_op(const json& j, const std::string& where, IntOp& op) {
-  const ValueInfo& in = value(op.inputs[0]);
-  const ValueInfo& out = value(op.output);
-  op.pool_kernel = get_int(cx_, j, "kernel", 1, Limits::kernel, where);
-  op.pool_stride = get_int(cx_, j, "stride", 1, Limits::stride, where);
-  op.pool_padding = get_int(cx_, j, "padding", 0, op.pool_kernel / 2, where);
-  if (in.h + 2 * op.pool_padding < op.pool_kernel || in.w + 2 * op.pool_padding < op.pool_kernel)
-    cx_.fail(where, " kernel does not fit the input");
-  if (in.type == ValueType::codes &&
-      (out.type != ValueType::codes || out.bits != in.bits || out.zero_point != in.zero_point))
-    cx_.fail(where, " output must have the input's type, bits and zero point");
-  expect_type(where, out, in.type, "output");
-  expect_shape(where, out, in.c, (in.h + 2 * op.pool_padding - op.pool_kernel) / op.pool_stride + 1,
-               (in.w + 2 * op.pool_padding - op.pool_kernel) / op.pool_stride + 1);
-}
-
-// gap, add, relu, flatten: types and shapes (the other kinds have their own functions).
-void GraphParser::shape_preserving_op(const std::string& where, const IntOp& op) {
-  const ValueInfo& in = value(op.inputs[0]);
-  const ValueInfo& out = value(op.output);
-  switch (op.kind) {
-    case OpKind::gap:
-      expect_type(where, in, ValueType::float32, "input");
-      expect_type(where, out, ValueType::float32, "output");
-      expect_shape(where, out, in.c, 1, 1);
-      break;
-    case OpKind::add: {
-      const ValueInfo& b = value(op.inputs[1]);
-      expect_type(where, in, ValueType::float32, "input");
-      expect_type(where, b, ValueType::float32, "input");
-      expect_type(where, out, ValueType::float32, "output");
-      if (b.c != in.c || b.h != in.h || b.w != in.w) cx_.fail(where, " adds values of different shapes");
-      expect_shape(where, out, in.c, in.h, in.w);
-      break;
-    }
-    case OpKind::relu:
-      expect_type(where, in, ValueType::float32, "input");
-      expect_type(where, out, ValueType::float32, "output");
-      expect_shape(where, out, in.c, in.h, in.w);
-      break;
-    case OpKind::flatten:
-      expect_type(where, out, in.type, "output");
-      if (in.type == ValueType::codes && (out.bits != in.bits || out.zero_point != in.zero_point))
-        cx_.fail(where, " output must keep the input's bits and zero point");
-      expect_shape(where, out, in.numel(), 1, 1);
-      break;
-    case OpKind::quantize:
-    case OpKind::conv:
-    case OpKind::linear:
-    case OpKind::maxpool: break;  // checked by quantize_op, gemm_op, maxpool_op
-  }
-}
-
 void GraphParser::ops(const json& g) {
   const json& ops = field(cx_, g, "ops", "graph");
   if (!ops.is_array() || ops.empty() || static_cast<int64_t>(ops.size()) > Limits::ops)
@@ -680,16 +419,8 @@ void GraphParser::ops(const json& g) {
     const json& j = ops[i];
     std::string where;
     IntOp op = op_header(j, i, where);
-    switch (op.kind) {
-      case OpKind::quantize: quantize_op(j, where, op); break;
-      case OpKind::conv:
-      case OpKind::linear: gemm_op(j, where, op); break;
-      case OpKind::maxpool: maxpool_op(j, where, op); break;
-      case OpKind::gap:
-      case OpKind::add:
-      case OpKind::relu:
-      case OpKind::flatten: shape_preserving_op(where, op); break;
-    }
+    OpReader reader(cx_, file_, m_);
+    op_kind_info(op.kind).read(reader, j, where, op);
     if (op_kind_info(op.kind).weights && !op_names.insert(op.name).second)
       cx_.fail(where, " repeats the layer name '", op.name, "'");
     prepare_runtime(op, value(op.inputs[0]), value(op.output), chunk_images(value(m_.input)), isa_);
@@ -720,6 +451,21 @@ void GraphParser::outputs(const json& g) {
 }
 
 }  // namespace
+
+TensorEntry& OpReader::op_tensor(const std::string& where, const IntOp& op, const char* role,
+                                    const std::string& dtype, const std::vector<int64_t>& shape) {
+  const std::string name = op.name + "." + role;
+  auto it = file.tensors.find(name);
+  if (it == file.tensors.end()) cx.fail(where, " refers to missing tensor '", name, "'");
+  if (it->second.used) cx.fail(where, " reuses tensor '", name, "'");
+  if (it->second.dtype != dtype || it->second.shape != shape) {
+    std::ostringstream want;
+    for (auto s : shape) want << s << ",";
+    cx.fail("tensor '", name, "' must be ", dtype, " [", want.str(), "] for ", where);
+  }
+  it->second.used = true;
+  return it->second;
+}
 
 IntGraph parse_int_graph(const std::string& bytes, const std::string& what, kernels::Isa isa) {
   const Ctx cx{what};
