@@ -4,6 +4,7 @@
 #include <numeric>
 
 #include "core/error.h"
+#include "core/pixel_norm.h"
 #include "core/random.h"
 #include "core/threading.h"
 
@@ -80,7 +81,7 @@ DataLoader::DataLoader(const Dataset& dataset, LoaderOptions options)
   lut_.resize(static_cast<size_t>(dataset.channels) * 256);
   for (int64_t c = 0; c < dataset.channels; ++c)
     for (int v = 0; v < 256; ++v)
-      lut_[c * 256 + v] = (static_cast<float>(v) / 255.0f - dataset.mean[c]) / dataset.std[c];
+      lut_[c * 256 + v] = normalize_pixel(static_cast<uint8_t>(v), dataset.mean[c], dataset.std[c]);
   set_epoch(0);
 }
 

@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/file_io.h"
 #include "core/parallel.h"
+#include "core/pixel_norm.h"
 #include "quant/runtime/int_model_internal.h"
 #include "quant/runtime/model_file.h"
 #include "quant/runtime/scores.h"
@@ -118,7 +119,7 @@ void IntModel::normalize(const uint8_t* pixels, int64_t n, PixelLayout layout, f
   const int64_t C = channels(), P = height() * width();
   const auto& m = impl_->graph.mean;
   const auto& s = impl_->graph.std;
-  // The data loader's and `lowbit infer`'s expression: (pixel / 255 - mean) / std, in float.
+  // The data loader's expression (core/pixel_norm.h).
   for (int64_t img = 0; img < n; ++img) {
     const uint8_t* src = pixels + img * C * P;
     float* dst = out + img * C * P;
@@ -126,7 +127,7 @@ void IntModel::normalize(const uint8_t* pixels, int64_t n, PixelLayout layout, f
       const float mc = m[static_cast<size_t>(c)], sc = s[static_cast<size_t>(c)];
       for (int64_t p = 0; p < P; ++p) {
         const uint8_t v = layout == PixelLayout::hwc ? src[p * C + c] : src[c * P + p];
-        dst[c * P + p] = (static_cast<float>(v) / 255.0f - mc) / sc;
+        dst[c * P + p] = normalize_pixel(v, mc, sc);
       }
     }
   }
