@@ -120,7 +120,10 @@ TEST_CASE("conv_codes equals im2col + the reference GEMM bit for bit, every ISA 
       {1000, 3, 3, 3, 1, 1, 17, 2, 2, 2, -3},   // K = 9000: 4500 steps, more than one segment
       {20, 9, 9, 3, 1, 1, 16, 1, 2, 1, 0},      // 1-bit codes, unsigned weights: no window row
   };
-  const EpilogueKind kinds[] = {EpilogueKind::int32, EpilogueKind::float32, EpilogueKind::codes};
+  // Codes for a 2-bit and an 8-bit next layer (the AVX-512 codes epilogue narrows with saturating
+  // packs: both ends of the clamp must hold at either bound).
+  const std::pair<EpilogueKind, int> kinds[] = {
+      {EpilogueKind::int32, 3}, {EpilogueKind::float32, 3}, {EpilogueKind::codes, 3}, {EpilogueKind::codes, 255}};
   std::map<std::string, int> runs;
   uint32_t seed = 1;
   for (const Case& cs : cases) {
@@ -141,12 +144,15 @@ TEST_CASE("conv_codes equals im2col + the reference GEMM bit for bit, every ISA 
     s.out_height = p.oh;
     s.out_width = p.ow;
     s.act_bits = cs.abits;
-    for (EpilogueKind kind : kinds) {
+    for (const auto& [kind, max_code_out] : kinds) {
       Epilogue ep;
       ep.kind = kind;
-      ep.scale = p.scale.data();
+      // For 8-bit codes a 40x steeper scale, so that sums also pass 255 (and stay below 0).
+      std::vector<float> steep(p.scale);
+      for (float& v : steep) v *= 40.f;
+      ep.scale = max_code_out == 255 ? steep.data() : p.scale.data();
       ep.bias = p.bias.data();
-      ep.max_code_out = 3;
+      ep.max_code_out = max_code_out;
       const size_t bytes = kind == EpilogueKind::codes ? 1 : 4;
       const std::vector<uint8_t> want = reference(p, ep, bytes);
       for (Isa isa : available_isas()) {
@@ -156,6 +162,7 @@ TEST_CASE("conv_codes equals im2col + the reference GEMM bit for bit, every ISA 
         CAPTURE(cs.cout);
         CAPTURE(cs.abits);
         CAPTURE(static_cast<int>(kind));
+        CAPTURE(max_code_out);
         CAPTURE(std::string(isa_name(isa)));
         if (!conv_codes_supported(isa, cw, cs.abits)) {  // AVX2's int16 pair bound: the GEMM path
           CHECK(isa == Isa::avx2);
