@@ -225,6 +225,38 @@ TEST_CASE("Trainer: checkpoint_every writes inside epochs, keep rotates, resume 
   fs::remove_all(dir);
 }
 
+TEST_CASE("Trainer: checkpoint_minutes writes inside an epoch once the time is up, and not before") {
+  const fs::path dir = temp_dir("minutes");
+  auto fit = [&](double minutes) {
+    Setup setup;
+    TrainerOptions to;
+    to.epochs = 1;
+    to.max_steps = 4;
+    to.out = (dir / "run").string();
+    to.checkpoint_minutes = minutes;
+    to.keep = 8;
+    Trainer trainer(setup.dp, setup.opt, LrSchedule::cosine(1, 0.0, 0.5), setup.loader, nullptr, to);
+    CHECK(!trainer.fit().stopped);
+  };
+  const std::string last = (dir / "run" / "last.ckpt").string();
+  // 6 microseconds: every step ends after the time is up, so steps 1-3 write mid-epoch checkpoints
+  // and step 4 the epoch's own.
+  fit(1e-7);
+  for (int64_t i = 0; i < 4; ++i) {
+    const std::string file = i == 0 ? last : last + "." + std::to_string(i);
+    INFO(file);
+    REQUIRE(fs::exists(file));
+    CHECK(Checkpoint::load(file).training->global_step == 4 - i);
+  }
+  CHECK(!fs::exists(last + ".4"));
+  fs::remove_all(dir);
+  // An hour: only the epoch's end writes.
+  fit(60);
+  CHECK(Checkpoint::load(last).training->global_step == 4);
+  CHECK(!fs::exists(last + ".1"));
+  fs::remove_all(dir);
+}
+
 TEST_CASE("Trainer: float warm-up epochs never become best.ckpt") {
   const fs::path dir = temp_dir("warmup");
   Setup setup;
