@@ -1,6 +1,6 @@
 // int_graph.cpp: the integer graph runtime: chunks of images on pooled workspaces (so serving
 // allocates nothing once warm), each op run by its kind's row (op_kinds.cpp) on a ChunkRun
-// (op_context.h); the conv / linear path: packed im2col on NHWC codes (im2col_packed.h) or
+// (op_context_internal.h); the conv / linear path: packed im2col on NHWC codes (im2col_packed.h) or
 // conv_codes, packed GEMM with the fused requantization epilogue, the fused conv-add-relu chain.
 #include "quant/runtime/int_graph.h"
 
@@ -15,7 +15,7 @@
 #include "quant/runtime/im2col_packed.h"
 #include "quant/kernels/gemm.h"
 #include "quant/kernels/quantize_codes.h"
-#include "quant/runtime/op_context.h"
+#include "quant/runtime/op_context_internal.h"
 
 namespace lowbit::intq {
 

@@ -19,7 +19,7 @@
 #include "core/error.h"
 #include "core/file_io.h"
 #include "quant/kernels/gemm.h"
-#include "quant/runtime/op_context.h"
+#include "quant/runtime/op_context_internal.h"
 
 namespace lowbit::intq {
 

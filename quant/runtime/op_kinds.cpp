@@ -12,7 +12,7 @@
 #include "quant/kernels/gemm.h"
 #include "quant/runtime/act_code.h"
 #include "quant/runtime/model_file.h"
-#include "quant/runtime/op_context.h"
+#include "quant/runtime/op_context_internal.h"
 
 namespace lowbit::intq {
 

@@ -20,6 +20,18 @@ if find "$work/root" -path '*/include/*' \( -name '*.cpp' -o -name 'meson.build'
   find "$work/root" -path '*/include/*' \( -name '*.cpp' -o -name 'meson.build' -o -name '*.md' \) | head >&2
   exit 1
 fi
+# The *_internal.h contracts stay out, and no installed header includes a header that is not.
+inc=$(find "$work/root" -type d -path '*/include/lowbit' | head -n 1)
+if find "$inc" -name '*_internal.h' | grep .; then
+  echo "meson install put the internal headers above under include/" >&2
+  exit 1
+fi
+missing=$(cd "$inc" && grep -rho '^#include "[^"]*"' --include='*.h' . | sed 's/^#include "\(.*\)"$/\1/' | sort -u |
+  while read -r h; do [ -f "$h" ] || echo "$h"; done)
+if [ -n "$missing" ]; then
+  echo "installed headers include headers that are not installed: $missing" >&2
+  exit 1
+fi
 export PKG_CONFIG_PATH="$(dirname "$pc")${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
 echo "cc classify.c $(pkg-config --cflags --libs lowbit-runtime)"
 ${CC:-cc} -std=c99 -O2 -Wall "$src/tools/examples/classify.c" $(pkg-config --cflags --libs lowbit-runtime) -o "$work/classify"

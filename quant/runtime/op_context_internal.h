@@ -1,4 +1,4 @@
-// op_context.h: what an op kind's functions (its row in op_kinds.cpp) work with, INTERNAL to the
+// op_context_internal.h: what an op kind's functions (its row in op_kinds.cpp) work with, INTERNAL to the
 // runtime: the loader's error and field helpers and the file's tensor table, the reader of one op
 // (OpReader: values, type and shape checks, the op's tensors), and one chunk of images as
 // run_graph() runs it (ChunkRun: where each value lives, the output buffers, the GEMM path).
