@@ -69,20 +69,8 @@ lowbit_status make_model(const std::string& bytes, const lowbit_options* options
 }
 
 bool bad_options(const lowbit_options* o, lowbit_status& status) {
-  if (o && (o->threads < 0 || o->threads > 4096)) {
-    status = fail(LOWBIT_INVALID_ARGUMENT,
-                  lowbit::detail::concat("lowbit_options.threads must be 0 (all cores) to 4096, got ", o->threads));
-    return true;
-  }
-  if (o && o->isa && *o->isa) {
-    status = guarded(LOWBIT_INVALID_ARGUMENT, [&] {
-      const lowbit::kernels::Isa isa = lowbit::kernels::parse_isa(o->isa);
-      LOWBIT_CHECK(lowbit::kernels::isa_supported(isa), "lowbit_options.isa '", o->isa,
-                   "' is not supported by this CPU (supported: ", lowbit::kernels::supported_isa_names(), ")");
-    });
-    return status != LOWBIT_OK;
-  }
-  return false;
+  status = guarded(LOWBIT_INVALID_ARGUMENT, [&] { lowbit::check_runtime_options(runtime_options(o), "lowbit_options"); });
+  return status != LOWBIT_OK;
 }
 
 #define LOWBIT_REQUIRE(cond, ...) \

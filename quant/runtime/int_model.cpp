@@ -27,16 +27,11 @@ struct IntModel::Impl {
 namespace {
 
 kernels::Isa options_isa(const RuntimeOptions& o) {
-  if (o.isa.empty()) return intq::default_isa();
-  const kernels::Isa isa = kernels::parse_isa(o.isa);
-  LOWBIT_CHECK(kernels::isa_supported(isa), "RuntimeOptions::isa '", o.isa, "' is not supported by this CPU (supported: ",
-               kernels::supported_isa_names(), ")");
-  return isa;
+  return o.isa.empty() ? intq::default_isa() : kernels::parse_isa(o.isa);
 }
 
 std::unique_ptr<IntModel::Impl> make_impl(const std::string& bytes, const RuntimeOptions& o, const std::string& what) {
-  LOWBIT_CHECK(o.threads >= 0 && o.threads <= 4096, "RuntimeOptions::threads must be 0 (all cores) to 4096, got ",
-               o.threads);
+  check_runtime_options(o);
   auto impl = std::make_unique<IntModel::Impl>();
   impl->isa = options_isa(o);
   impl->graph = intq::parse_int_graph(bytes, what, impl->isa);
@@ -57,6 +52,18 @@ void check_finite(const float* x, int64_t n, int64_t c, int64_t h, int64_t w) {
 }
 
 }  // namespace
+
+void check_runtime_options(const RuntimeOptions& o, const char* name) {
+  LOWBIT_CHECK(o.threads >= 0 && o.threads <= 4096, name, ".threads must be 0 (all cores) to 4096, got ", o.threads);
+  if (o.isa.empty()) return;
+  bool supported = false;
+  try {
+    supported = kernels::isa_supported(kernels::parse_isa(o.isa));
+  } catch (const Error&) {  // not a level's name
+  }
+  LOWBIT_CHECK(supported, name, ".isa '", o.isa, "' is not a kernel level this CPU supports (supported: ",
+               kernels::supported_isa_names(), ")");
+}
 
 kernels::Isa IntModelAccess::isa(const IntModel& model) { return model.impl_->isa; }
 

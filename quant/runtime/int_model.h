@@ -42,6 +42,10 @@ struct RuntimeOptions {
   std::string isa;  // kernel level: "scalar", "avx2", "avx_vnni", "avx512", "amx"; "": the
                     // LOWBIT_ISA environment variable if set, else the best this CPU supports
 };
+// Throws lowbit::Error when threads is outside 0..4096 or isa is unknown or not supported by this
+// CPU, naming the field as `name`.threads / `name`.isa (the C API passes "lowbit_options").
+// IntModel's constructors call it first; a caller may call it before reading a model file.
+void check_runtime_options(const RuntimeOptions& options, const char* name = "RuntimeOptions");
 
 enum class PixelLayout { hwc, chw };
 
