@@ -28,15 +28,15 @@ namespace {
 
 // A small W2A2 convnet export (8x8 inputs), with the provenance `lowbit export` writes.
 intq::IntGraph small_export() {
-  manual_seed(0);
-  auto model = make_model("convnet", {1, 8, 8, 10});
+  Generator gen(0);
+  auto model = make_model("convnet", {1, 8, 8, 10}, gen);
   QuantPolicy policy;
   policy.method = "pact-sawb";
   policy.wbits = policy.abits = 2;
   convert_model(*model, policy);
   {
     NoGradGuard g;
-    model->forward(Tensor::randn({4, 1, 8, 8}, global_generator()));  // quantizer inits
+    model->forward(Tensor::randn({4, 1, 8, 8}, gen));  // quantizer inits
   }
   intq::ExportInfo info;
   info.channels = 1;
