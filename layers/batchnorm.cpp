@@ -70,7 +70,8 @@ LayerType batch_norm2d_layer_type() {
             return std::make_shared<BatchNorm2d>(config_int(c, "channels"), static_cast<float>(config_number(c, "eps")),
                                                  static_cast<float>(config_number(c, "momentum")),
                                                  config_bool(c, "fused_relu"));
-          }};
+          },
+          nullptr, [](const nlohmann::json& c) { return 4.0 * static_cast<double>(config_int(c, "channels")); }};
 }
 
 }  // namespace lowbit

@@ -1,6 +1,7 @@
 // conv2d.cpp: Conv2d layer and its layer-type row.
 #include "layers/conv2d.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/error.h"
@@ -66,12 +67,20 @@ Conv2dConfig conv2d_config_from_json(const nlohmann::json& j) {
   return c;
 }
 
+double conv2d_parameter_count(const nlohmann::json& j) {
+  const double in = static_cast<double>(config_int(j, "in_channels")), out = static_cast<double>(config_int(j, "out_channels")),
+               k = static_cast<double>(config_int(j, "kernel")), groups = static_cast<double>(std::max<int64_t>(1, config_int(j, "groups")));
+  return out * (in / groups) * k * k + (config_bool(j, "bias") ? out : 0);
+}
+
 LayerType conv2d_layer_type() {
-  return {"Conv2d", &typeid(Conv2d),
-          [](const Module& m) { return conv2d_config_json(static_cast<const Conv2d&>(m).config); },
-          [](const nlohmann::json& c, const NamedModules&, Generator& gen) {
-            return std::make_shared<Conv2d>(conv2d_config_from_json(c), gen);
-          }};
+  LayerType row{"Conv2d", &typeid(Conv2d),
+                [](const Module& m) { return conv2d_config_json(static_cast<const Conv2d&>(m).config); },
+                [](const nlohmann::json& c, const NamedModules&, Generator& gen) {
+                  return std::make_shared<Conv2d>(conv2d_config_from_json(c), gen);
+                }};
+  row.parameter_count = conv2d_parameter_count;
+  return row;
 }
 
 }  // namespace lowbit

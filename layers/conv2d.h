@@ -35,6 +35,8 @@ class Conv2d : public Module {
 // (QuantConv2d's row reuses them).
 nlohmann::json conv2d_config_json(const Conv2dConfig& config);
 Conv2dConfig conv2d_config_from_json(const nlohmann::json& config);
+// Weight and bias elements of a Conv2d of these settings (QuantConv2d's row reuses it).
+double conv2d_parameter_count(const nlohmann::json& config);
 LayerType conv2d_layer_type();
 
 }  // namespace lowbit

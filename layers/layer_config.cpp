@@ -151,6 +151,22 @@ std::shared_ptr<Module> module_from_config(const json& config, const LayerTypes&
   return rebuild(config, "", types, gen);
 }
 
+double config_parameter_count(const json& config, const LayerTypes& types) {
+  if (!config.is_object()) return 0;
+  double n = 0;
+  const LayerType* row = config.contains("type") && config["type"].is_string() ? types.find(config["type"]) : nullptr;
+  if (row && row->parameter_count && config.contains("config")) {
+    try {
+      n += row->parameter_count(config["config"]);
+    } catch (const Error&) {
+      // a malformed setting: module_from_config names it
+    }
+  }
+  if (config.contains("children") && config["children"].is_array())
+    for (const json& c : config["children"]) n += config_parameter_count(c, types);
+  return n;
+}
+
 int64_t config_int(const json& config, const char* key) {
   const json& v = field(config, key);
   LOWBIT_CHECK(v.is_number_integer(), "layer config '", key, "' must be an integer, got ", v.dump());

@@ -49,6 +49,9 @@ struct LayerType {
       make;
   // With cls null: whether the row describes `module` (true when empty).
   std::function<bool(const Module& module)> describes;
+  // The float parameters and buffers make() allocates for `config` itself (children excluded);
+  // empty: none. Read before rebuilding from untrusted input (config_parameter_count).
+  std::function<double(const nlohmann::json& config)> parameter_count;
 };
 
 class LayerTypes {
@@ -77,6 +80,11 @@ std::optional<std::pair<std::string, std::string>> undescribed_module(const Modu
 // The module `config` describes, its initialisation drawn from `gen`. Throws lowbit::Error naming
 // the module's place ("model layer '3.conv1'") and type for an unknown type or a bad setting.
 std::shared_ptr<Module> module_from_config(const nlohmann::json& config, const LayerTypes& types, Generator& gen);
+
+// The float parameters and buffers module_from_config(config, ...) would allocate, from the rows'
+// parameter_count (0 for an unknown type, which module_from_config refuses anyway), in double so
+// absurd settings cannot overflow: what a caller bounds before rebuilding from a file it did not write.
+double config_parameter_count(const nlohmann::json& config, const LayerTypes& types);
 
 // Readers for a row's maker: the value of `key` in `config`, or a lowbit::Error naming the key and
 // the expected kind of value.

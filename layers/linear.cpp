@@ -31,6 +31,11 @@ std::string Linear::describe() const {
   return detail::concat("Linear(", in_features, " -> ", out_features, bias.defined() ? "" : ", no bias", ")");
 }
 
+double linear_parameter_count(const nlohmann::json& c) {
+  const double in = static_cast<double>(config_int(c, "in_features")), out = static_cast<double>(config_int(c, "out_features"));
+  return out * in + (config_bool(c, "bias") ? out : 0);
+}
+
 LayerType linear_layer_type() {
   return {"Linear", &typeid(Linear),
           [](const Module& m) {
@@ -41,7 +46,8 @@ LayerType linear_layer_type() {
           [](const nlohmann::json& c, const NamedModules&, Generator& gen) {
             return std::make_shared<Linear>(config_int(c, "in_features"), config_int(c, "out_features"), gen,
                                             config_bool(c, "bias"));
-          }};
+          },
+          nullptr, linear_parameter_count};
 }
 
 }  // namespace lowbit

@@ -22,6 +22,8 @@ class Linear : public Module {
   Parameter weight, bias;
 };
 
+// Weight and bias elements of a Linear of these settings (QuantLinear's row reuses it).
+double linear_parameter_count(const nlohmann::json& config);
 LayerType linear_layer_type();
 
 }  // namespace lowbit

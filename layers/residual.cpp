@@ -47,6 +47,13 @@ LayerType basic_block_layer_type() {
                                                       config_int(c, "stride"), gen);
             for (const auto& [name, child] : children) block->replace_child(name, child);
             return block;
+          },
+          nullptr,
+          // The block's own convs and norms, built before its children replace them.
+          [](const nlohmann::json& c) {
+            const double in = static_cast<double>(config_int(c, "in_channels")),
+                         out = static_cast<double>(config_int(c, "out_channels"));
+            return 9 * in * out + 9 * out * out + 8 * out + in * out + 4 * out;
           }};
 }
 

@@ -98,7 +98,8 @@ LayerType quant_conv2d_layer_type() {
           [](const nlohmann::json& c, const NamedModules& children, Generator& gen) {
             return std::make_shared<QuantConv2d>(conv2d_config_from_json(c), quantizer_child(children, "weight_quantizer"),
                                                  quantizer_child(children, "act_quantizer"), gen);
-          }};
+          },
+          nullptr, conv2d_parameter_count};
 }
 
 LayerType quant_linear_layer_type() {
@@ -112,7 +113,8 @@ LayerType quant_linear_layer_type() {
             return std::make_shared<QuantLinear>(config_int(c, "in_features"), config_int(c, "out_features"),
                                                  config_bool(c, "bias"), quantizer_child(children, "weight_quantizer"),
                                                  quantizer_child(children, "act_quantizer"), gen);
-          }};
+          },
+          nullptr, linear_parameter_count};
 }
 
 }  // namespace lowbit

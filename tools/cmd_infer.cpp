@@ -311,6 +311,12 @@ void register_bench_infer(CLI::App& bench) {
     } else {
       LOWBIT_CHECK(p.contains("architecture"), "model file ", *model, " has no provenance model/model_config or "
                    "architecture to rebuild the float model from");
+      // Bounded before anything is allocated: every float weight is at least one bit of the file.
+      const double params = config_parameter_count(p["architecture"], library_layer_types());
+      const double bound = 8.0 * static_cast<double>(m.parameter_bytes()) + 65536.0;
+      LOWBIT_CHECK(params <= bound, "model file ", *model, ": provenance.architecture describes ", params,
+                   " float parameters, more than its integer graph can hold (at most ", bound,
+                   "): it is not the architecture the model was exported from");
       try {
         fp = module_from_config(p["architecture"], library_layer_types(), gen);
       } catch (const Error& e) {
