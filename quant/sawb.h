@@ -23,6 +23,7 @@ std::pair<double, double> sawb_coefficients(int bits);
 // alpha_w of a weight tensor (the formula above, with its fallbacks).
 float sawb_alpha(const Tensor& w, int bits);
 
+// Factory option "sawb_max": true sets use_max (what factory_options() records for a calibrated one).
 class SawbQuantizer : public Quantizer {
  public:
   explicit SawbQuantizer(int bits);

@@ -1,7 +1,8 @@
 // test_cli_model_files.cpp: the lowbit program on hostile model paths and files (issue 12):
 // `lowbit inspect DIR`, `lowbit infer --model DIR` and `lowbit bench infer` on a file whose
 // provenance asks for an absurd float model answer exit code 1 and one exact `error:` line
-// (no std::bad_alloc, no attempted allocation); a valid export still inspects and benches.
+// (no std::bad_alloc, no attempted allocation); a valid export still inspects and benches, also
+// from its recorded architecture alone, and an absurd architecture is refused before allocating.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
