@@ -54,11 +54,4 @@ uint64_t Generator::below(uint64_t bound) {
   return static_cast<uint64_t>(m >> 64);
 }
 
-Generator& global_generator() {
-  static Generator gen(0);
-  return gen;
-}
-
-void manual_seed(uint64_t seed) { global_generator().manual_seed(seed); }
-
 }  // namespace lowbit

@@ -2,6 +2,9 @@
 // Its whole state is four 64-bit words, so checkpoints save and restore it exactly; the same
 // seed gives the same stream on every machine and build (no std:: distributions, whose
 // output differs between standard libraries).
+// There is no process-wide generator: whatever draws (a layer's initialisation, a Dropout's
+// masks, a test's inputs) is handed a Generator& or owns one, so two models built in one process
+// never disturb each other's streams and a checkpoint can name every stream it restores.
 #pragma once
 #include <array>
 #include <cstdint>
@@ -22,9 +25,5 @@ class Generator {
  private:
   std::array<uint64_t, 4> s_{};
 };
-
-// The process-wide generator used by parameter initialisation and dropout by default.
-Generator& global_generator();
-void manual_seed(uint64_t seed);
 
 }  // namespace lowbit

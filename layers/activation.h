@@ -1,7 +1,11 @@
 // activation.h: parameter-free layers: ReLU, Flatten, Dropout, Identity, MaxPool2d,
-// AvgPool2d, GlobalAvgPool2d. Each is a thin Module over the op of the same name.
+// AvgPool2d, GlobalAvgPool2d. Each is a thin Module over the op of the same name, and each has
+// its row of the layer-type table (layers/layer_config.h), defined in activation.cpp.
+// Dropout owns its random stream (seeded from the Generator it is built with), registered as
+// "rng" so a training checkpoint saves it and resume restores it (Module::named_generators).
 #pragma once
 #include "core/random.h"
+#include "layers/layer_config.h"
 #include "layers/module.h"
 
 namespace lowbit {
@@ -26,11 +30,15 @@ class Flatten : public Module {
 
 class Dropout : public Module {
  public:
-  explicit Dropout(float p = 0.5f) : p(p) {}
+  // p in [0, 1); the mask stream is seeded with one draw from `gen`.
+  Dropout(float p, Generator& gen);
   Tensor forward(const Tensor& x) override;
   std::string type_name() const override { return "Dropout"; }
   std::string describe() const override;
   const float p;
+
+ private:
+  Generator rng_;
 };
 
 class MaxPool2d : public Module {
@@ -58,5 +66,15 @@ class GlobalAvgPool2d : public Module {
   Tensor forward(const Tensor& x) override;
   std::string type_name() const override { return "GlobalAvgPool2d"; }
 };
+
+// Rows of the layer-type table: {} settings, except Dropout {"p"} and the pools {"kernel",
+// "stride", "padding"}.
+LayerType relu_layer_type();
+LayerType identity_layer_type();
+LayerType flatten_layer_type();
+LayerType dropout_layer_type();
+LayerType max_pool2d_layer_type();
+LayerType avg_pool2d_layer_type();
+LayerType global_avg_pool2d_layer_type();
 
 }  // namespace lowbit

@@ -59,4 +59,19 @@ std::string BatchNorm2d::describe() const {
   return detail::concat("BatchNorm2d(", channels, ")", fused_relu ? "+ReLU" : "");
 }
 
+LayerType batch_norm2d_layer_type() {
+  return {"BatchNorm2d", &typeid(BatchNorm2d),
+          [](const Module& m) {
+            const auto& b = static_cast<const BatchNorm2d&>(m);
+            return nlohmann::json{{"channels", b.channels}, {"eps", b.eps}, {"momentum", b.momentum},
+                                  {"fused_relu", b.fused_relu}};
+          },
+          [](const nlohmann::json& c, const NamedModules&, Generator&) {
+            return std::make_shared<BatchNorm2d>(config_int(c, "channels"), static_cast<float>(config_number(c, "eps")),
+                                                 static_cast<float>(config_number(c, "momentum")),
+                                                 config_bool(c, "fused_relu"));
+          },
+          nullptr, [](const nlohmann::json& c) { return 4.0 * static_cast<double>(config_int(c, "channels")); }};
+}
+
 }  // namespace lowbit

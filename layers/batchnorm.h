@@ -2,11 +2,13 @@
 // running_mean/running_var buffers. Training uses batch statistics (see core/ops_norm.h), eval
 // the running ones. Under DataParallel (layers/data_parallel.h) with sync_batch_norm the layer
 // allreduces its per-channel sums across the replicas (sync-BN); without it, sync_statistics()
-// averages the per-rank running statistics once per epoch.
+// averages the per-rank running statistics once per epoch. Its layer-type row writes
+// {"channels", "eps", "momentum", "fused_relu"}.
 #pragma once
 #include <functional>
 
 #include "core/ops_norm.h"
+#include "layers/layer_config.h"
 #include "layers/module.h"
 
 namespace lowbit {
@@ -34,5 +36,7 @@ class BatchNorm2d : public Module {
   Tensor run(const Tensor& x, bool with_relu);
   Comm* sync_comm_ = nullptr;  // set: batch statistics over every rank of it (sync-BN)
 };
+
+LayerType batch_norm2d_layer_type();
 
 }  // namespace lowbit

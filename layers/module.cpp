@@ -45,6 +45,15 @@ void Module::register_buffer(const std::string& name, Parameter& slot, const Ten
   buffers_.emplace_back(name, &slot);
 }
 
+void Module::register_generator(const std::string& name, Generator& slot) { generators_.emplace_back(name, &slot); }
+
+std::vector<std::pair<std::string, Generator*>> Module::named_generators() {
+  std::vector<std::pair<std::string, Generator*>> out;
+  for (auto& [name, m] : named_modules())
+    for (auto& [g, slot] : m->generators_) out.emplace_back(name.empty() ? g : name + "." + g, slot);
+  return out;
+}
+
 void Module::add_child(ChildSlot slot) { children_.push_back(std::move(slot)); }
 
 void Module::throw_bad_child(const std::string& name, const std::string& type) {

@@ -21,6 +21,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/random.h"
 #include "core/state_dict.h"
 #include "core/tensor.h"
 
@@ -69,10 +70,17 @@ class Module {
   // Short type name ("Conv2d") and a one-line description of the configuration.
   virtual std::string type_name() const = 0;
   virtual std::string describe() const { return type_name(); }
+  // The row of the layer-type table (layers/layer_config.h) that writes and rebuilds this module's
+  // configuration. Default: its type name; a family sharing one row overrides it (every Quantizer:
+  // "Quantizer", rebuilt through the quantizer registry).
+  virtual std::string config_type() const { return type_name(); }
 
   std::vector<std::pair<std::string, Tensor>> named_parameters() const;
   std::vector<Tensor> parameters() const;
   std::vector<std::pair<std::string, Tensor>> named_buffers() const;
+  // The random streams the modules draw from while running (Dropout's masks), dotted names
+  // ("3.rng"): what a training checkpoint saves and resume restores, besides the state dict.
+  std::vector<std::pair<std::string, Generator*>> named_generators();
   // This module ("") and all descendants, depth first, with dotted names.
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> named_modules();
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children() const;
@@ -104,6 +112,8 @@ class Module {
   void register_parameter(const std::string& name, Parameter& slot, const Tensor& value);
   // Register `slot` as a buffer (saved, not trained).
   void register_buffer(const std::string& name, Parameter& slot, const Tensor& value);
+  // Register `slot` (a member) as a random stream used at run time (see named_generators()).
+  void register_generator(const std::string& name, Generator& slot);
   // Register a child module held in a member shared_ptr<M>.
   template <class M>
   std::shared_ptr<M>& register_module(const std::string& name, std::shared_ptr<M>& slot,
@@ -135,6 +145,7 @@ class Module {
 
   std::vector<std::pair<std::string, Parameter*>> params_;
   std::vector<std::pair<std::string, Parameter*>> buffers_;
+  std::vector<std::pair<std::string, Generator*>> generators_;
   std::vector<ChildSlot> children_;
   bool training_ = true;
 };

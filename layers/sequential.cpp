@@ -1,6 +1,7 @@
 // sequential.cpp: Sequential container.
 #include "layers/sequential.h"
 
+#include "core/error.h"
 #include "layers/activation.h"
 
 namespace lowbit {
@@ -27,6 +28,19 @@ Tensor Sequential::forward(const Tensor& x) {
     }
   }
   return y;
+}
+
+LayerType sequential_layer_type() {
+  return {"Sequential", &typeid(Sequential), [](const Module&) { return nlohmann::json::object(); },
+          [](const nlohmann::json&, const NamedModules& children, Generator&) {
+            auto seq = std::make_shared<Sequential>();
+            for (const auto& [name, child] : children) {
+              LOWBIT_CHECK(name == std::to_string(seq->size()), "Sequential child '", name, "' is out of order (expected '",
+                           seq->size(), "')");
+              seq->add(child);
+            }
+            return seq;
+          }};
 }
 
 }  // namespace lowbit

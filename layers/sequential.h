@@ -1,7 +1,9 @@
-// sequential.h: Sequential, a chain of modules named "0", "1", ... applied in order.
+// sequential.h: Sequential, a chain of modules named "0", "1", ... applied in order. Its
+// layer-type row has no settings: its architecture is its children's.
 #pragma once
 #include <initializer_list>
 
+#include "layers/layer_config.h"
 #include "layers/module.h"
 
 namespace lowbit {
@@ -20,5 +22,7 @@ class Sequential : public Module {
   // Stable addresses: the registry keeps pointers to these slots.
   std::vector<std::unique_ptr<std::shared_ptr<Module>>> slots_;
 };
+
+LayerType sequential_layer_type();
 
 }  // namespace lowbit

@@ -89,6 +89,15 @@ ModelSpec read_spec(const Fields& f) {
   }
   if (auto p = f.sd.strings.find("quant.policy"); p != f.sd.strings.end())
     spec.policy = QuantPolicy::from_json_string(p->second);
+  if (auto a = f.sd.strings.find("model.architecture"); a != f.sd.strings.end()) {
+    try {
+      spec.architecture = json::parse(a->second);
+    } catch (const std::exception& e) {
+      throw Error(detail::concat("checkpoint ", f.source, ": field 'model.architecture' is not JSON: ", e.what()));
+    }
+    LOWBIT_CHECK(spec.architecture.is_object(), "checkpoint ", f.source,
+                 ": field 'model.architecture' must be a JSON object");
+  }
   return spec;
 }
 
@@ -117,11 +126,21 @@ ServingInfo read_serving(const Fields& f) {
   }
 }
 
-std::array<uint64_t, 4> read_rng(const Fields& f) {
-  std::array<uint64_t, 4> rng{};
-  std::istringstream in(f.string("rng"));
-  for (auto& w : rng) LOWBIT_CHECK(static_cast<bool>(in >> w), "checkpoint ", f.source, ": field 'rng' is malformed");
-  return rng;
+// The streams under "rng.<name>" (the older single "rng" field is not one of them).
+RngStates read_rng(const Fields& f) {
+  RngStates out;
+  for (const auto& [name, text] : f.sd.sub("rng").strings) {
+    std::array<uint64_t, 4> rng{};
+    std::istringstream in(text);
+    for (auto& w : rng)
+      LOWBIT_CHECK(static_cast<bool>(in >> w), "checkpoint ", f.source, ": field 'rng.", name, "' is malformed");
+    out[name] = rng;
+  }
+  return out;
+}
+
+void write_rng(StateDict& sd, const RngStates& states) {
+  for (const auto& [name, state] : states) sd.strings["rng." + name] = rng_to_string(state);
 }
 
 TrainingState read_training(const Fields& f) {
@@ -162,7 +181,7 @@ StateDict RankState::to_state_dict() const {
   sd.scalars["loss_sum"] = loss_sum;
   sd.scalars["correct"] = static_cast<double>(correct);
   sd.scalars["seen"] = static_cast<double>(seen);
-  sd.strings["rng"] = rng_to_string(rng);
+  write_rng(sd, rng);
   return sd;
 }
 
@@ -187,6 +206,7 @@ StateDict Checkpoint::to_state_dict() const {
     sd.scalars["model.width"] = static_cast<double>(spec.config.width);
     sd.scalars["model.num_classes"] = static_cast<double>(spec.config.num_classes);
   }
+  if (spec.architecture.is_object()) sd.strings["model.architecture"] = spec.architecture.dump();
   sd.strings["quant.policy"] = spec.policy.to_json_string();
   sd.strings["serving"] = serving_json(serving).dump();
   if (!data.empty()) sd.strings["data"] = data;
@@ -196,7 +216,7 @@ StateDict Checkpoint::to_state_dict() const {
     sd.scalars["global_step"] = static_cast<double>(training->global_step);
     sd.scalars["best_acc"] = training->best_acc;
     sd.scalars["test_acc"] = training->test_acc;
-    sd.strings["rng"] = rng_to_string(training->rng);
+    write_rng(sd, training->rng);
     sd.strings["schedule"] = training->schedule;
     if (training->global_batch > 0) sd.scalars["global_batch"] = static_cast<double>(training->global_batch);
     if (training->epoch_step > 0) {
@@ -232,23 +252,54 @@ void Checkpoint::save(const std::string& path) const { save_state_dict(path, to_
 Checkpoint Checkpoint::load(const std::string& path) { return from_state_dict(load_state_dict_file(path), path); }
 
 std::shared_ptr<Module> Checkpoint::build_model(const std::string& source) const {
-  LOWBIT_CHECK(!spec.name.empty(), "checkpoint ", source, " lacks 'model.name': it holds a model its program "
-               "defined, which only that program can rebuild");
-  std::shared_ptr<Module> m = ::lowbit::build_model(spec);
-  m->load_state_dict(model);
+  LOWBIT_CHECK(!spec.name.empty() || spec.architecture.is_object(), "checkpoint ", source,
+               " lacks 'model.name' and 'model.architecture': it holds a model its program defined, saved without "
+               "its architecture, which only that program can rebuild");
+  Generator init(0);  // the weights are loaded next: what the init draws does not matter
+  std::shared_ptr<Module> m;
+  try {
+    m = ::lowbit::build_model(spec, init);
+    m->load_state_dict(model);
+  } catch (const Error& e) {
+    throw Error(detail::concat("checkpoint ", source, ": ", e.what()));
+  }
   return m;
+}
+
+ModelConfig Checkpoint::model_config() const {
+  if (!spec.name.empty()) return spec.config;
+  return {serving.channels, serving.height, serving.width, static_cast<int64_t>(serving.class_names.size())};
+}
+
+RngStates rng_states(Module& model) {
+  RngStates out;
+  for (const auto& [name, g] : model.named_generators()) out[name] = g->state();
+  return out;
+}
+
+void set_rng_states(Module& model, const RngStates& states, const std::string& source) {
+  const auto generators = model.named_generators();
+  for (const auto& [name, g] : generators)
+    LOWBIT_CHECK(states.count(name), "checkpoint ", source, " lacks the random stream 'rng.", name,
+                 "' of the model (it was written by another model or an older lowbit)");
+  for (const auto& [name, g] : generators) g->set_state(states.at(name));
 }
 
 void Checkpoint::check_resumes(const ModelSpec& run, const std::string& source) const {
   LOWBIT_CHECK(training.has_value(), "cannot resume from ", source, ": it is a model-only checkpoint (it lacks "
                "'epoch', the optimizer state and the RNG state); resume from a training checkpoint (last.ckpt) or "
                "start a new run from its weights with --init-from");
-  const bool same = run.name == spec.name && run.policy.to_json_string() == spec.policy.to_json_string() &&
+  // A program-defined model is its architecture (a zoo model: its name, input and policy); compared
+  // when both sides know it (older checkpoints lack it).
+  const bool same_layers = !run.name.empty() || !run.architecture.is_object() || !spec.architecture.is_object() ||
+                           run.architecture == spec.architecture;
+  const bool same = same_layers && run.name == spec.name && run.policy.to_json_string() == spec.policy.to_json_string() &&
                     (run.name.empty() || (run.config.in_channels == spec.config.in_channels &&
                                           run.config.height == spec.config.height &&
                                           run.config.width == spec.config.width &&
                                           run.config.num_classes == spec.config.num_classes));
   LOWBIT_CHECK(same, "cannot resume from ", source, ": it holds ", describe(spec), ", but this run is ", describe(run),
+               same_layers ? "" : " (their layer architectures differ)",
                "; resume with the checkpoint's options or start a new run from its weights with --init-from");
 }
 

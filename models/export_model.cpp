@@ -33,9 +33,9 @@ ExportSummary write_export(Module& model, const intq::ExportInfo& info, const st
 }  // namespace
 
 intq::ExportInfo checkpoint_export_info(const Checkpoint& ck, const std::string& checkpoint_path) {
-  LOWBIT_CHECK(ck.spec.policy.quantized(), "checkpoint ", checkpoint_path,
-               " holds a float model; export needs a QAT checkpoint (a quantization policy)");
-  const ModelConfig& mc = ck.spec.config;
+  LOWBIT_CHECK(is_quantized(ck.spec), "checkpoint ", checkpoint_path,
+               " holds a float model; export needs a QAT checkpoint (a quantization policy or quantized layers)");
+  const ModelConfig mc = ck.model_config();
   intq::ExportInfo info = serving_export_info(ck.serving);
   info.channels = mc.in_channels;
   info.height = mc.height;
@@ -43,16 +43,18 @@ intq::ExportInfo checkpoint_export_info(const Checkpoint& ck, const std::string&
   info.class_names.resize(static_cast<size_t>(mc.num_classes));
   for (size_t i = 0; i < info.class_names.size(); ++i)
     if (info.class_names[i].empty()) info.class_names[i] = std::to_string(i);
-  info.method = ck.spec.policy.method;
-  // model, model_config: what `lowbit bench infer` rebuilds the float model from.
+  info.method = quant_method(ck.spec);
+  // model + model_config (a zoo model) or architecture (any model of library layers): what
+  // `lowbit bench infer` rebuilds the float model from.
   nlohmann::json prov = {{"checkpoint", std::filesystem::absolute(checkpoint_path).string()},
-                         {"model", ck.spec.name},
                          {"model_config",
                           {{"in_channels", mc.in_channels}, {"height", mc.height}, {"width", mc.width},
                            {"num_classes", mc.num_classes}}},
                          {"policy", ck.spec.policy.to_json()},
                          {"data", ck.data},
                          {"exporter", "lowbit 0.1.0"}};
+  if (!ck.spec.name.empty()) prov["model"] = ck.spec.name;
+  if (ck.spec.architecture.is_object()) prov["architecture"] = ck.spec.architecture;
   if (ck.training) {
     prov["epoch"] = ck.training->epoch;
     prov["test_acc"] = ck.training->test_acc;
@@ -70,7 +72,7 @@ ExportSummary export_model(const std::string& checkpoint_path, const std::string
 
 ExportSummary export_model(Module& model, const ServingInfo& serving, const std::string& out_path) {
   intq::ExportInfo info = serving_export_info(serving);
-  info.provenance = {{"exporter", "lowbit 0.1.0"}};
+  info.provenance = {{"exporter", "lowbit 0.1.0"}, {"architecture", model_architecture(model)}};
   return write_export(model, info, out_path);
 }
 

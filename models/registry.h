@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "core/random.h"
 #include "layers/module.h"
 
 namespace lowbit {
@@ -18,12 +19,14 @@ struct ModelConfig {
   int64_t in_channels = 1, height = 28, width = 28, num_classes = 10;
 };
 
-std::shared_ptr<Module> make_model(const std::string& name, const ModelConfig& config);
+// The zoo model `name`, its initialisation drawn from `gen` (layer by layer, in order): the same
+// seed gives the same model.
+std::shared_ptr<Module> make_model(const std::string& name, const ModelConfig& config, Generator& gen);
 std::vector<std::string> model_names();
 
-std::shared_ptr<Module> make_mlp(const ModelConfig& config);
-std::shared_ptr<Module> make_convnet(const ModelConfig& config);
-std::shared_ptr<Module> make_cifar_resnet(int depth, const ModelConfig& config);
-std::shared_ptr<Module> make_resnet18(const ModelConfig& config);
+std::shared_ptr<Module> make_mlp(const ModelConfig& config, Generator& gen);
+std::shared_ptr<Module> make_convnet(const ModelConfig& config, Generator& gen);
+std::shared_ptr<Module> make_cifar_resnet(int depth, const ModelConfig& config, Generator& gen);
+std::shared_ptr<Module> make_resnet18(const ModelConfig& config, Generator& gen);
 
 }  // namespace lowbit

@@ -104,6 +104,12 @@ Trainer::Trainer(DataParallel& dp, Optimizer& optimizer, LrSchedule schedule, Da
   };
 }
 
+ModelSpec Trainer::run_spec() const {
+  ModelSpec spec = spec_;
+  spec.architecture = model_architecture(model_);
+  return spec;
+}
+
 void Trainer::set_serving(const ServingInfo& serving, const std::string& data_spec) {
   serving_ = serving;
   data_spec_ = data_spec;
@@ -123,7 +129,7 @@ ResumeInfo Trainer::resume(const std::string& path) {
   std::string error;
   try {
     const Checkpoint ck = Checkpoint::from_state_dict(sd, source);
-    ck.check_resumes(spec_, source);
+    ck.check_resumes(run_spec(), source);
     const TrainingState& t = *ck.training;
     LOWBIT_CHECK(t.epoch <= options_.epochs, "cannot resume from ", source, ": it already has ", t.epoch,
                  " epochs, more than TrainerOptions::epochs ", options_.epochs);
@@ -144,13 +150,13 @@ ResumeInfo Trainer::resume(const std::string& path) {
     global_step_ = t.global_step;
     best_acc_ = t.best_acc;
     last_test_acc_ = t.test_acc;
-    global_generator().set_state(t.rng);
+    set_rng_states(model_, t.rng, source);
     start_totals_ = {};
     if (t.ranks.size() == static_cast<size_t>(dp_.size())) {
       // The same rank count: each rank continues from exactly what it held.
       const RankState& mine = t.ranks[static_cast<size_t>(dp_.rank())];
       model_.load_state_dict(mine.buffers, /*strict=*/false);
-      global_generator().set_state(mine.rng);
+      set_rng_states(model_, mine.rng, source);
       start_totals_.loss_sum = mine.loss_sum;
       start_totals_.correct = mine.correct;
       start_totals_.seen = mine.seen;
@@ -174,7 +180,7 @@ ResumeInfo Trainer::resume(const std::string& path) {
 
 Checkpoint Trainer::checkpoint(double test_acc) const {
   Checkpoint ck;
-  ck.spec = spec_;
+  ck.spec = run_spec();
   ck.model = model_.state_dict();
   ck.serving = serving_;
   ck.data = data_spec_;
@@ -185,7 +191,7 @@ Checkpoint Trainer::checkpoint(double test_acc) const {
   t.best_acc = best_acc_;
   t.test_acc = test_acc;
   t.global_batch = train_.options().batch_size;
-  t.rng = global_generator().state();
+  t.rng = rng_states(model_);
   t.optimizer = optimizer_.state_dict();
   t.schedule = schedule_.describe();
   ck.training = std::move(t);
@@ -283,7 +289,7 @@ void Trainer::save_mid_epoch(int64_t epoch, int64_t step, int64_t steps, const E
   mine.loss_sum = e.loss_sum;
   mine.correct = e.correct;
   mine.seen = e.seen;
-  mine.rng = global_generator().state();
+  mine.rng = rng_states(model_);
   const std::vector<StateDict> ranks = gather_state_dicts(dp_.comm(), mine.to_state_dict());
   write_checkpoint(
       [&] {

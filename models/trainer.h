@@ -92,8 +92,11 @@ class Trainer {
           TrainerOptions options);
 
   // What checkpoints carry besides the run's state: a zoo model's spec (eval/export rebuild it by
-  // name; also what resume() validates against), serving info (default: the training set's input
-  // size, normalization and class names), the dataset spec, free-form notes.
+  // name; also what resume() validates against; a program's model needs none: every checkpoint
+  // records the model's architecture, models/model_spec.h, so eval/export/calibrate/bench rebuild
+  // any model of library layers, and a quantized one its policy for the record), serving info
+  // (default: the training set's input size, normalization and class names), the dataset spec,
+  // free-form notes.
   void set_model_spec(const ModelSpec& spec) { spec_ = spec; }
   void set_serving(const ServingInfo& serving, const std::string& data_spec);
   void set_note(const std::string& key, const std::string& value) { notes_[key] = value; }
@@ -105,7 +108,7 @@ class Trainer {
 
   // Collective: rank 0 reads the checkpoint (the newest of path, path.1, ... that loads:
   // models/checkpoint_files.h), every rank restores model, optimizer state, epoch, step, best
-  // accuracy and RNG from it; from a mid-epoch checkpoint also its own buffers, RNG and metric sums
+  // accuracy and the model's random streams from it; from a mid-epoch checkpoint also its own buffers, RNG and metric sums
   // (with another rank count than the checkpoint's: rank 0's buffers and RNG on every rank). Throws
   // one AgreedError when no file loads, when it is model-only or from another model / quantization
   // policy (Checkpoint::check_resumes), or when its global batch or steps per epoch differ.
@@ -121,7 +124,8 @@ class Trainer {
   void request_stop() { stop_requested_.store(true, std::memory_order_relaxed); }
   // Collective: evaluate() on the test set with the options' batch and limit.
   EvalResult evaluate();
-  // The run's checkpoint now (model state, optimizer, epochs completed, RNG, spec, serving, notes).
+  // The run's checkpoint now (model state, optimizer, epochs completed, random streams, spec with
+  // architecture, serving, notes).
   Checkpoint checkpoint(double test_acc) const;
 
  private:
@@ -142,6 +146,8 @@ class Trainer {
   void write_checkpoint(const std::function<Checkpoint()>& make, bool best);
   int64_t steps_per_epoch() const;
   void open_outputs();
+  // spec_ with the model's architecture (model_architecture).
+  ModelSpec run_spec() const;
 
   DataParallel& dp_;
   Module& model_;

@@ -101,8 +101,8 @@ FitResult train(const TrainOptions& o) {
   ModelSpec spec = model_spec_for(o.model, train_set);
   spec.policy = o.policy;
 
-  manual_seed(o.seed);
-  std::shared_ptr<Module> model = build_model(spec);
+  Generator init(o.seed);  // the initialisation's stream: the same seed gives the same model
+  std::shared_ptr<Module> model = build_model(spec, init);
   // Rank 0 reads it (other nodes need not see the file); DataParallel below broadcasts the weights.
   if (!o.init_from.empty())
     agreed(comm, [&] { if (comm.rank() == 0) load_weights(*model, Checkpoint::load(o.init_from), o.init_from); });

@@ -103,10 +103,16 @@ Tensor pact_quantize(const Tensor& x, const Tensor& alpha, int bits) {
 }
 
 PactQuantizer::PactQuantizer(int bits, PactInit init, float init_alpha)
-    : Quantizer(bits, QuantTarget::activation, init != PactInit::fixed), init(init) {
+    : Quantizer(bits, QuantTarget::activation, init != PactInit::fixed), init(init), init_alpha(init_alpha) {
   check_bits("pact", bits);
   LOWBIT_CHECK(init_alpha > 0.f, "pact: init alpha must be positive, got ", init_alpha);
   register_parameter("alpha", alpha, Tensor::full({1}, init_alpha));
+}
+
+nlohmann::json PactQuantizer::factory_options() const {
+  if (init != PactInit::fixed) return {{"pact_init", pact_init_name(init)}};
+  // A fixed start other than the paper's 10 is written as its number (parse_pact_init reads it back).
+  return {{"pact_init", init_alpha == 10.f ? std::string("fixed") : nlohmann::json(init_alpha).dump()}};
 }
 
 std::string PactQuantizer::describe() const {

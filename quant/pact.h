@@ -37,8 +37,10 @@ class PactQuantizer : public Quantizer {
   void set_clip(float clip) override;
   std::vector<QuantParamSpec> param_specs() override;
   ActCodeSpec code_spec() const override { return {"pact", bits(), alpha->data()[0], 0.f}; }
+  nlohmann::json factory_options() const override;  // {"pact_init": "mse" | "p99" | "fixed" | "<alpha>"}
 
   const PactInit init;
+  const float init_alpha;  // the start of a fixed init
   Parameter alpha;  // [1]
 
  protected:

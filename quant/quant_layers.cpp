@@ -3,21 +3,10 @@
 
 #include "core/error.h"
 #include "core/ops_matmul.h"
-#include "core/random.h"
 
 namespace lowbit {
 
 namespace {
-// Runs make() without consuming the global generator (the float layer's constructor draws a
-// random init that the copied weights overwrite anyway).
-template <class F>
-auto keep_rng(F make) {
-  const auto state = global_generator().state();
-  auto m = make();
-  global_generator().set_state(state);
-  return m;
-}
-
 std::string side(const Quantizer* q) {
   return q ? detail::concat(q->bits(), "b ", q->method()) : std::string("fp32");
 }
@@ -27,17 +16,24 @@ std::string quant_bits_label(const Quantizer* wq, const Quantizer* aq) {
   return "W: " + side(wq) + ", A: " + side(aq);
 }
 
-QuantConv2d::QuantConv2d(const Conv2dConfig& config, std::shared_ptr<Quantizer> wq, std::shared_ptr<Quantizer> aq)
-    : Conv2d(config) {
+QuantConv2d::QuantConv2d(const Conv2dConfig& config, std::shared_ptr<Quantizer> wq, std::shared_ptr<Quantizer> aq,
+                         Generator& gen)
+    : Conv2d(config, gen) {
+  register_module("weight_quantizer", weight_quantizer, std::move(wq));
+  register_module("act_quantizer", act_quantizer, std::move(aq));
+}
+
+QuantConv2d::QuantConv2d(const Conv2dConfig& config, const Tensor& w, const Tensor& b, std::shared_ptr<Quantizer> wq,
+                         std::shared_ptr<Quantizer> aq)
+    : Conv2d(config, w, b) {
   register_module("weight_quantizer", weight_quantizer, std::move(wq));
   register_module("act_quantizer", act_quantizer, std::move(aq));
 }
 
 std::shared_ptr<QuantConv2d> QuantConv2d::from(const Conv2d& conv, std::shared_ptr<Quantizer> wq,
                                                std::shared_ptr<Quantizer> aq) {
-  auto q = keep_rng([&] { return std::make_shared<QuantConv2d>(conv.config, std::move(wq), std::move(aq)); });
-  q->weight = conv.weight.tensor();
-  if (conv.bias.defined()) q->bias = conv.bias.tensor();
+  auto q = std::make_shared<QuantConv2d>(conv.config, conv.weight.tensor(), conv.bias.tensor(), std::move(wq),
+                                         std::move(aq));
   q->train(conv.is_training());
   return q;
 }
@@ -55,20 +51,21 @@ std::string QuantConv2d::describe() const {
 }
 
 QuantLinear::QuantLinear(int64_t in, int64_t out, bool with_bias, std::shared_ptr<Quantizer> wq,
-                         std::shared_ptr<Quantizer> aq)
-    : Linear(in, out, with_bias) {
+                         std::shared_ptr<Quantizer> aq, Generator& gen)
+    : Linear(in, out, gen, with_bias) {
+  register_module("weight_quantizer", weight_quantizer, std::move(wq));
+  register_module("act_quantizer", act_quantizer, std::move(aq));
+}
+
+QuantLinear::QuantLinear(const Tensor& w, const Tensor& b, std::shared_ptr<Quantizer> wq, std::shared_ptr<Quantizer> aq)
+    : Linear(w, b) {
   register_module("weight_quantizer", weight_quantizer, std::move(wq));
   register_module("act_quantizer", act_quantizer, std::move(aq));
 }
 
 std::shared_ptr<QuantLinear> QuantLinear::from(const Linear& lin, std::shared_ptr<Quantizer> wq,
                                                std::shared_ptr<Quantizer> aq) {
-  auto q = keep_rng([&] {
-    return std::make_shared<QuantLinear>(lin.in_features, lin.out_features, lin.bias.defined(), std::move(wq),
-                                         std::move(aq));
-  });
-  q->weight = lin.weight.tensor();
-  if (lin.bias.defined()) q->bias = lin.bias.tensor();
+  auto q = std::make_shared<QuantLinear>(lin.weight.tensor(), lin.bias.tensor(), std::move(wq), std::move(aq));
   q->train(lin.is_training());
   return q;
 }
@@ -83,6 +80,41 @@ Tensor QuantLinear::forward(const Tensor& x) {
 std::string QuantLinear::describe() const {
   return Linear::describe().replace(0, 6, "QuantLinear") + " [" +
          quant_bits_label(weight_quantizer.get(), act_quantizer.get()) + "]";
+}
+
+namespace {
+// The child `name` as a Quantizer (null when absent); throws when it is another kind of module.
+std::shared_ptr<Quantizer> quantizer_child(const NamedModules& children, const char* name) {
+  std::shared_ptr<Module> m = find_child(children, name);
+  auto q = std::dynamic_pointer_cast<Quantizer>(m);
+  LOWBIT_CHECK(!m || q, "child '", name, "' has type ", m ? m->type_name() : "", ", expected a quantizer");
+  return q;
+}
+}  // namespace
+
+LayerType quant_conv2d_layer_type() {
+  return {"QuantConv2d", &typeid(QuantConv2d),
+          [](const Module& m) { return conv2d_config_json(static_cast<const QuantConv2d&>(m).config); },
+          [](const nlohmann::json& c, const NamedModules& children, Generator& gen) {
+            return std::make_shared<QuantConv2d>(conv2d_config_from_json(c), quantizer_child(children, "weight_quantizer"),
+                                                 quantizer_child(children, "act_quantizer"), gen);
+          },
+          nullptr, conv2d_parameter_count};
+}
+
+LayerType quant_linear_layer_type() {
+  return {"QuantLinear", &typeid(QuantLinear),
+          [](const Module& m) {
+            const auto& l = static_cast<const QuantLinear&>(m);
+            return nlohmann::json{{"in_features", l.in_features}, {"out_features", l.out_features},
+                                  {"bias", l.bias.defined()}};
+          },
+          [](const nlohmann::json& c, const NamedModules& children, Generator& gen) {
+            return std::make_shared<QuantLinear>(config_int(c, "in_features"), config_int(c, "out_features"),
+                                                 config_bool(c, "bias"), quantizer_child(children, "weight_quantizer"),
+                                                 quantizer_child(children, "act_quantizer"), gen);
+          },
+          nullptr, linear_parameter_count};
 }
 
 }  // namespace lowbit

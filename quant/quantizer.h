@@ -29,6 +29,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "layers/module.h"
 #include "quant/runtime/act_code.h"  // ActCodeSpec, ActCodeRule: the Module-free integer side
 
@@ -83,6 +85,12 @@ class Quantizer : public Module {
   Tensor forward(const Tensor& x) final;
 
   virtual std::string method() const = 0;  // "pact", "sawb", "dorefa", "qil", "lsq", "input"
+  // Every quantizer shares the layer-type row "Quantizer" (quant/layer_types.h): it is written as
+  // {"method", "target", "bits", "options"} and rebuilt by the quantizer registry.
+  std::string config_type() const final { return "Quantizer"; }
+  // The factory options (quant/registry.h) that make_quantizer(method(), target(), bits(), options)
+  // needs to build this quantizer's configuration again ({} when the method reads none).
+  virtual nlohmann::json factory_options() const { return nlohmann::json::object(); }
   int bits() const { return bits_; }
   int levels() const { return (1 << bits_) - 1; }  // n = 2^b - 1
   QuantTarget target() const { return target_; }

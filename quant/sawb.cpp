@@ -100,9 +100,18 @@ std::vector<std::pair<std::string, double>> SawbQuantizer::state_scalars() const
   return {{"alpha_w", alpha_w->data()[0]}};
 }
 
+nlohmann::json SawbQuantizer::factory_options() const {
+  return use_max ? nlohmann::json{{"sawb_max", true}} : nlohmann::json::object();
+}
+
 QuantizerMethod sawb_method() {
-  return {"sawb", [](int bits, const nlohmann::json&) { return std::make_shared<SawbQuantizer>(bits); }, nullptr,
-          nullptr};
+  auto make = [](int bits, const nlohmann::json& options) {
+    auto q = std::make_shared<SawbQuantizer>(bits);
+    q->use_max = options.is_object() && options.contains("sawb_max") && options["sawb_max"].is_boolean() &&
+                 options["sawb_max"].get<bool>();
+    return q;
+  };
+  return {"sawb", make, nullptr, nullptr};
 }
 
 }  // namespace lowbit

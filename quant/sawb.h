@@ -23,6 +23,7 @@ std::pair<double, double> sawb_coefficients(int bits);
 // alpha_w of a weight tensor (the formula above, with its fallbacks).
 float sawb_alpha(const Tensor& w, int bits);
 
+// Factory option "sawb_max": true sets use_max (what factory_options() records for a calibrated one).
 class SawbQuantizer : public Quantizer {
  public:
   explicit SawbQuantizer(int bits);
@@ -31,9 +32,10 @@ class SawbQuantizer : public Quantizer {
   std::string method() const override { return "sawb"; }
   QuantizedCodes codes(const Tensor& w) const override;
   std::vector<std::pair<std::string, double>> state_scalars() const override;
+  nlohmann::json factory_options() const override;  // {"sawb_max": true} when use_max
 
   Parameter alpha_w;   // buffer [1]
-  bool use_max = false;
+  bool use_max = false;  // alpha_w = max |w| instead of the SAWB formula (calibration --weights max)
 
  protected:
   Tensor quantize(const Tensor& w) override;

@@ -37,6 +37,7 @@ struct BenchTrainOptions {
 
 // One model + optimizer + data-parallel wrapper on a fixed synthetic batch, stepped for a time.
 struct TrainBench {
+  Generator init{0};  // the model's initialisation stream (declared first: built before the model)
   std::shared_ptr<Module> model;
   std::unique_ptr<Optimizer> opt;
   DataParallel dp;
@@ -49,7 +50,7 @@ struct TrainBench {
   TrainBench(const BenchTrainOptions& o, const QuantPolicy& policy)
       // The same model and optimizer groups as `lowbit train` with these flags (QAT included),
       // initialised from seed 0 whichever model is built first.
-      : model((manual_seed(0), build_model({o.model, {o.channels, o.height, o.width, o.classes}, policy}))),
+      : model(build_model({o.model, {o.channels, o.height, o.width, o.classes}, policy, nullptr}, init)),
         opt(make_optimizer("sgd", parameter_groups(*model, policy, 0.01, 5e-4))),
         dp(*model, {o.sync_bn}),
         local_batch(o.batch / comm().size()),

@@ -44,17 +44,17 @@ void register_calibrate(CLI::App& app) {
   cmd->callback([o] {
     set_num_threads(o->threads);
     const Checkpoint fp = Checkpoint::load(o->checkpoint);
-    LOWBIT_CHECK(!fp.spec.name.empty(), "calibrate: checkpoint ", o->checkpoint, " lacks 'model.name' (a zoo model)");
-    LOWBIT_CHECK(!fp.spec.policy.quantized(), "calibrate: ", o->checkpoint, " is already quantized (method ",
-                 fp.spec.policy.method, "); calibrate a float checkpoint");
+    LOWBIT_CHECK(!is_quantized(fp.spec), "calibrate: ", o->checkpoint, " is already quantized (method ",
+                 quant_method(fp.spec), "); calibrate a float checkpoint");
     ModelSpec spec = fp.spec;
     spec.policy.method = "pact-sawb";  // fixed activation clips (PACT form) + SAWB-grid weights
     spec.policy.wbits = o->wbits;
     spec.policy.abits = o->abits;
     spec.policy.first_last_bits = o->first_last_bits;
     spec.policy.validate();
-    auto model = build_model(spec);
-    load_weights(*model, fp, o->checkpoint);
+    // The float model with its weights (a zoo model by name, a program's by its architecture), converted.
+    auto model = fp.build_model(o->checkpoint);
+    convert_model(*model, spec.policy);
     Dataset train = load_dataset(o->data, Split::Train);
     fp.serving.apply_to(train, o->data);  // the normalization the model was trained with
     LoaderOptions lo;
@@ -66,6 +66,7 @@ void register_calibrate(CLI::App& app) {
     const auto clips = calibrate(*model, loader, o->batches, calibration_method_from_name(o->method), co);
     Checkpoint out;  // model-only: eval and export accept it, --resume does not
     out.spec = spec;
+    out.spec.architecture = model_architecture(*model);  // after calibration (it may switch SAWB to max)
     out.model = model->state_dict();
     out.serving = fp.serving;
     out.data = fp.data;

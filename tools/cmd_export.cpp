@@ -12,6 +12,7 @@
 #include "models/export_model.h"
 #include "models/model_spec.h"
 #include "quant/export/convert.h"
+#include "quant/quantizer.h"
 #include "quant/runtime/model_file.h"
 #include "tools/commands.h"
 
@@ -34,6 +35,20 @@ json export_layers_json(const intq::IntGraph& m) {
   return layers;
 }
 
+namespace {
+// The float model's parameters: the zoo model's by name; a program's model less its quantizers'.
+int64_t float_parameter_count(const Checkpoint& ck, Module& model) {
+  if (!ck.spec.name.empty()) {
+    Generator init(0);  // only the shapes count
+    return make_model(ck.spec.name, ck.spec.config, init)->parameter_count();
+  }
+  int64_t n = model.parameter_count();
+  for (const auto& [name, m] : model.named_modules())
+    if (dynamic_cast<const Quantizer*>(m.get())) n -= m->parameter_count();
+  return n;
+}
+}  // namespace
+
 void register_export(CLI::App& app) {
   auto checkpoint = std::make_shared<std::string>();
   auto out = std::make_shared<std::string>();
@@ -50,11 +65,11 @@ void register_export(CLI::App& app) {
   cmd->add_flag("--json", *as_json, "Print a JSON summary as the last stdout line");
   cmd->callback([=] {
     const Checkpoint ck = Checkpoint::load(*checkpoint);
-    LOWBIT_CHECK(ck.spec.policy.quantized(), "checkpoint ", *checkpoint,
+    LOWBIT_CHECK(is_quantized(ck.spec), "checkpoint ", *checkpoint,
                  " holds a float model; export needs a QAT checkpoint (lowbit train --method ...)");
     intq::ExportInfo info = checkpoint_export_info(ck, *checkpoint);  // what export_model() writes
     const auto model = ck.build_model(*checkpoint);
-    const ModelConfig& mc = ck.spec.config;
+    const ModelConfig mc = ck.model_config();
     if (!data->empty()) {
       Dataset test = load_dataset(*data, Split::Test);
       ck.serving.apply_to(test, *data);  // checks that it fits
@@ -68,7 +83,7 @@ void register_export(CLI::App& app) {
     const std::string bytes = intq::serialize_int_model(m);
     write_file_atomically(*out, bytes);
     // The float32 model's parameter bytes (weights, biases, BatchNorm), for the size ratio.
-    const int64_t fp32_bytes = 4 * build_model({ck.spec.name, mc, QuantPolicy{}})->parameter_count();
+    const int64_t fp32_bytes = 4 * float_parameter_count(ck, *model);
     if (!is_root()) return;
     std::fprintf(stderr, "exported %s: %zu bytes (float32 parameters %lld bytes, %.1fx smaller), %zu ops\n",
                  out->c_str(), bytes.size(), static_cast<long long>(fp32_bytes),

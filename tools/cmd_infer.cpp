@@ -21,7 +21,10 @@
 #include "core/random.h"
 #include "core/serialize.h"
 #include "core/threading.h"
+#include "layers/layer_config.h"
 #include "models/registry.h"
+#include "quant/layer_types.h"
+#include "quant/quantizer.h"
 #include "quant/export/compare.h"
 #include "quant/runtime/image.h"
 #include "quant/runtime/int_model.h"
@@ -293,20 +296,38 @@ void register_bench_infer(CLI::App& bench) {
     set_num_threads(*threads);
     const IntModel im = IntModel::load(*model, {*threads, ""});
     const intq::IntGraph& m = intq::graph_of(im);
-    // The float model: the architecture named in the provenance (weights do not change its speed).
+    // The float model (weights do not change its speed): the zoo model named in the provenance, or
+    // the architecture it records (any model of library layers) with its quantizers switched off.
     // The loader bounded model_config and checked it against the graph (quant/runtime/model_file.h).
     const json& p = m.provenance;
-    LOWBIT_CHECK(p.contains("model") && p["model"].is_string() && p.contains("model_config"),
-                 "model file ", *model, " has no provenance model/model_config to rebuild the float model from");
-    const json& mc = p["model_config"];
-    ModelConfig config{mc["in_channels"].get<int64_t>(), mc["height"].get<int64_t>(), mc["width"].get<int64_t>(),
-                       mc["num_classes"].get<int64_t>()};
-    manual_seed(0);
-    auto fp = make_model(p["model"].get<std::string>(), config);
+    Generator gen(0);
+    std::shared_ptr<Module> fp;
+    if (p.contains("model") && p["model"].is_string() && !p["model"].get<std::string>().empty() &&
+        p.contains("model_config")) {
+      const json& mc = p["model_config"];
+      ModelConfig config{mc["in_channels"].get<int64_t>(), mc["height"].get<int64_t>(), mc["width"].get<int64_t>(),
+                         mc["num_classes"].get<int64_t>()};
+      fp = make_model(p["model"].get<std::string>(), config, gen);
+    } else {
+      LOWBIT_CHECK(p.contains("architecture"), "model file ", *model, " has no provenance model/model_config or "
+                   "architecture to rebuild the float model from");
+      // Bounded before anything is allocated: every float weight is at least one bit of the file.
+      const double params = config_parameter_count(p["architecture"], library_layer_types());
+      const double bound = 8.0 * static_cast<double>(m.parameter_bytes()) + 65536.0;
+      LOWBIT_CHECK(params <= bound, "model file ", *model, ": provenance.architecture describes ", params,
+                   " float parameters, more than its integer graph can hold (at most ", bound,
+                   "): it is not the architecture the model was exported from");
+      try {
+        fp = module_from_config(p["architecture"], library_layer_types(), gen);
+      } catch (const Error& e) {
+        throw Error(detail::concat("model file ", *model, ": provenance.architecture: ", e.what()));
+      }
+      set_quantization_enabled(*fp, false);
+    }
     fp->eval();
     const auto& in = m.input_info();
-    Tensor x = Tensor::randn({*batch, in.c, in.h, in.w}, global_generator());
-    Tensor x1 = Tensor::randn({1, in.c, in.h, in.w}, global_generator());
+    Tensor x = Tensor::randn({*batch, in.c, in.h, in.w}, gen);
+    Tensor x1 = Tensor::randn({1, in.c, in.h, in.w}, gen);
     NoGradGuard no_grad;
     // The same file through the C API (lowbit_runtime.h), for its batch-1 overhead.
     lowbit_model* cm = nullptr;

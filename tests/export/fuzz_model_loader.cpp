@@ -32,16 +32,16 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   if (!dir) return 0;
   std::filesystem::create_directories(dir);
   for (const char* name : {"convnet", "resnet20"}) {
-    lowbit::manual_seed(0);
+    lowbit::Generator gen(0);
     const int64_t c = name[0] == 'c' ? 1 : 3;
-    auto model = lowbit::make_model(name, {c, 8, 8, 10});
+    auto model = lowbit::make_model(name, {c, 8, 8, 10}, gen);
     lowbit::QuantPolicy policy;
     policy.method = "pact-sawb";
     policy.wbits = policy.abits = 2;
     lowbit::convert_model(*model, policy);
     {
       lowbit::NoGradGuard g;
-      model->forward(lowbit::Tensor::randn({4, c, 8, 8}, lowbit::global_generator()));  // quantizer inits
+      model->forward(lowbit::Tensor::randn({4, c, 8, 8}, gen));  // quantizer inits
     }
     lowbit::intq::ExportInfo info;
     info.channels = c;

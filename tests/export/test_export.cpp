@@ -57,8 +57,8 @@ Trained train_small(const std::string& model_name, const std::string& method, in
   so.height = so.width = size;
   const Dataset train = make_synthetic_dataset(so, Split::Train);
   Trained t{nullptr, make_synthetic_dataset(so, Split::Test), {}};
-  manual_seed(1);
-  t.model = make_model(model_name, {channels, size, size, 10});
+  Generator init(1);
+  t.model = make_model(model_name, {channels, size, size, 10}, init);
   QuantPolicy policy;
   policy.method = method;
   policy.wbits = wbits;
@@ -291,7 +291,8 @@ TEST_CASE("file round trip and malformed-file corpus") {
   const IntGraph back = parse_int_graph(good, "good");
   REQUIRE(back.ops.size() == t.im.ops.size());
   CHECK(back.parameter_bytes() == static_cast<int64_t>(good.size() - 8 - header_of(good).size()));
-  Tensor x = Tensor::randn({3, 1, 28, 28}, global_generator());
+  Generator gen(1);
+  Tensor x = Tensor::randn({3, 1, 28, 28}, gen);
   CHECK(run_int_graph(back, x).to_vector() == run_int_graph(t.im, x).to_vector());
   // Size: the W2A2 convnet's weights.
   int64_t fp32 = 0;

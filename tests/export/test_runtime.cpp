@@ -37,14 +37,14 @@ constexpr int64_t kC = 3, kH = 10, kW = 10, kClasses = 10;
 
 // resnet20 W2A2 (PACT/SAWB) on 10x10 RGB, quantizers initialised on one random batch.
 std::shared_ptr<Module> small_qat_model() {
-  manual_seed(3);
-  auto model = make_model("resnet20", {kC, kH, kW, kClasses});
+  Generator gen(3);
+  auto model = make_model("resnet20", {kC, kH, kW, kClasses}, gen);
   QuantPolicy policy;
   policy.method = "pact-sawb";
   policy.wbits = policy.abits = 2;
   convert_model(*model, policy);
   NoGradGuard g;
-  model->forward(Tensor::randn({8, kC, kH, kW}, global_generator()));
+  model->forward(Tensor::randn({8, kC, kH, kW}, gen));
   model->eval();
   return model;
 }

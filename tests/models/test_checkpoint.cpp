@@ -123,7 +123,7 @@ TEST_CASE("a checkpoint that lacks a field names it") {
   const fs::path dir = one_epoch_run("fields");
   const std::string path = (dir / "last.ckpt").string();
   StateDict sd = load_state_dict_file(path);
-  for (const char* field : {"rng", "serving", "global_step"}) {
+  for (const char* field : {"schedule", "serving", "global_step"}) {
     StateDict broken = sd;
     broken.strings.erase(field);
     broken.scalars.erase(field);
@@ -150,12 +150,16 @@ TEST_CASE("serving info: the checkpoint's normalization replaces the data's") {
   ck.serving.apply_to(test, "synthetic");
   CHECK(test.mean == std::vector<float>{0.5f});
   CHECK(test.std == std::vector<float>{0.25f});
-  // Round trip keeps every field.
+  // Round trip keeps every field, random streams (a Dropout's, by module name) and architecture too.
+  ck.training->rng["5.rng"] = {1, 2, 3, 18446744073709551615ULL};
   ck.save((dir / "copy.ckpt").string());
   const Checkpoint back = Checkpoint::load((dir / "copy.ckpt").string());
   CHECK(back.serving.mean == ck.serving.mean);
   CHECK(back.data == synthetic_spec());
   CHECK(back.training->rng == ck.training->rng);
+  CHECK(back.training->rng.at("5.rng")[3] == 18446744073709551615ULL);
+  REQUIRE(ck.spec.architecture.is_object());  // a zoo model's checkpoint records it too
+  CHECK(back.spec.architecture == ck.spec.architecture);
   CHECK(back.notes.count("options") == 1);
   Dataset wrong = make_synthetic_dataset({.train_size = 16, .test_size = 16, .height = 12, .width = 12}, Split::Test);
   CHECK_THROWS_WITH_AS(ck.serving.apply_to(wrong, "small"), doctest::Contains("does not match the checkpoint"), Error);

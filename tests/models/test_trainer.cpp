@@ -43,15 +43,17 @@ const Dataset& data(Split split) {
   return split == Split::Train ? train : test;
 }
 
+// Initialised from seed 11.
 std::shared_ptr<Module> small_cnn(bool dropout = false) {
+  Generator init(11);
   auto m = std::make_shared<Sequential>();
-  m->add(std::make_shared<Conv2d>(Conv2dConfig{.in_channels = 1, .out_channels = 8, .kernel = 3, .padding = 1}));
+  m->add(std::make_shared<Conv2d>(Conv2dConfig{.in_channels = 1, .out_channels = 8, .kernel = 3, .padding = 1}, init));
   m->add(std::make_shared<BatchNorm2d>(8));
   m->add(std::make_shared<ReLU>());
   m->add(std::make_shared<MaxPool2d>(2));
   m->add(std::make_shared<Flatten>());
-  if (dropout) m->add(std::make_shared<Dropout>(0.2f));  // draws from the global RNG every step
-  m->add(std::make_shared<Linear>(8 * 6 * 6, 10));
+  if (dropout) m->add(std::make_shared<Dropout>(0.2f, init));  // draws from its own stream every step
+  m->add(std::make_shared<Linear>(8 * 6 * 6, 10, init));
   return m;
 }
 
@@ -62,7 +64,7 @@ struct Setup {
   DataLoader loader;
   DataParallel dp;
   Setup()
-      : model((manual_seed(11), small_cnn())),
+      : model(small_cnn()),
         opt({{"weights", model->parameters(), 0.05, 5e-4}}, {.momentum = 0.9}),
         loader(data(Split::Train), {.batch_size = 32, .seed = 3}),
         dp(*model) {}
@@ -78,7 +80,6 @@ struct Run {
 // step `stop_at` (counted over this run, 0: never); `refit`: then fit() again in the same process.
 Run run(const fs::path& out, int64_t stop_after, bool resume, int stop_at = 0, bool dropout = false,
         bool refit = false) {
-  manual_seed(11);
   auto model = small_cnn(dropout);
   SGD opt({{"weights", model->parameters(), 0.05, 5e-4}}, {.momentum = 0.9});
   DataLoader loader(data(Split::Train), {.batch_size = 32, .seed = 3, .random_crop = true, .crop_padding = 2});
@@ -150,7 +151,15 @@ TEST_CASE("Trainer: stop after epoch 1, resume, and the weights equal an uninter
   CHECK(ck.training->global_step == 12);
   CHECK(ck.serving.mean == data(Split::Train).mean);
   CHECK(ck.serving.height == 12);
-  CHECK_THROWS_WITH_AS(ck.build_model("x.ckpt"), doctest::Contains("lacks 'model.name'"), Error);
+  // ... and its architecture: the model is rebuilt from it without the program, weights included.
+  REQUIRE(ck.spec.architecture.is_object());
+  CHECK(ck.spec.architecture["type"] == "Sequential");
+  check_identical(ck.build_model("x.ckpt")->state_dict(), rest.model);
+  // Without either, only the program can rebuild it (a checkpoint written before architectures).
+  Checkpoint old = ck;
+  old.spec.architecture = nullptr;
+  CHECK_THROWS_WITH_AS(old.build_model("x.ckpt"), doctest::Contains("lacks 'model.name' and 'model.architecture'"),
+                       Error);
   fs::remove_all(dir);
 }
 
@@ -295,8 +304,9 @@ TEST_CASE("the quantization switch and the replica hooks belong to one model") {
   QuantPolicy policy;
   policy.method = "pact-sawb";
   policy.wbits = policy.abits = 2;
-  auto a = make_model("convnet", {1, 12, 12, 10});
-  auto b = make_model("convnet", {1, 12, 12, 10});
+  Generator init(0);
+  auto a = make_model("convnet", {1, 12, 12, 10}, init);
+  auto b = make_model("convnet", {1, 12, 12, 10}, init);
   convert_model(*a, policy);
   convert_model(*b, policy);
   set_quantization_enabled(*a, false);
@@ -311,7 +321,7 @@ TEST_CASE("the quantization switch and the replica hooks belong to one model") {
   // With one rank DataParallel changes nothing and two wrappers coexist.
   DataParallel da(*a), db(*b, {.sync_bn = true});
   CHECK_FALSE(da.active());
-  Tensor x = Tensor::randn({4, 1, 12, 12}, global_generator());
+  Tensor x = Tensor::randn({4, 1, 12, 12}, init);
   Tensor ya = a->forward(x), yb = b->forward(x);
   CHECK(ya.shape() == yb.shape());
 }

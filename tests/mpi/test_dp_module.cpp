@@ -38,14 +38,14 @@ namespace {
 constexpr int64_t kLocal = 8;  // images per rank and step: one chunk of the deterministic tree
 
 std::shared_ptr<Sequential> small_cnn(std::shared_ptr<BatchNorm2d>* bn = nullptr) {
-  manual_seed(5);
+  Generator init(5);
   auto m = std::make_shared<Sequential>();
-  m->add(std::make_shared<Conv2d>(Conv2dConfig{.in_channels = 1, .out_channels = 4, .kernel = 3, .padding = 1}));
+  m->add(std::make_shared<Conv2d>(Conv2dConfig{.in_channels = 1, .out_channels = 4, .kernel = 3, .padding = 1}, init));
   auto norm = std::make_shared<BatchNorm2d>(4);
   m->add(norm);
   m->add(std::make_shared<ReLU>());
   m->add(std::make_shared<Flatten>());
-  m->add(std::make_shared<Linear>(4 * 6 * 6, 3));
+  m->add(std::make_shared<Linear>(4 * 6 * 6, 3, init));
   if (bn) *bn = norm;
   return m;
 }

@@ -396,8 +396,8 @@ Dataset tiny_dataset(Split split) {
   return make_synthetic_dataset(o, split);
 }
 std::shared_ptr<Module> tiny_convnet() {
-  manual_seed(1);
-  return make_model("convnet", ModelConfig{1, 12, 12, 4});
+  Generator init(1);
+  return make_model("convnet", ModelConfig{1, 12, 12, 4}, init);
 }
 QuantPolicy pact_sawb(int bits) {
   QuantPolicy policy;
@@ -525,8 +525,8 @@ TEST_CASE("conversion: convnet and resnet20 names, typed slots, bits table, stat
   CHECK(error_of([] { QuantPolicy::parse_override("5.*=4"); }).find("PATTERN=W/A") != std::string::npos);
 
   // resnet20: BasicBlock's typed Conv2d slots accept QuantConv2d; overrides by glob.
-  manual_seed(2);
-  auto resnet = make_model("resnet20", ModelConfig{3, 8, 8, 10});
+  Generator init(2);
+  auto resnet = make_model("resnet20", ModelConfig{3, 8, 8, 10}, init);
   QuantPolicy rp;
   rp.method = "qil";
   rp.wbits = rp.abits = 2;

@@ -1,11 +1,13 @@
 // test_cli_model_files.cpp: the lowbit program on hostile model paths and files (issue 12):
 // `lowbit inspect DIR`, `lowbit infer --model DIR` and `lowbit bench infer` on a file whose
 // provenance asks for an absurd float model answer exit code 1 and one exact `error:` line
-// (no std::bad_alloc, no attempted allocation); a valid export still inspects and benches.
+// (no std::bad_alloc, no attempted allocation); a valid export still inspects and benches, also
+// from its recorded architecture alone, and an absurd architecture is refused before allocating.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -14,6 +16,7 @@
 #include "core/random.h"
 #include "models/registry.h"
 #include "quant/export/convert.h"
+#include "quant/layer_types.h"
 #include "quant/runtime/model_file.h"
 #include "quant/policy.h"
 #include "tools/cli_helpers.h"
@@ -28,15 +31,15 @@ namespace {
 
 // A small W2A2 convnet export (8x8 inputs), with the provenance `lowbit export` writes.
 intq::IntGraph small_export() {
-  manual_seed(0);
-  auto model = make_model("convnet", {1, 8, 8, 10});
+  Generator gen(0);
+  auto model = make_model("convnet", {1, 8, 8, 10}, gen);
   QuantPolicy policy;
   policy.method = "pact-sawb";
   policy.wbits = policy.abits = 2;
   convert_model(*model, policy);
   {
     NoGradGuard g;
-    model->forward(Tensor::randn({4, 1, 8, 8}, global_generator()));  // quantizer inits
+    model->forward(Tensor::randn({4, 1, 8, 8}, gen));  // quantizer inits
   }
   intq::ExportInfo info;
   info.channels = 1;
@@ -45,24 +48,31 @@ intq::IntGraph small_export() {
   info.std = {0.25f};
   info.method = "pact-sawb";
   info.provenance = {{"model", "convnet"},
-                     {"model_config", {{"in_channels", 1}, {"height", 8}, {"width", 8}, {"num_classes", 10}}}};
+                     {"model_config", {{"in_channels", 1}, {"height", 8}, {"width", 8}, {"num_classes", 10}}},
+                     {"architecture", module_config(*model, library_layer_types())}};
   return intq::convert_to_int(*model, info);
 }
 
-// Writes `graph`'s file with its provenance's model_config.in_channels replaced by `in_channels`:
-// a hostile file the library's writer refuses to produce, so its header is edited here.
-void save_with_in_channels(const std::string& path, const intq::IntGraph& graph, int64_t in_channels) {
+// Writes `graph`'s file with its provenance changed by `edit`: a hostile file the library's writer
+// refuses to produce, so its header is edited here.
+void save_with_provenance(const std::string& path, const intq::IntGraph& graph,
+                          const std::function<void(nlohmann::json&)>& edit) {
   const std::string bytes = intq::serialize_int_model(graph);
   uint64_t n = 0;
   for (int i = 0; i < 8; ++i) n |= static_cast<uint64_t>(static_cast<uint8_t>(bytes[static_cast<size_t>(i)])) << (8 * i);
   nlohmann::json h = nlohmann::json::parse(bytes.substr(8, n));
   nlohmann::json p = nlohmann::json::parse(h["__metadata__"]["provenance"].get<std::string>());
-  p["model_config"]["in_channels"] = in_channels;
+  edit(p);
   h["__metadata__"]["provenance"] = p.dump();
   const std::string header = h.dump();
   std::string out(8, '\0');
   for (int i = 0; i < 8; ++i) out[static_cast<size_t>(i)] = static_cast<char>((header.size() >> (8 * i)) & 0xff);
   std::ofstream(path, std::ios::binary) << out << header << bytes.substr(8 + n);
+}
+
+// ... with its provenance's model_config.in_channels replaced by `in_channels`.
+void save_with_in_channels(const std::string& path, const intq::IntGraph& graph, int64_t in_channels) {
+  save_with_provenance(path, graph, [&](nlohmann::json& p) { p["model_config"]["in_channels"] = in_channels; });
 }
 
 }  // namespace
@@ -110,5 +120,22 @@ TEST_CASE("lowbit inspect / infer / bench infer on directories and hostile prove
   r = run_lowbit(dir, "bench infer --model " + negative);
   CHECK(r.status == 1);
   CHECK(r.err == "error: " + negative + ": provenance.model_config.in_channels = -4 is outside [1, 65536]\n");
+
+  // Without a zoo name, bench infer rebuilds the float model from the recorded architecture...
+  const std::string program = (dir / "program.safetensors").string();
+  save_with_provenance(program, m, [](nlohmann::json& p) { p.erase("model"); });
+  r = run_lowbit(dir, "bench infer --model " + program + " --batch 4 --seconds 0.05 --rounds 1 --threads 1");
+  CHECK(r.status == 0);
+  // ... bounded by what the file holds before anything is allocated.
+  const std::string absurd = (dir / "absurd.safetensors").string();
+  save_with_provenance(absurd, m, [](nlohmann::json& p) {
+    p.erase("model");
+    p["architecture"] = {{"type", "Linear"},
+                         {"config", {{"in_features", int64_t{1} << 20}, {"out_features", int64_t{1} << 20}, {"bias", true}}}};
+  });
+  r = run_lowbit(dir, "bench infer --model " + absurd);
+  CHECK(r.status == 1);
+  CHECK(r.err.rfind("error: model file " + absurd + ": provenance.architecture describes 1.09951e+12 float parameters, "
+                    "more than its integer graph can hold", 0) == 0);
   fs::remove_all(dir);
 }

@@ -58,7 +58,8 @@ void check_same_tensors(const fs::path& a_path, const fs::path& b_path) {
 }  // namespace
 
 TEST_CASE("named parameters of the model zoo use dotted paths") {
-  auto net = make_model("resnet20", {3, 32, 32, 10});
+  Generator init(0);
+  auto net = make_model("resnet20", {3, 32, 32, 10}, init);
   auto params = net->named_parameters();
   bool found = false;
   for (auto& [name, t] : params) found = found || name == "3.0.conv1.weight";
@@ -66,14 +67,15 @@ TEST_CASE("named parameters of the model zoo use dotted paths") {
   CHECK(net->parameter_count() > 260000);
   CHECK(net->parameter_count() < 290000);
   for (auto name : model_names()) {
-    auto m = make_model(name, {1, 28, 28, 10});
+    auto m = make_model(name, {1, 28, 28, 10}, init);
     CHECK(m->parameter_count() > 0);
   }
-  CHECK_THROWS_WITH_AS(make_model("vgg", {}), doctest::Contains("unknown model 'vgg'"), Error);
+  CHECK_THROWS_WITH_AS(make_model("vgg", {}, init), doctest::Contains("unknown model 'vgg'"), Error);
 }
 
 TEST_CASE("assigning to a Parameter keeps the registered tensor") {
-  Linear fc(3, 2);
+  Generator init(0);
+  Linear fc(3, 2, init);
   const Tensor before = fc.named_parameters()[0].second;
   fc.weight = Tensor::ones({2, 3});
   CHECK(fc.named_parameters()[0].second.same_storage(before));
@@ -84,13 +86,14 @@ TEST_CASE("assigning to a Parameter keeps the registered tensor") {
 }
 
 TEST_CASE("state dicts round-trip through files and reject bad ones") {
-  auto a = make_model("convnet", {1, 28, 28, 10});
-  auto b = make_model("convnet", {1, 28, 28, 10});
+  Generator init(0);
+  auto a = make_model("convnet", {1, 28, 28, 10}, init);
+  auto b = make_model("convnet", {1, 28, 28, 10}, init);
   fs::path dir = temp_dir("sd");
   save_state_dict((dir / "a.ckpt").string(), a->state_dict());
   b->load_state_dict(load_state_dict_file((dir / "a.ckpt").string()));
   CHECK(a->parameters()[0].to_vector() == b->parameters()[0].to_vector());
-  auto other = make_model("mlp", {1, 28, 28, 10});
+  auto other = make_model("mlp", {1, 28, 28, 10}, init);
   CHECK_THROWS_WITH_AS(other->load_state_dict(a->state_dict()), doctest::Contains("state dict"), Error);
 
   const std::string good = read_file(dir / "a.ckpt");

@@ -36,7 +36,7 @@ int main(int argc, char** argv) try {
   const std::string out = argc > 2 ? argv[2] : "runs/export_and_serve";
   const int64_t max_steps = argc > 3 ? std::stoll(argv[3]) : 0;
   set_num_threads(0);
-  manual_seed(0);
+  Generator init(0);  // the layers' initialisation stream
   Dataset train = load_dataset(spec, Split::Train), test = load_dataset(spec, Split::Test);
 
   // A smaller CNN than train_fashion.cpp's: conv(C->8)+BN+ReLU, pool, conv(8->16)+BN+ReLU, pool,
@@ -44,13 +44,13 @@ int main(int argc, char** argv) try {
   const int64_t c1 = 8, c2 = 16, pooled = (train.height / 4) * (train.width / 4);
   auto model = std::make_shared<Sequential>();
   for (auto [in, out] : {std::pair<int64_t, int64_t>{train.channels, c1}, {c1, c2}}) {
-    model->add(std::make_shared<Conv2d>(Conv2dConfig{.in_channels = in, .out_channels = out, .kernel = 3, .padding = 1}));
+    model->add(std::make_shared<Conv2d>(Conv2dConfig{.in_channels = in, .out_channels = out, .kernel = 3, .padding = 1}, init));
     model->add(std::make_shared<BatchNorm2d>(out));
     model->add(std::make_shared<ReLU>());
     model->add(std::make_shared<MaxPool2d>(2));
   }
   model->add(std::make_shared<Flatten>());
-  model->add(std::make_shared<Linear>(c2 * pooled, train.num_classes()));
+  model->add(std::make_shared<Linear>(c2 * pooled, train.num_classes(), init));
   QuantPolicy policy;
   policy.method = "pact-sawb";
   policy.wbits = policy.abits = 2;

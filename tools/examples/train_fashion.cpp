@@ -41,21 +41,21 @@ void train_fashion(Comm& comm, int argc, char** argv) {
   const int64_t max_steps = args.size() > 3 ? std::stoll(args[3]) : 0;
 
   set_num_threads(threads_for(comm, 0));  // this rank's share of the node's cores
-  manual_seed(0);
+  Generator init(0);  // the layers' initialisation stream
   Dataset train = load_dataset(spec, Split::Train), test = load_dataset(spec, Split::Test);
 
   // conv(1->16)+BN+ReLU, pool, conv(16->32)+BN+ReLU, pool, linear.
   auto model = std::make_shared<Sequential>();
-  model->add(std::make_shared<Conv2d>(Conv2dConfig{.in_channels = train.channels, .out_channels = 16, .kernel = 3, .padding = 1}));
+  model->add(std::make_shared<Conv2d>(Conv2dConfig{.in_channels = train.channels, .out_channels = 16, .kernel = 3, .padding = 1}, init));
   model->add(std::make_shared<BatchNorm2d>(16));
   model->add(std::make_shared<ReLU>());
   model->add(std::make_shared<MaxPool2d>(2));
-  model->add(std::make_shared<Conv2d>(Conv2dConfig{.in_channels = 16, .out_channels = 32, .kernel = 3, .padding = 1}));
+  model->add(std::make_shared<Conv2d>(Conv2dConfig{.in_channels = 16, .out_channels = 32, .kernel = 3, .padding = 1}, init));
   model->add(std::make_shared<BatchNorm2d>(32));
   model->add(std::make_shared<ReLU>());
   model->add(std::make_shared<MaxPool2d>(2));
   model->add(std::make_shared<Flatten>());
-  model->add(std::make_shared<Linear>(32 * (train.height / 4) * (train.width / 4), train.num_classes()));
+  model->add(std::make_shared<Linear>(32 * (train.height / 4) * (train.width / 4), train.num_classes(), init));
 
   SGD optimizer({{"weights", model->parameters(), /*lr=*/0.05, /*weight_decay=*/5e-4}}, {.momentum = 0.9});
   // The global batch of 128; this rank trains on its slice of every step's batch.
