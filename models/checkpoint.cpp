@@ -79,7 +79,7 @@ struct Fields {
   }
 };
 
-ModelSpec read_spec(const Fields& f) {
+ModelSpec read_spec(const Fields& f, const QuantizerRegistry& registry) {
   ModelSpec spec;
   spec.name = f.string_or("model.name", "");
   if (!spec.name.empty()) {
@@ -88,7 +88,7 @@ ModelSpec read_spec(const Fields& f) {
                    f.count("model.width", 1, Limits::spatial), f.count("model.num_classes", 1, Limits::classes_names)};
   }
   if (auto p = f.sd.strings.find("quant.policy"); p != f.sd.strings.end())
-    spec.policy = QuantPolicy::from_json_string(p->second);
+    spec.policy = QuantPolicy::from_json_string(p->second, registry);
   return spec;
 }
 
@@ -211,14 +211,15 @@ StateDict Checkpoint::to_state_dict() const {
   return sd;
 }
 
-Checkpoint Checkpoint::from_state_dict(const StateDict& sd, const std::string& source) {
+Checkpoint Checkpoint::from_state_dict(const StateDict& sd, const std::string& source,
+                                       const QuantizerRegistry& registry) {
   const Fields f{sd, source};
   Checkpoint c;
   c.model = sd.sub("model");
   c.model.scalars.clear();  // the spec's dimensions live under "model." too
   c.model.strings.clear();
   LOWBIT_CHECK(!c.model.tensors.empty(), "checkpoint ", source, " lacks 'model' (no model weights)");
-  c.spec = read_spec(f);
+  c.spec = read_spec(f, registry);
   c.serving = read_serving(f);
   c.data = f.string_or("data", "");
   // Training state: present from "epoch" on; then every part of it must be there.
@@ -229,7 +230,9 @@ Checkpoint Checkpoint::from_state_dict(const StateDict& sd, const std::string& s
 
 void Checkpoint::save(const std::string& path) const { save_state_dict(path, to_state_dict()); }
 
-Checkpoint Checkpoint::load(const std::string& path) { return from_state_dict(load_state_dict_file(path), path); }
+Checkpoint Checkpoint::load(const std::string& path, const QuantizerRegistry& registry) {
+  return from_state_dict(load_state_dict_file(path), path, registry);
+}
 
 std::shared_ptr<Module> Checkpoint::build_model(const std::string& source) const {
   LOWBIT_CHECK(!spec.name.empty(), "checkpoint ", source, " lacks 'model.name': it holds a model its program "

@@ -90,10 +90,12 @@ struct Checkpoint {
   std::map<std::string, std::string> notes;
 
   StateDict to_state_dict() const;
-  // `source` names the file in errors.
-  static Checkpoint from_state_dict(const StateDict& state, const std::string& source);
+  // `source` names the file in errors. `registry`: the quantizer methods its policy may name
+  // (quant/registry.h; it becomes spec.policy.registry and must outlive the checkpoint's spec).
+  static Checkpoint from_state_dict(const StateDict& state, const std::string& source,
+                                    const QuantizerRegistry& registry = QuantizerRegistry::builtin());
   void save(const std::string& path) const;  // atomic
-  static Checkpoint load(const std::string& path);
+  static Checkpoint load(const std::string& path, const QuantizerRegistry& registry = QuantizerRegistry::builtin());
 
   // The zoo model of `spec`, with the checkpoint's weights (strict: every entry must match).
   std::shared_ptr<Module> build_model(const std::string& source) const;

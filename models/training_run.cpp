@@ -105,7 +105,7 @@ FitResult train(const TrainOptions& o) {
   std::shared_ptr<Module> model = build_model(spec);
   // Rank 0 reads it (other nodes need not see the file); DataParallel below broadcasts the weights.
   if (!o.init_from.empty())
-    agreed(comm, [&] { if (comm.rank() == 0) load_weights(*model, Checkpoint::load(o.init_from), o.init_from); });
+    agreed(comm, [&] { if (comm.rank() == 0) load_weights(*model, Checkpoint::load(o.init_from, o.policy.methods()), o.init_from); });
   if (spec.policy.quantized() && o.log && comm.rank() == 0) o.log(bits_table(*model));
   // Quantizer parameters (PACT alpha, QIL c/d/gamma, LSQ s) get their own groups, clamps and
   // gradient scales; a float model has one group.

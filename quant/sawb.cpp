@@ -102,7 +102,7 @@ std::vector<std::pair<std::string, double>> SawbQuantizer::state_scalars() const
 
 QuantizerMethod sawb_method() {
   return {"sawb", [](int bits, const nlohmann::json&) { return std::make_shared<SawbQuantizer>(bits); }, nullptr,
-          nullptr};
+          nullptr, {}, {}};
 }
 
 }  // namespace lowbit

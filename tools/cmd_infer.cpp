@@ -161,7 +161,7 @@ void register_infer(CLI::App& app) {
   });
 }
 
-void register_inspect(CLI::App& app) {
+void register_inspect(CLI::App& app, const QuantizerRegistry& registry) {
   auto model = std::make_shared<std::string>();
   auto compare = std::make_shared<std::string>();
   auto data = std::make_shared<std::string>();
@@ -180,6 +180,7 @@ void register_inspect(CLI::App& app) {
   cmd->add_option("--limit", *limit, "Only the first N test images (0 = all)");
   cmd->add_option("--threads", *threads, "Threads (0 = all cores)")->capture_default_str();
   cmd->add_flag("--json", *as_json, "Print a JSON summary as the last stdout line");
+  const QuantizerRegistry* methods = &registry;
   cmd->callback([=] {
     set_num_threads(*threads);
     const IntModel im = IntModel::load(*model, {*threads, ""});
@@ -233,7 +234,7 @@ void register_inspect(CLI::App& app) {
       return;
     }
     LOWBIT_CHECK(!data->empty(), "inspect --compare needs --data SPEC");
-    const Checkpoint ck = Checkpoint::load(*compare);
+    const Checkpoint ck = Checkpoint::load(*compare, *methods);
     const auto fq_model = ck.build_model(*compare);
     Dataset test = load_dataset(*data, Split::Test);
     check_dataset_fits(im, test, *data);

@@ -41,7 +41,8 @@ namespace {
 // The method's tested recipe fills whatever the user left unset.
 void apply_recipe(CLI::App* cmd, TrainOptions& o) {
   if (!o.policy.quantized()) return;
-  const QatRecipe r = default_recipe(o.policy.method, o.policy.wbits, o.policy.abits, !o.init_from.empty());
+  const QatRecipe r =
+      default_recipe(o.policy.method, o.policy.wbits, o.policy.abits, !o.init_from.empty(), o.policy.methods());
   if (!cmd->count("--epochs")) o.epochs = r.epochs;
   if (!cmd->count("--lr")) o.lr = r.lr;
   if (!cmd->count("--weight-decay")) o.weight_decay = r.weight_decay;
@@ -55,7 +56,7 @@ void apply_recipe(CLI::App* cmd, TrainOptions& o) {
 
 }  // namespace
 
-void register_train(CLI::App& app) {
+void register_train(CLI::App& app, const QuantizerRegistry& registry) {
   auto opts = std::make_shared<TrainOptions>();
   auto threads = std::make_shared<int>(0);
   auto as_json = std::make_shared<bool>(false);
@@ -119,7 +120,7 @@ void register_train(CLI::App& app) {
   cmd->add_option("--eval-limit", opts->eval_limit, "Evaluate on the first N test images (0 = all)");
   cmd->add_flag("--sync-bn", opts->sync_bn,
                 "Under mpirun/srun: BatchNorm statistics over the global batch (N ranks = 1 process)");
-  add_quant_flags(cmd, *qflags);
+  add_quant_flags(cmd, *qflags, registry);
   cmd->add_option("--float-epochs", opts->float_epochs, "Float warm-up epochs before the quantizers switch on");
   cmd->add_option("--init-from", opts->init_from, "Start from this checkpoint's (float) weights, e.g. to fine-tune QAT");
   auto progressive = std::make_shared<std::vector<int>>();
@@ -128,8 +129,9 @@ void register_train(CLI::App& app) {
                   "previous one's weights and quantizer intervals (earlier stages in OUT/stage-w<b>a<b>/)")
       ->delimiter(',');
   cmd->add_flag("--json", *as_json, "Print a JSON summary as the last stdout line");
-  cmd->callback([opts, threads, as_json, qflags, cmd, progressive] {
-    opts->policy = make_policy(*qflags);
+  const QuantizerRegistry* methods = &registry;
+  cmd->callback([opts, threads, as_json, qflags, cmd, progressive, methods] {
+    opts->policy = make_policy(*qflags, *methods);
     apply_recipe(cmd, *opts);
     opts->log = log_line;
     set_num_threads(threads_for(comm(), *threads));  // 0: this rank's share of the node's cores
@@ -158,7 +160,7 @@ void register_train(CLI::App& app) {
   });
 }
 
-void register_eval(CLI::App& app) {
+void register_eval(CLI::App& app, const QuantizerRegistry& registry) {
   auto checkpoint = std::make_shared<std::string>();
   auto data = std::make_shared<std::string>("fashion-mnist");
   auto batch = std::make_shared<int64_t>(256);
@@ -170,9 +172,10 @@ void register_eval(CLI::App& app) {
   cmd->add_option("--batch", *batch, "Batch size")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--threads", *threads, "Threads per rank (0 = this node's cores / its ranks)")->capture_default_str();
   cmd->add_flag("--json", *as_json, "Print a JSON summary as the last stdout line");
+  const QuantizerRegistry* methods = &registry;
   cmd->callback([=] {
     set_num_threads(threads_for(comm(), *threads));
-    const Checkpoint ck = Checkpoint::load(*checkpoint);
+    const Checkpoint ck = Checkpoint::load(*checkpoint, *methods);
     const auto model = ck.build_model(*checkpoint);
     Dataset test = load_dataset(*data, Split::Test);
     ck.serving.apply_to(test, *data);  // the checkpoint's normalization, not the data's

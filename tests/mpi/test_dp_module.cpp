@@ -167,7 +167,7 @@ TEST_CASE("the first layer's input quantizer keeps the running max of the global
   QuantPolicy policy;
   policy.method = "pact-sawb";
   policy.wbits = policy.abits = 4;
-  policy.pact_init = "fixed";
+  policy.options["pact_init"] = "fixed";
   convert_model(*model, policy);
   SignedInputQuantizer* input = nullptr;
   for (auto& [name, q] : named_quantizers(*model))

@@ -244,10 +244,11 @@ TEST_CASE("the lowbit program's exit codes: 0 ok, 1 failure, 2 usage") {
   CHECK(run(lowbit + " eval --checkpoint " + (dir / "run" / "last.ckpt").string() + " --data " + synthetic_spec()) == 0);
   CHECK(run(lowbit + " bench train --model mlp --batch 8 --seconds 0.1 --warmup 1 --json") == 0);
   CHECK(run(lowbit + " calibrate --checkpoint " + (dir / "run" / "last.ckpt").string() + " --data " + synthetic_spec() +
-            " --method kl --batches 2 --out " + (dir / "ptq.ckpt").string()) == 0);
+            " --calibration kl --batches 2 --out " + (dir / "ptq.ckpt").string()) == 0);
   CHECK(run(lowbit + " eval --checkpoint " + (dir / "ptq.ckpt").string() + " --data " + synthetic_spec()) == 0);
   CHECK(run(lowbit + " calibrate --checkpoint " + (dir / "ptq.ckpt").string() + " --out " + (dir / "x.ckpt").string()) == 1);
-  CHECK(run(lowbit + " calibrate --checkpoint x --method nosuch --out y") == 2);
+  CHECK(run(lowbit + " calibrate --checkpoint x --calibration nosuch --out y") == 2);
+  CHECK(run(lowbit + " calibrate --checkpoint x --method kl --out y") == 2);
   CHECK(run(lowbit + " train --method nosuch") == 2);
   CHECK(run(lowbit + " train --method pact-sawb --wbits 9 --out " + (dir / "w9").string()) == 1);
   CHECK(run(lowbit + " train --data " + synthetic_spec() + " --method pact-sawb --wbits 2 --abits 2 --epochs 1 "
