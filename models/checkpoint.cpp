@@ -245,20 +245,21 @@ std::shared_ptr<Module> Checkpoint::build_model(const std::string& source) const
 void Checkpoint::check_resumes(const ModelSpec& run, const std::string& source) const {
   LOWBIT_CHECK(training.has_value(), "cannot resume from ", source, ": it is a model-only checkpoint (it lacks "
                "'epoch', the optimizer state and the RNG state); resume from a training checkpoint (last.ckpt) or "
-               "start a new run from its weights with --init-from");
+               "start a new run from its weights (TrainOptions::init_from, load_weights)");
   const bool same = run.name == spec.name && run.policy.to_json_string() == spec.policy.to_json_string() &&
                     (run.name.empty() || (run.config.in_channels == spec.config.in_channels &&
                                           run.config.height == spec.config.height &&
                                           run.config.width == spec.config.width &&
                                           run.config.num_classes == spec.config.num_classes));
   LOWBIT_CHECK(same, "cannot resume from ", source, ": it holds ", describe(spec), ", but this run is ", describe(run),
-               "; resume with the checkpoint's options or start a new run from its weights with --init-from");
+               "; resume with the checkpoint's options or start a new run from its weights (TrainOptions::init_from, "
+               "load_weights)");
 }
 
 void load_weights(Module& model, const Checkpoint& checkpoint, const std::string& source) {
   const StateDict current = model.state_dict();
   for (const auto& [name, t] : checkpoint.model.tensors)
-    LOWBIT_CHECK(current.tensors.count(name) && current.tensors.at(name).shape() == t.shape(), "--init-from ", source,
+    LOWBIT_CHECK(current.tensors.count(name) && current.tensors.at(name).shape() == t.shape(), "load_weights: checkpoint ", source,
                  ": entry '", name, "' does not match the model (different architecture?)");
   // Non-strict: the quantizers' own parameters are not in a float checkpoint and keep their init.
   model.load_state_dict(checkpoint.model, /*strict=*/false);

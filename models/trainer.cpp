@@ -235,7 +235,7 @@ Trainer::EpochTotals Trainer::train_epoch(int64_t epoch, int64_t steps, int64_t 
     const double global_loss = totals.loss;
     if (!std::isfinite(global_loss))
       throw AgreedError(detail::concat("loss became ", global_loss, " at epoch ", epoch + 1, " step ", s + 1, " (lr ",
-                                       optimizer_.lr(0), "): lower --lr or check the data"));
+                                       optimizer_.lr(0), "): lower the learning rate (TrainOptions::lr) or check the data"));
     optimizer_.step();
     ++global_step_;
     ++e.steps_done;

@@ -2,8 +2,11 @@
 #include <sys/resource.h>
 
 #include <cstdio>
+#include <cstring>
+#include <utility>
 #include <nlohmann/json.hpp>
 
+#include "core/collectives.h"
 #include "core/comm.h"
 #include "core/data/dataset.h"
 #include "core/error.h"
@@ -52,6 +55,44 @@ void apply_recipe(CLI::App* cmd, TrainOptions& o) {
   if (!cmd->count("--optimizer")) o.optimizer = r.optimizer;
   if (!cmd->count("--schedule")) o.schedule = r.schedule;
   if (!cmd->count("--momentum")) o.momentum = r.momentum;
+}
+
+// The library's errors name its options (TrainOptions::lr, load_weights, ...), never flags; a CLI
+// user set them with flags, so the CLI names those. Longer names first.
+std::string with_flags(std::string what) {
+  static const std::pair<const char*, const char*> kFlags[] = {
+      {"TrainOptions::init_from, load_weights", "--init-from"},
+      {"load_weights: checkpoint", "--init-from"},
+      {"TrainOptions::checkpoint_every", "--checkpoint-every"},
+      {"TrainOptions::checkpoint_minutes", "--checkpoint-minutes"},
+      {"TrainOptions::quant_groups.lr_mult", "--quant-lr-mult"},
+      {"TrainOptions::quant_groups.weight_decay", "--quant-weight-decay"},
+      {"train_progressive needs a quantized TrainOptions::policy", "--progressive needs a quantization --method"},
+      {"train_progressive", "--progressive"},
+      {"TrainerOptions::epochs", "--epochs"},
+      {"TrainOptions::epochs", "--epochs"},
+      {"TrainOptions::batch", "--batch"},
+      {"the learning rate (TrainOptions::lr)", "--lr"},
+      {"TrainOptions::lr", "--lr"},
+      {"TrainOptions::keep", "--keep"},
+  };
+  for (const auto& [name, flag] : kFlags)
+    for (size_t at = what.find(name); at != std::string::npos; at = what.find(name, at + std::strlen(flag)))
+      what.replace(at, std::strlen(name), flag);
+  return what;
+}
+
+// Runs a training command, its library errors worded with the flags (the same error type, so an
+// AgreedError stays one message for the whole job).
+template <class F>
+FitResult train_with_flag_errors(F&& run) {
+  try {
+    return run();
+  } catch (const AgreedError& e) {
+    throw AgreedError(with_flags(e.what()));
+  } catch (const Error& e) {
+    throw Error(with_flags(e.what()));
+  }
 }
 
 }  // namespace
@@ -137,7 +178,8 @@ void register_train(CLI::App& app, const QuantizerRegistry& registry) {
     set_num_threads(threads_for(comm(), *threads));  // 0: this rank's share of the node's cores
     install_stop_signal_handlers();
     opts->stop_requested = [] { return stop_signal() != 0; };
-    const FitResult r = progressive->empty() ? train(*opts) : train_progressive(*opts, *progressive);
+    const FitResult r = train_with_flag_errors(
+        [&] { return progressive->empty() ? train(*opts) : train_progressive(*opts, *progressive); });
     if (r.stopped) {
       if (is_root())
         std::fprintf(stderr, "stopped by %s %s; %s; resume with the same command and --resume\n",
