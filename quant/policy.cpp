@@ -106,12 +106,10 @@ nlohmann::json QuantPolicy::to_json() const {
 
 nlohmann::json QuantPolicy::effective_options() const {
   nlohmann::json j = nlohmann::json::object();
-  if (method != "fp32" && methods().policy_method_names().size() > 1) {
-    bool known = false;
-    for (const auto& n : methods().policy_method_names()) known = known || n == method;
-    if (known)
-      for (const auto& o : methods().options_of(method)) j[o.name] = o.default_value;
-  }
+  bool known = false;  // an unknown method has no defaults (validate() reports it)
+  for (const auto& n : methods().policy_method_names()) known = known || (n == method && n != "fp32");
+  if (known)
+    for (const auto& o : methods().options_of(method)) j[o.name] = o.default_value;
   for (const auto& [name, value] : options) j[name] = value;
   return j;
 }
