@@ -61,8 +61,9 @@ intq::ExportInfo checkpoint_export_info(const Checkpoint& ck, const std::string&
   return info;
 }
 
-ExportSummary export_model(const std::string& checkpoint_path, const std::string& out_path) {
-  const Checkpoint ck = Checkpoint::load(checkpoint_path);
+ExportSummary export_model(const std::string& checkpoint_path, const std::string& out_path,
+                           const QuantizerRegistry& registry) {
+  const Checkpoint ck = Checkpoint::load(checkpoint_path, registry);
   const intq::ExportInfo info = checkpoint_export_info(ck, checkpoint_path);
   const auto model = ck.build_model(checkpoint_path);
   return write_export(*model, info, out_path);

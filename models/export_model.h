@@ -22,7 +22,9 @@ struct ExportSummary {
   int64_t ops = 0;    // integer graph ops
 };
 
-ExportSummary export_model(const std::string& checkpoint_path, const std::string& out_path);
+// registry: the quantizer methods the checkpoint's policy may name (a program's own, quant/registry.h).
+ExportSummary export_model(const std::string& checkpoint_path, const std::string& out_path,
+                           const QuantizerRegistry& registry = QuantizerRegistry::builtin());
 ExportSummary export_model(Module& model, const ServingInfo& serving, const std::string& out_path);
 
 // What export_model(checkpoint_path, ...) converts with: the checkpoint's serving info (class
