@@ -173,6 +173,43 @@ float allreduce_max(Comm& c, float local) {
   return static_cast<float>(*std::max_element(slots.begin(), slots.end()));
 }
 
+Tensor allgather_rows(Comm& c, const Tensor& local) {
+  if (c.size() == 1) return local;
+  LOWBIT_CHECK(local.dim() >= 1, "allgather_rows: the tensor needs a first (row) dimension, got shape ",
+               to_string(local.shape()));
+  const int n = c.size(), me = c.rank();
+  const int64_t rows = local.size(0);
+  Shape row_shape(local.shape().begin() + 1, local.shape().end());
+  int64_t row_size = 1;
+  for (int64_t d : row_shape) row_size *= d;
+  // Row counts and row sizes, one slot per rank, summed: exact (integers well below 2^53).
+  std::vector<double> slots(static_cast<size_t>(2 * n), 0.0);
+  slots[static_cast<size_t>(me)] = static_cast<double>(rows);
+  slots[static_cast<size_t>(n + me)] = static_cast<double>(row_size);
+  c.allreduce_sum(slots.data(), 2 * n);
+  int64_t total = 0;
+  std::string error;
+  for (int r = 0; r < n; ++r) {
+    total += static_cast<int64_t>(slots[static_cast<size_t>(r)]);
+    if (static_cast<int64_t>(slots[static_cast<size_t>(n + r)]) != row_size)
+      error = detail::concat("allgather_rows: rank ", r, " holds rows of ", slots[static_cast<size_t>(n + r)],
+                             " elements, this rank rows of ", row_size, " (shape ", to_string(local.shape()), ")");
+  }
+  agree(c, error);
+  Shape out_shape = local.shape();
+  out_shape[0] = total;
+  Tensor out = Tensor::empty(out_shape);
+  int64_t offset = 0;  // rows before rank r
+  for (int r = 0; r < n; ++r) {
+    const int64_t count = static_cast<int64_t>(slots[static_cast<size_t>(r)]);
+    float* dst = out.data() + offset * row_size;
+    if (r == me && count) std::memcpy(dst, local.data(), static_cast<size_t>(count * row_size) * sizeof(float));
+    if (count) c.broadcast(dst, count * row_size * static_cast<int64_t>(sizeof(float)), r);
+    offset += count;
+  }
+  return out;
+}
+
 GradientBuckets::GradientBuckets(std::vector<Tensor> tensors, int64_t bucket_bytes) : tensors_(std::move(tensors)) {
   LOWBIT_CHECK(bucket_bytes >= 1024, "gradient bucket must hold at least 1 KiB, got ", bucket_bytes, " bytes");
   bucket_.resize(static_cast<size_t>(bucket_bytes / static_cast<int64_t>(sizeof(float))));

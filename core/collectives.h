@@ -87,6 +87,12 @@ void check_same_as_root(Comm& comm, const std::vector<std::pair<std::string, Ten
 void reduce_totals(Comm& comm, double& loss_sum, int64_t& correct, int64_t& seen);
 // Collective: the largest of every rank's value.
 float allreduce_max(Comm& comm, float local);
+// Collective: every rank's rows (dim 0 of `local`, e.g. its slice of the global batch)
+// concatenated in rank order, on every rank, bit for bit: under DataParallel's contiguous sharding
+// (core/data/loader.h) that is the global batch one process sees. Ranks may hold different row
+// counts; the shape of a row (all dims but the first) must agree (AgreedError otherwise). One
+// rank: `local` itself.
+Tensor allgather_rows(Comm& comm, const Tensor& local);
 
 struct StepTotals {
   double loss = 0;      // mean loss over the global batch (sum_r n_r * loss_r / N_tot)

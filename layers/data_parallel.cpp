@@ -26,7 +26,7 @@ std::vector<Tensor> reversed_parameters(const Module& model) {
 void broadcast_module_state(Comm& comm, Module& model) {
   broadcast_tensors(comm, model_state(model),
                     "the model (parameter names and shapes) differs from rank 0's: every rank must build the same "
-                    "model (same --model, --data and quantization options)");
+                    "model (the same model, data and quantization policy)");
 }
 
 DataParallel::DataParallel(Module& model, DataParallelOptions options, Comm& comm)

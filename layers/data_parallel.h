@@ -2,8 +2,9 @@
 // Every rank holds a full replica and trains on its slice of each global batch:
 //   * construction (collective): checks that every rank built the same model (names, shapes) and
 //     copies rank 0's parameters and buffers to every rank; then hands each module of the tree the
-//     replica group through Module::attach_replicas (BatchNorm2d: sync-BN; quantizers: rank 0's
-//     data-driven init, the input quantizer's global running max). The destructor detaches them.
+//     replica group through Module::attach_replicas (BatchNorm2d: sync-BN; quantizers: data-driven
+//     inits on the global batch, i.e. the ranks' slices gathered in rank order, the input
+//     quantizer's global running max). The destructor detaches them.
 //   * reduce_gradients (collective, after backward, before the optimizer step):
 //       grad := sum_r (n_r / N_tot) * grad_r
 //     for every parameter, in fixed-order buckets (core/collectives.h), so every rank then runs the

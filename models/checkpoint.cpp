@@ -79,8 +79,9 @@ struct Fields {
   }
 };
 
-ModelSpec read_spec(const Fields& f) {
+ModelSpec read_spec(const Fields& f, const QuantizerRegistry& registry) {
   ModelSpec spec;
+  spec.policy.registry = &registry;  // also what rebuilds a program-defined model's quantizers
   spec.name = f.string_or("model.name", "");
   if (!spec.name.empty()) {
     using Limits = intq::ModelFileLimits;
@@ -88,7 +89,7 @@ ModelSpec read_spec(const Fields& f) {
                    f.count("model.width", 1, Limits::spatial), f.count("model.num_classes", 1, Limits::classes_names)};
   }
   if (auto p = f.sd.strings.find("quant.policy"); p != f.sd.strings.end())
-    spec.policy = QuantPolicy::from_json_string(p->second);
+    spec.policy = QuantPolicy::from_json_string(p->second, registry);
   if (auto a = f.sd.strings.find("model.architecture"); a != f.sd.strings.end()) {
     try {
       spec.architecture = json::parse(a->second);
@@ -231,14 +232,15 @@ StateDict Checkpoint::to_state_dict() const {
   return sd;
 }
 
-Checkpoint Checkpoint::from_state_dict(const StateDict& sd, const std::string& source) {
+Checkpoint Checkpoint::from_state_dict(const StateDict& sd, const std::string& source,
+                                       const QuantizerRegistry& registry) {
   const Fields f{sd, source};
   Checkpoint c;
   c.model = sd.sub("model");
   c.model.scalars.clear();  // the spec's dimensions live under "model." too
   c.model.strings.clear();
   LOWBIT_CHECK(!c.model.tensors.empty(), "checkpoint ", source, " lacks 'model' (no model weights)");
-  c.spec = read_spec(f);
+  c.spec = read_spec(f, registry);
   c.serving = read_serving(f);
   c.data = f.string_or("data", "");
   // Training state: present from "epoch" on; then every part of it must be there.
@@ -249,7 +251,9 @@ Checkpoint Checkpoint::from_state_dict(const StateDict& sd, const std::string& s
 
 void Checkpoint::save(const std::string& path) const { save_state_dict(path, to_state_dict()); }
 
-Checkpoint Checkpoint::load(const std::string& path) { return from_state_dict(load_state_dict_file(path), path); }
+Checkpoint Checkpoint::load(const std::string& path, const QuantizerRegistry& registry) {
+  return from_state_dict(load_state_dict_file(path), path, registry);
+}
 
 std::shared_ptr<Module> Checkpoint::build_model(const std::string& source) const {
   LOWBIT_CHECK(!spec.name.empty() || spec.architecture.is_object(), "checkpoint ", source,
@@ -288,7 +292,7 @@ void set_rng_states(Module& model, const RngStates& states, const std::string& s
 void Checkpoint::check_resumes(const ModelSpec& run, const std::string& source) const {
   LOWBIT_CHECK(training.has_value(), "cannot resume from ", source, ": it is a model-only checkpoint (it lacks "
                "'epoch', the optimizer state and the RNG state); resume from a training checkpoint (last.ckpt) or "
-               "start a new run from its weights with --init-from");
+               "start a new run from its weights (TrainOptions::init_from, load_weights)");
   // A program-defined model is its architecture (a zoo model: its name, input and policy); compared
   // when both sides know it (older checkpoints lack it).
   const bool same_layers = !run.name.empty() || !run.architecture.is_object() || !spec.architecture.is_object() ||
@@ -300,13 +304,14 @@ void Checkpoint::check_resumes(const ModelSpec& run, const std::string& source) 
                                           run.config.num_classes == spec.config.num_classes));
   LOWBIT_CHECK(same, "cannot resume from ", source, ": it holds ", describe(spec), ", but this run is ", describe(run),
                same_layers ? "" : " (their layer architectures differ)",
-               "; resume with the checkpoint's options or start a new run from its weights with --init-from");
+               "; resume with the checkpoint's options or start a new run from its weights (TrainOptions::init_from, "
+               "load_weights)");
 }
 
 void load_weights(Module& model, const Checkpoint& checkpoint, const std::string& source) {
   const StateDict current = model.state_dict();
   for (const auto& [name, t] : checkpoint.model.tensors)
-    LOWBIT_CHECK(current.tensors.count(name) && current.tensors.at(name).shape() == t.shape(), "--init-from ", source,
+    LOWBIT_CHECK(current.tensors.count(name) && current.tensors.at(name).shape() == t.shape(), "load_weights: checkpoint ", source,
                  ": entry '", name, "' does not match the model (different architecture?)");
   // Non-strict: the quantizers' own parameters are not in a float checkpoint and keep their init.
   model.load_state_dict(checkpoint.model, /*strict=*/false);

@@ -101,10 +101,12 @@ struct Checkpoint {
   std::map<std::string, std::string> notes;
 
   StateDict to_state_dict() const;
-  // `source` names the file in errors.
-  static Checkpoint from_state_dict(const StateDict& state, const std::string& source);
+  // `source` names the file in errors. `registry`: the quantizer methods its policy may name
+  // (quant/registry.h; it becomes spec.policy.registry and must outlive the checkpoint's spec).
+  static Checkpoint from_state_dict(const StateDict& state, const std::string& source,
+                                    const QuantizerRegistry& registry = QuantizerRegistry::builtin());
   void save(const std::string& path) const;  // atomic
-  static Checkpoint load(const std::string& path);
+  static Checkpoint load(const std::string& path, const QuantizerRegistry& registry = QuantizerRegistry::builtin());
 
   // The model of `spec` (zoo name or architecture), with the checkpoint's weights (strict: every
   // entry must match). Throws naming `source` (and the layer whose type has no registered config).

@@ -63,16 +63,18 @@ intq::ExportInfo checkpoint_export_info(const Checkpoint& ck, const std::string&
   return info;
 }
 
-ExportSummary export_model(const std::string& checkpoint_path, const std::string& out_path) {
-  const Checkpoint ck = Checkpoint::load(checkpoint_path);
+ExportSummary export_model(const std::string& checkpoint_path, const std::string& out_path,
+                           const QuantizerRegistry& registry) {
+  const Checkpoint ck = Checkpoint::load(checkpoint_path, registry);
   const intq::ExportInfo info = checkpoint_export_info(ck, checkpoint_path);
   const auto model = ck.build_model(checkpoint_path);
   return write_export(*model, info, out_path);
 }
 
-ExportSummary export_model(Module& model, const ServingInfo& serving, const std::string& out_path) {
+ExportSummary export_model(Module& model, const ServingInfo& serving, const std::string& out_path,
+                           const QuantizerRegistry& registry) {
   intq::ExportInfo info = serving_export_info(serving);
-  info.provenance = {{"exporter", "lowbit 0.1.0"}, {"architecture", model_architecture(model)}};
+  info.provenance = {{"exporter", "lowbit 0.1.0"}, {"architecture", model_architecture(model, registry)}};
   return write_export(model, info, out_path);
 }
 

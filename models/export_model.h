@@ -22,8 +22,12 @@ struct ExportSummary {
   int64_t ops = 0;    // integer graph ops
 };
 
-ExportSummary export_model(const std::string& checkpoint_path, const std::string& out_path);
-ExportSummary export_model(Module& model, const ServingInfo& serving, const std::string& out_path);
+// registry: the quantizer methods the checkpoint's policy may name (a program's own, quant/registry.h).
+ExportSummary export_model(const std::string& checkpoint_path, const std::string& out_path,
+                           const QuantizerRegistry& registry = QuantizerRegistry::builtin());
+// registry: what writes the architecture of the model's quantizers (a program's own methods too).
+ExportSummary export_model(Module& model, const ServingInfo& serving, const std::string& out_path,
+                           const QuantizerRegistry& registry = QuantizerRegistry::builtin());
 
 // What export_model(checkpoint_path, ...) converts with: the checkpoint's serving info (class
 // names completed with their indices) and provenance. Throws unless it holds a QAT model.

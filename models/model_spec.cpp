@@ -9,13 +9,15 @@
 
 namespace lowbit {
 
-nlohmann::json model_architecture(const Module& model) { return module_config(model, library_layer_types()); }
+nlohmann::json model_architecture(const Module& model, const QuantizerRegistry& registry) {
+  return module_config(model, library_layer_types(registry));
+}
 
 std::shared_ptr<Module> build_model(const ModelSpec& spec, Generator& gen) {
   if (spec.name.empty()) {
     LOWBIT_CHECK(spec.architecture.is_object(), "the model has neither a zoo name nor an architecture (a model its "
                  "program defined, saved without one): only that program can rebuild it");
-    return module_from_config(spec.architecture, library_layer_types(), gen);
+    return module_from_config(spec.architecture, library_layer_types(spec.policy.methods()), gen);
   }
   std::shared_ptr<Module> model = make_model(spec.name, spec.config, gen);
   if (spec.policy.quantized()) convert_model(*model, spec.policy);
@@ -49,8 +51,10 @@ std::string quant_method(const ModelSpec& spec) {
   std::set<std::string> weights, acts;
   collect_methods(spec.architecture, weights, acts);
   const std::string w = joined(weights), a = joined(acts);
+  for (const PolicyMethod& m : spec.policy.methods().policy_methods())
+    if (m.weights == w && m.activations == a) return m.name;
   if (w.empty() || a.empty() || w == a) return w.empty() ? a : w;
-  return a + "-" + w;
+  return a + "+" + w;
 }
 
 ModelSpec model_spec_for(const std::string& name, const Dataset& data) {

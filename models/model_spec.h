@@ -27,18 +27,22 @@ struct ModelSpec {
   nlohmann::json architecture;
 };
 
-// The architecture of `model` over every library layer type.
-nlohmann::json model_architecture(const Module& model);
+// The architecture of `model` over every library layer type, its quantizers' methods from
+// `registry` (a program's own methods are written too; rebuilding them needs its registry).
+nlohmann::json model_architecture(const Module& model,
+                                  const QuantizerRegistry& registry = QuantizerRegistry::builtin());
 // A zoo model: make_model(spec.name, spec.config, gen), converted to spec.policy when quantized.
-// A program-defined one (no name): rebuilt from spec.architecture. Initialisation drawn from
+// A program-defined one (no name): rebuilt from spec.architecture, its quantizers by the policy's
+// registry (spec.policy.methods(), set by Checkpoint::load). Initialisation drawn from
 // `gen` (irrelevant when weights are loaded next). Throws lowbit::Error when neither is known, or
 // naming the first layer whose type has no registered config.
 std::shared_ptr<Module> build_model(const ModelSpec& spec, Generator& gen);
 // Whether the model is quantized: the policy says so, or (a program-defined model) its
 // architecture holds a quantizer.
 bool is_quantized(const ModelSpec& spec);
-// The policy's method; for a program-defined model the methods its architecture's quantizers use:
-// "<activation method>-<weight method>" ("pact-sawb"), one name when both agree, "" when float.
+// The policy's method; for a program-defined model the policy method of the policy's registry whose
+// weight and activation methods its architecture's quantizers use ("pact-sawb"), else those
+// methods joined ("<activation>+<weight>"); "" when float.
 std::string quant_method(const ModelSpec& spec);
 // A float zoo model shaped for the dataset's images and classes.
 ModelSpec model_spec_for(const std::string& name, const Dataset& data);

@@ -106,7 +106,7 @@ Trainer::Trainer(DataParallel& dp, Optimizer& optimizer, LrSchedule schedule, Da
 
 ModelSpec Trainer::run_spec() const {
   ModelSpec spec = spec_;
-  spec.architecture = model_architecture(model_);
+  spec.architecture = model_architecture(model_, spec.policy.methods());
   return spec;
 }
 
@@ -128,7 +128,7 @@ ResumeInfo Trainer::resume(const std::string& path) {
   // Every rank holds the same bytes, so every rank reaches the same verdict: agree on it.
   std::string error;
   try {
-    const Checkpoint ck = Checkpoint::from_state_dict(sd, source);
+    const Checkpoint ck = Checkpoint::from_state_dict(sd, source, spec_.policy.methods());
     ck.check_resumes(run_spec(), source);
     const TrainingState& t = *ck.training;
     LOWBIT_CHECK(t.epoch <= options_.epochs, "cannot resume from ", source, ": it already has ", t.epoch,
@@ -241,7 +241,7 @@ Trainer::EpochTotals Trainer::train_epoch(int64_t epoch, int64_t steps, int64_t 
     const double global_loss = totals.loss;
     if (!std::isfinite(global_loss))
       throw AgreedError(detail::concat("loss became ", global_loss, " at epoch ", epoch + 1, " step ", s + 1, " (lr ",
-                                       optimizer_.lr(0), "): lower --lr or check the data"));
+                                       optimizer_.lr(0), "): lower the learning rate (TrainOptions::lr) or check the data"));
     optimizer_.step();
     ++global_step_;
     ++e.steps_done;

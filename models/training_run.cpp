@@ -32,18 +32,18 @@ nlohmann::json options_json(const TrainOptions& o) {
 }
 
 void check_options(const TrainOptions& o, const Comm& comm) {
-  LOWBIT_CHECK(o.epochs >= 1, "--epochs must be at least 1, got ", o.epochs);
-  LOWBIT_CHECK(o.batch >= 1, "--batch must be at least 1, got ", o.batch);
-  LOWBIT_CHECK(o.lr > 0 && std::isfinite(o.lr), "--lr must be positive, got ", o.lr);
-  LOWBIT_CHECK(o.checkpoint_every >= 0, "--checkpoint-every must be 0 (off) or a number of steps, got ", o.checkpoint_every);
+  LOWBIT_CHECK(o.epochs >= 1, "TrainOptions::epochs must be at least 1, got ", o.epochs);
+  LOWBIT_CHECK(o.batch >= 1, "TrainOptions::batch must be at least 1, got ", o.batch);
+  LOWBIT_CHECK(o.lr > 0 && std::isfinite(o.lr), "TrainOptions::lr must be positive, got ", o.lr);
+  LOWBIT_CHECK(o.checkpoint_every >= 0, "TrainOptions::checkpoint_every must be 0 (off) or a number of steps, got ", o.checkpoint_every);
   LOWBIT_CHECK(o.checkpoint_minutes >= 0 && std::isfinite(o.checkpoint_minutes),
-               "--checkpoint-minutes must be 0 (off) or positive, got ", o.checkpoint_minutes);
-  LOWBIT_CHECK(o.keep >= 1, "--keep must be at least 1, got ", o.keep);
+               "TrainOptions::checkpoint_minutes must be 0 (off) or positive, got ", o.checkpoint_minutes);
+  LOWBIT_CHECK(o.keep >= 1, "TrainOptions::keep must be at least 1, got ", o.keep);
   LOWBIT_CHECK(o.quant_groups.lr_mult > 0 && std::isfinite(o.quant_groups.lr_mult),
-               "--quant-lr-mult must be positive, got ", o.quant_groups.lr_mult);
-  LOWBIT_CHECK(std::isfinite(o.quant_groups.weight_decay), "--quant-weight-decay must be finite, got ",
+               "TrainOptions::quant_groups.lr_mult must be positive, got ", o.quant_groups.lr_mult);
+  LOWBIT_CHECK(std::isfinite(o.quant_groups.weight_decay), "TrainOptions::quant_groups.weight_decay must be finite, got ",
                o.quant_groups.weight_decay);
-  LOWBIT_CHECK(o.batch % comm.size() == 0, "--batch ", o.batch, " (the global batch) must be a multiple of the ",
+  LOWBIT_CHECK(o.batch % comm.size() == 0, "TrainOptions::batch ", o.batch, " (the global batch) must be a multiple of the ",
                comm.size(), " ranks");
   o.policy.validate();
 }
@@ -105,7 +105,7 @@ FitResult train(const TrainOptions& o) {
   std::shared_ptr<Module> model = build_model(spec, init);
   // Rank 0 reads it (other nodes need not see the file); DataParallel below broadcasts the weights.
   if (!o.init_from.empty())
-    agreed(comm, [&] { if (comm.rank() == 0) load_weights(*model, Checkpoint::load(o.init_from), o.init_from); });
+    agreed(comm, [&] { if (comm.rank() == 0) load_weights(*model, Checkpoint::load(o.init_from, o.policy.methods()), o.init_from); });
   if (spec.policy.quantized() && o.log && comm.rank() == 0) o.log(bits_table(*model));
   // Quantizer parameters (PACT alpha, QIL c/d/gamma, LSQ s) get their own groups, clamps and
   // gradient scales; a float model has one group.
@@ -160,11 +160,11 @@ FitResult train(const TrainOptions& o) {
 }
 
 FitResult train_progressive(const TrainOptions& o, const std::vector<int>& bits) {
-  LOWBIT_CHECK(o.policy.quantized(), "--progressive needs a quantization --method, got ", o.policy.method);
-  LOWBIT_CHECK(!bits.empty(), "--progressive: give the bit widths, e.g. 8,4,3,2");
+  LOWBIT_CHECK(o.policy.quantized(), "train_progressive needs a quantized TrainOptions::policy, got method ", o.policy.method);
+  LOWBIT_CHECK(!bits.empty(), "train_progressive: give the bit widths, e.g. {8, 4, 3, 2}");
   for (size_t i = 0; i < bits.size(); ++i)
     LOWBIT_CHECK(bits[i] >= 2 && bits[i] <= 8 && (i == 0 || bits[i] < bits[i - 1]),
-                 "--progressive: bit widths must be in 2..8 and strictly decreasing, got ", bits[i], " at position ",
+                 "train_progressive: bit widths must be in 2..8 and strictly decreasing, got ", bits[i], " at position ",
                  i + 1);
   FitResult result;
   std::string previous;

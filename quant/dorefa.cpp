@@ -114,7 +114,9 @@ QuantizedCodes DorefaActQuantizer::codes(const Tensor& x) const {
 QuantizerMethod dorefa_method() {
   return {"dorefa", [](int bits, const nlohmann::json&) { return std::make_shared<DorefaWeightQuantizer>(bits); },
           [](int bits, const nlohmann::json&) { return std::make_shared<DorefaActQuantizer>(bits); },
-          &act_code_rule("dorefa")};
+          &act_code_rule("dorefa"),
+          {{"dorefa", "dorefa", "dorefa", "DoReFa weights and activations", nullptr}},
+          {}};
 }
 
 }  // namespace lowbit

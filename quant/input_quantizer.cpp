@@ -63,7 +63,7 @@ std::vector<std::pair<std::string, double>> SignedInputQuantizer::state_scalars(
 
 QuantizerMethod input_method() {
   return {"input", nullptr, [](int bits, const nlohmann::json&) { return std::make_shared<SignedInputQuantizer>(bits); },
-          &act_code_rule("input")};
+          &act_code_rule("input"), {}, {}};
 }
 
 }  // namespace lowbit

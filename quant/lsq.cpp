@@ -112,7 +112,11 @@ ActCodeSpec LsqQuantizer::code_spec() const {
 QuantizerMethod lsq_method() {
   return {"lsq", [](int bits, const nlohmann::json&) { return std::make_shared<LsqQuantizer>(bits, QuantTarget::weight); },
           [](int bits, const nlohmann::json&) { return std::make_shared<LsqQuantizer>(bits, QuantTarget::activation); },
-          &act_code_rule("lsq")};
+          &act_code_rule("lsq"),
+          // Learned step sizes: a gentler start (lr 0.02).
+          {{"lsq", "lsq", "lsq", "LSQ learned step sizes, weights and activations",
+            [](QatRecipe& r, const RecipeContext&) { r.lr = 0.02; }}},
+          {}};
 }
 
 }  // namespace lowbit

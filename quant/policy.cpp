@@ -6,7 +6,6 @@
 #include <sstream>
 
 #include "core/error.h"
-#include "quant/pact.h"
 #include "quant/quant_layers.h"
 #include "quant/registry.h"
 
@@ -28,40 +27,7 @@ int parse_int(const std::string& s, const std::string& spec) {
 }
 }  // namespace
 
-namespace {
-// A policy method: the registered methods of its weight and activation quantizers.
-struct Recipe {
-  std::string name, weights, activations;
-};
-
-// Every registered method with both a weight and an activation quantizer is a policy method of
-// its own name; these recipes pair different ones (PACT's paper quantizes weights with DoReFa).
-const std::vector<Recipe>& paired_recipes() {
-  static const std::vector<Recipe> recipes = {{"pact", "dorefa", "pact"}, {"pact-sawb", "sawb", "pact"}};
-  return recipes;
-}
-
-std::vector<Recipe> recipes() {
-  std::vector<Recipe> all;
-  for (const auto& m : quantizer_methods())
-    if (m.make_weight && m.make_activation) all.push_back({m.name, m.name, m.name});
-  for (const auto& r : paired_recipes()) all.push_back(r);
-  return all;
-}
-
-Recipe recipe_of(const std::string& method) {
-  for (const auto& r : recipes())
-    if (r.name == method) return r;
-  throw Error(detail::concat("quant policy: unknown method '", method, "' (expected ", join_names(quant_method_names(), " | "),
-                             ")"));
-}
-}  // namespace
-
-std::vector<std::string> quant_method_names() {
-  std::vector<std::string> names = {"fp32"};
-  for (const auto& r : recipes()) names.push_back(r.name);
-  return names;
-}
+std::vector<std::string> quant_method_names() { return QuantizerRegistry::builtin().policy_method_names(); }
 
 bool glob_match(const std::string& p, const std::string& s) {
   // Iterative wildcard match with backtracking to the last '*'.
@@ -102,12 +68,24 @@ LayerOverride QuantPolicy::parse_override(const std::string& spec) {
 }
 
 void QuantPolicy::validate() const {
-  if (method != "fp32") recipe_of(method);  // throws naming the known methods
+  const QuantizerRegistry& reg = methods();
+  std::vector<MethodOption> known;
+  if (method != "fp32") known = reg.options_of(method);  // throws naming the known methods
   LOWBIT_CHECK(valid_bits(wbits), "quant policy: wbits must be 2..8 or 32 (float), got ", wbits);
   LOWBIT_CHECK(valid_bits(abits), "quant policy: abits must be 2..8 or 32 (float), got ", abits);
   LOWBIT_CHECK(valid_bits(first_last_bits), "quant policy: first_last_bits must be 2..8 or 32 (float), got ",
                first_last_bits);
-  parse_pact_init(pact_init);  // throws on an unknown form
+  for (const auto& [name, value] : options) {
+    const MethodOption* option = nullptr;
+    std::vector<std::string> names;
+    for (const auto& o : known) {
+      names.push_back(o.name);
+      if (o.name == name) option = &o;
+    }
+    LOWBIT_CHECK(option, "quant policy: option '", name, "' is not an option of method '", method, "' (its options: ",
+                 names.empty() ? std::string("none") : join_names(names), ")");
+    if (option->check) option->check(value);  // throws naming the value
+  }
   for (const auto& o : overrides)
     LOWBIT_CHECK(valid_bits(o.wbits) && valid_bits(o.abits), "quant policy: override '", o.to_string(),
                  "' bits must be 2..8 or 32");
@@ -120,22 +98,40 @@ nlohmann::json QuantPolicy::to_json() const {
   j["abits"] = abits;
   j["first_last_bits"] = first_last_bits;
   j["quantize_input"] = quantize_input;
-  j["pact_init"] = pact_init;
+  j["options"] = effective_options();
   j["overrides"] = nlohmann::json::array();
   for (const auto& o : overrides) j["overrides"].push_back(o.to_string());
   return j;
 }
 
-QuantPolicy QuantPolicy::from_json(const nlohmann::json& j) {
+nlohmann::json QuantPolicy::effective_options() const {
+  nlohmann::json j = nlohmann::json::object();
+  bool known = false;  // an unknown method has no defaults (validate() reports it)
+  for (const auto& n : methods().policy_method_names()) known = known || (n == method && n != "fp32");
+  if (known)
+    for (const auto& o : methods().options_of(method)) j[o.name] = o.default_value;
+  for (const auto& [name, value] : options) j[name] = value;
+  return j;
+}
+
+QuantPolicy QuantPolicy::from_json(const nlohmann::json& j, const QuantizerRegistry& registry) {
   LOWBIT_CHECK(j.is_object(), "quant policy JSON must be an object, got: ", j.dump());
   QuantPolicy p;
+  p.registry = &registry;
   try {
     if (j.contains("method")) p.method = j.at("method").get<std::string>();
     if (j.contains("wbits")) p.wbits = j.at("wbits").get<int>();
     if (j.contains("abits")) p.abits = j.at("abits").get<int>();
     if (j.contains("first_last_bits")) p.first_last_bits = j.at("first_last_bits").get<int>();
     if (j.contains("quantize_input")) p.quantize_input = j.at("quantize_input").get<bool>();
-    if (j.contains("pact_init")) p.pact_init = j.at("pact_init").get<std::string>();
+    if (j.contains("options"))
+      for (const auto& [name, value] : j.at("options").items()) p.options[name] = value.get<std::string>();
+    // Checkpoints before method options stored PACT's init at the top level, for every method.
+    if (j.contains("pact_init") && !j.contains("options") && p.method != "fp32") {
+      bool has = false;
+      for (const auto& o : registry.options_of(p.method)) has = has || o.name == "pact_init";
+      if (has) p.options["pact_init"] = j.at("pact_init").get<std::string>();
+    }
     if (j.contains("overrides"))
       for (const auto& o : j.at("overrides")) p.overrides.push_back(parse_override(o.get<std::string>()));
   } catch (const nlohmann::json::exception& e) {
@@ -147,33 +143,32 @@ QuantPolicy QuantPolicy::from_json(const nlohmann::json& j) {
 
 std::string QuantPolicy::to_json_string() const { return to_json().dump(); }
 
-QuantPolicy QuantPolicy::from_json_string(const std::string& text) {
+QuantPolicy QuantPolicy::from_json_string(const std::string& text, const QuantizerRegistry& registry) {
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {
     throw Error(detail::concat("quant policy JSON does not parse: ", e.what()));
   }
-  return from_json(j);
+  return from_json(j, registry);
 }
 
 std::shared_ptr<Quantizer> make_weight_quantizer(const QuantPolicy& p, int bits) {
   if (bits == 32 || p.method == "fp32") return nullptr;
-  return make_quantizer(recipe_of(p.method).weights, QuantTarget::weight, bits, p.to_json());
+  return p.methods().make(p.methods().policy_method(p.method).weights, QuantTarget::weight, bits, p.effective_options());
 }
 
 std::shared_ptr<Quantizer> make_act_quantizer(const QuantPolicy& p, int bits) {
   if (bits == 32 || p.method == "fp32") return nullptr;
-  return make_quantizer(recipe_of(p.method).activations, QuantTarget::activation, bits, p.to_json());
+  return p.methods().make(p.methods().policy_method(p.method).activations, QuantTarget::activation, bits,
+                          p.effective_options());
 }
 
 namespace {
 bool is_layer(const Module& m) {
   return dynamic_cast<const Conv2d*>(&m) != nullptr || dynamic_cast<const Linear*>(&m) != nullptr;
 }
-bool is_quant_layer(const Module& m) {
-  return dynamic_cast<const QuantConv2d*>(&m) != nullptr || dynamic_cast<const QuantLinear*>(&m) != nullptr;
-}
+bool is_quant_layer(const Module& m) { return dynamic_cast<const QuantLayer*>(&m) != nullptr; }
 }  // namespace
 
 std::vector<LayerPlan> plan_layers(Module& model, const QuantPolicy& policy) {
@@ -230,10 +225,10 @@ std::vector<LayerPlan> convert_model(Module& model, const QuantPolicy& policy) {
     // grid (max|w| beyond 5 bits) for those methods.
     auto wq = make_weight_quantizer(policy, lp.wbits);
     if ((lp.first || lp.last) && wq && !wq->keeps_scale())
-      wq = make_quantizer("sawb", QuantTarget::weight, lp.wbits);
+      wq = policy.methods().make("sawb", QuantTarget::weight, lp.wbits);
     std::shared_ptr<Quantizer> aq;
     if (lp.first)
-      aq = (policy.quantize_input && lp.abits != 32) ? make_quantizer("input", QuantTarget::activation, lp.abits)
+      aq = (policy.quantize_input && lp.abits != 32) ? policy.methods().make("input", QuantTarget::activation, lp.abits)
                                                      : nullptr;
     else
       aq = make_act_quantizer(policy, lp.abits);
@@ -259,10 +254,7 @@ std::vector<LayerBits> layer_bits(Module& model) {
     r.name = name;
     r.type = m->type_name();
     const Quantizer *wq = nullptr, *aq = nullptr;
-    if (auto qc = dynamic_cast<QuantConv2d*>(m.get())) {
-      wq = qc->weight_quantizer.get();
-      aq = qc->act_quantizer.get();
-    } else if (auto ql = dynamic_cast<QuantLinear*>(m.get())) {
+    if (auto ql = dynamic_cast<QuantLayer*>(m.get())) {
       wq = ql->weight_quantizer.get();
       aq = ql->act_quantizer.get();
     }

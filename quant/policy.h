@@ -8,14 +8,16 @@
 // Sequential children are numbered, so in resnet20 "3.0.conv1" is stage 1 block 0's first conv
 // and "5.*=4/4" selects the whole third stage; `lowbit inspect` / bits_table() print them.
 //
-// Methods -> quantizers (weight / activation that feeds the layer): every method registered in
-// quant/registry.h with both a weight and an activation quantizer is a policy method of its own
-// name; pact and pact-sawb pair two registered methods:
+// Methods -> quantizers (weight / activation that feeds the layer): the policy methods of the
+// registry the policy names (QuantPolicy::registry, quant/registry.h; builtin by default). Each
+// registration lists the policy methods it defines; the builtin ones are:
 //   dorefa    DorefaWeightQuantizer / DorefaActQuantizer
-//   pact      DorefaWeightQuantizer / PactQuantizer
-//   pact-sawb SawbQuantizer        / PactQuantizer
+//   pact      DorefaWeightQuantizer / PactQuantizer      (registered by pact)
+//   pact-sawb SawbQuantizer        / PactQuantizer      (registered by pact)
 //   qil       QilWeightQuantizer   / QilActQuantizer
 //   lsq       LsqQuantizer(weight) / LsqQuantizer(activation)
+// Method-specific options (PACT's init) are QuantPolicy::options, declared by the registrations
+// (MethodOption) of the two methods a policy method uses.
 // The first layer's input is the normalised (signed) image: it gets a SignedInputQuantizer with
 // the first layer's activation bits (8 by default), never an unsigned quantizer; with
 // quantize_input = false (or 32 bits) it stays float. The first layer's weights and the last
@@ -31,15 +33,19 @@
 // BasicBlock::conv1 working). Method fp32 leaves the model untouched.
 // The policy serialises to JSON so checkpoints store it and `lowbit eval` rebuilds the model:
 //   {"method":"pact-sawb","wbits":2,"abits":2,"first_last_bits":8,"quantize_input":true,
-//    "pact_init":"mse","overrides":["5.*=4/4"]}
+//    "options":{"pact_init":"mse"},"overrides":["5.*=4/4"]}
+// to_json writes every option of the method, defaults included; from_json also reads the
+// top-level "pact_init" of older checkpoints (as the option of a method that has it).
 #pragma once
 #include <nlohmann/json.hpp>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "layers/module.h"
 #include "quant/quantizer.h"
+#include "quant/registry.h"
 
 namespace lowbit {
 
@@ -54,25 +60,39 @@ struct QuantPolicy {
   int wbits = 32, abits = 32;
   int first_last_bits = 8;
   bool quantize_input = true;
-  std::string pact_init = "mse";  // fixed (alpha 10) | mse | p99, see quant/pact.h
+  // Method options by name (MethodOption of the methods in use, e.g. {"pact_init": "p99"});
+  // unset ones take their registration's default.
+  std::map<std::string, std::string> options;
   std::vector<LayerOverride> overrides;
+  // The methods `method` refers to; null: QuantizerRegistry::builtin(). Not serialised: the
+  // program that reads a policy says which registry it has (from_json). Must outlive the policy.
+  const QuantizerRegistry* registry = nullptr;
+  const QuantizerRegistry& methods() const { return registry ? *registry : QuantizerRegistry::builtin(); }
 
   // Parses "PATTERN=W/A" (e.g. "5.*=4/4", "13=8/8", "0=32/32"). Throws naming the spec.
   static LayerOverride parse_override(const std::string& spec);
-  // Throws lowbit::Error naming the field on an unknown method, bits outside {2..8, 32}, ...
+  // Throws lowbit::Error naming the field on an unknown method, bits outside {2..8, 32}, an
+  // option that neither of the method's quantizers declares, or a value its check refuses.
   void validate() const;
+  // The method's options with defaults filled in, as the factories read them (a JSON object).
+  nlohmann::json effective_options() const;
   bool quantized() const { return method != "fp32"; }
 
   nlohmann::json to_json() const;
-  static QuantPolicy from_json(const nlohmann::json& j);  // missing keys keep their defaults
+  // Missing keys keep their defaults; `registry` becomes the policy's (it must outlive it).
+  static QuantPolicy from_json(const nlohmann::json& j,
+                               const QuantizerRegistry& registry = QuantizerRegistry::builtin());
   std::string to_json_string() const;
-  static QuantPolicy from_json_string(const std::string& text);
+  static QuantPolicy from_json_string(const std::string& text,
+                                      const QuantizerRegistry& registry = QuantizerRegistry::builtin());
 };
 
-std::vector<std::string> quant_method_names();  // fp32 dorefa qil lsq pact pact-sawb
+// QuantizerRegistry::builtin().policy_method_names(): fp32 dorefa pact pact-sawb qil lsq
+std::vector<std::string> quant_method_names();
 bool glob_match(const std::string& pattern, const std::string& name);
 
-// The quantizers of one method at the given bits (nullptr for 32 bits).
+// The quantizers of the policy's method at the given bits (nullptr for 32 bits), made by the
+// policy's registry.
 std::shared_ptr<Quantizer> make_weight_quantizer(const QuantPolicy& policy, int bits);
 std::shared_ptr<Quantizer> make_act_quantizer(const QuantPolicy& policy, int bits);
 

@@ -233,7 +233,11 @@ std::vector<QuantParamSpec> QilActQuantizer::param_specs() {
 QuantizerMethod qil_method() {
   return {"qil", [](int bits, const nlohmann::json&) { return std::make_shared<QilWeightQuantizer>(bits); },
           [](int bits, const nlohmann::json&) { return std::make_shared<QilActQuantizer>(bits); },
-          &act_code_rule("qil")};
+          &act_code_rule("qil"),
+          // Learned intervals: a gentler start (lr 0.02).
+          {{"qil", "qil", "qil", "QIL learned intervals, weights and activations",
+            [](QatRecipe& r, const RecipeContext&) { r.lr = 0.02; }}},
+          {}};
 }
 
 }  // namespace lowbit

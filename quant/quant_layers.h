@@ -9,6 +9,8 @@
 // The bias (if any) stays float; in the integer runtime it joins the requantization.
 // Their layer-type rows (quant/layer_types.h) write the float layer's settings; the quantizers are
 // children, each written by the Quantizer row.
+// Both implement QuantLayer, what the policy, export and the parity checks need of a quantized
+// layer, so they cast once to it instead of to each class.
 #pragma once
 #include <memory>
 
@@ -18,7 +20,30 @@
 
 namespace lowbit {
 
-class QuantConv2d : public Conv2d {
+// The geometry export needs: a linear layer is a 1x1 "conv" over features.
+struct QuantLayerGeometry {
+  bool linear = true;
+  int64_t kernel = 1, stride = 1, padding = 0, dilation = 1, groups = 1;
+};
+
+// A quantized layer: its two quantizers (either may be null: that side stays float), their bits
+// (32 for a float side), the fake-quantized weight Qw(W), the float weight/bias and its geometry.
+class QuantLayer {
+ public:
+  std::shared_ptr<Quantizer> weight_quantizer, act_quantizer;
+
+  int weight_bits() const { return weight_quantizer ? weight_quantizer->bits() : 32; }
+  int act_bits() const { return act_quantizer ? act_quantizer->bits() : 32; }
+  virtual Tensor quantized_weight() = 0;  // Qw(W) (W when float), for export and inspection
+  virtual const Tensor& float_weight() const = 0;
+  virtual const Tensor& float_bias() const = 0;  // undefined when the layer has none
+  virtual QuantLayerGeometry geometry() const = 0;
+
+ protected:
+  ~QuantLayer() = default;
+};
+
+class QuantConv2d : public Conv2d, public QuantLayer {
  public:
   // Random init of the float weights from `gen` (as Conv2d).
   QuantConv2d(const Conv2dConfig& config, std::shared_ptr<Quantizer> weight_quantizer,
@@ -32,12 +57,15 @@ class QuantConv2d : public Conv2d {
   Tensor forward(const Tensor& x) override;
   std::string type_name() const override { return "QuantConv2d"; }
   std::string describe() const override;
-  Tensor quantized_weight();  // Qw(W) (W when float), for export and inspection
-
-  std::shared_ptr<Quantizer> weight_quantizer, act_quantizer;
+  Tensor quantized_weight() override;
+  const Tensor& float_weight() const override { return weight.tensor(); }
+  const Tensor& float_bias() const override { return bias.tensor(); }
+  QuantLayerGeometry geometry() const override {
+    return {false, config.kernel, config.stride, config.padding, config.dilation, config.groups};
+  }
 };
 
-class QuantLinear : public Linear {
+class QuantLinear : public Linear, public QuantLayer {
  public:
   QuantLinear(int64_t in_features, int64_t out_features, bool bias, std::shared_ptr<Quantizer> weight_quantizer,
               std::shared_ptr<Quantizer> act_quantizer, Generator& gen);
@@ -49,9 +77,10 @@ class QuantLinear : public Linear {
   Tensor forward(const Tensor& x) override;
   std::string type_name() const override { return "QuantLinear"; }
   std::string describe() const override;
-  Tensor quantized_weight();
-
-  std::shared_ptr<Quantizer> weight_quantizer, act_quantizer;
+  Tensor quantized_weight() override;
+  const Tensor& float_weight() const override { return weight.tensor(); }
+  const Tensor& float_bias() const override { return bias.tensor(); }
+  QuantLayerGeometry geometry() const override { return {}; }
 };
 
 // "W2/A2 pact/sawb"-style summary of the two quantizers ("fp32" for a float side).

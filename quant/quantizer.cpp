@@ -56,9 +56,17 @@ Tensor Quantizer::forward(const Tensor& x) {
   if (!enabled_) return x;
   if (!initialized()) {
     NoGradGuard no_grad;
-    initialize(x);
+    // Under DataParallel each rank holds a contiguous slice of the global batch, in rank order
+    // (core/data/loader.h): an activation init computed on the slices gathered in that order sees
+    // exactly the batch one process sees, so N ranks give one process's values bit for bit. Weight
+    // inits see the weights, identical on every rank already.
+    if (replicas_ && target_ == QuantTarget::activation)
+      initialize(allgather_rows(*replicas_, x));
+    else
+      initialize(x);
     mark_initialized();
-    // Every rank initialised from its own slice (same step everywhere): keep rank 0's values.
+    // The values agree already; the broadcast keeps the replicas identical even for an init that
+    // is not a pure function of its input (a program's own quantizer).
     if (replicas_) {
       auto state = named_parameters();
       for (auto& b : named_buffers()) state.push_back(std::move(b));

@@ -13,8 +13,10 @@
 //  * While quantization is disabled (set_quantization_enabled(model, false): the float warm-up
 //    phase), forward returns x unchanged. The first forward with quantization enabled runs the
 //    method's statistics init (first batch / current weights) once; the flag is a buffer, so a
-//    resumed run does not re-initialise. Under DataParallel each rank's init sees its own slice of
-//    the batch: rank 0's result is then broadcast (attach_replicas), so the replicas stay identical.
+//    resumed run does not re-initialise. Under DataParallel (attach_replicas) an activation init
+//    sees the global batch: the ranks' slices gathered in rank order (core/collectives.h
+//    allgather_rows), so N ranks compute one process's values bit for bit; the result is then
+//    broadcast from rank 0 as well, so the replicas stay identical whatever the init does.
 //  * codes(x) gives the integer codes + scale + grid of Q(x) for export (see QuantizedCodes).
 //  * An activation quantizer also has an integer meaning that does not need the module: its
 //    code_spec() (method, bits, two float parameters: what a model file's quantize op stores)
@@ -98,7 +100,8 @@ class Quantizer : public Module {
   // This quantizer's warm-up switch (see set_quantization_enabled).
   void set_enabled(bool enabled) { enabled_ = enabled; }
   bool enabled() const { return enabled_; }
-  // Data parallelism: after a data-driven init, rank 0's parameters and buffers are broadcast.
+  // Data parallelism: a data-driven activation init runs on the gathered global batch, then rank
+  // 0's parameters and buffers are broadcast.
   void attach_replicas(const Replicas* replicas) override;
 
   // The integer codes of Q(x) under the current parameters (eval-mode statistics).

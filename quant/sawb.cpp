@@ -111,7 +111,7 @@ QuantizerMethod sawb_method() {
                  options["sawb_max"].get<bool>();
     return q;
   };
-  return {"sawb", make, nullptr, nullptr};
+  return {"sawb", make, nullptr, nullptr, {}, {}};
 }
 
 }  // namespace lowbit

@@ -3,6 +3,7 @@
 
 #include "core/error.h"
 #include "quant/policy.h"
+#include "quant/registry.h"
 
 namespace lowbit {
 
@@ -36,23 +37,26 @@ nlohmann::json QatRecipe::to_json() const {
 }
 
 QatRecipe default_recipe(const std::string& method, int wbits, int abits, bool fine_tune) {
+  return default_recipe(method, wbits, abits, fine_tune, QuantizerRegistry::builtin());
+}
+
+QatRecipe default_recipe(const std::string& method, int wbits, int abits, bool fine_tune,
+                         const QuantizerRegistry& registry) {
   QuantPolicy check;
   check.method = method;
   check.wbits = wbits;
   check.abits = abits;
+  check.registry = &registry;
   check.validate();
   QatRecipe r;  // fp32: 15 epochs SGD(0.9) lr 0.05 cosine, wd 5e-4, batch 128
   if (method == "fp32") return r;
   // One float epoch first: BN statistics and weights settle, so the statistics inits (PACT MSE
   // clip, LSQ step, QIL interval, SAWB) start near their optimum.
   r.float_epochs = fine_tune ? 0 : 1;
-  // PACT's alpha gradient only widens the clip (it lacks the step-size term LSQ's has); from
-  // trained weights the MSE start is already the optimum, and alpha at lr x 0.01 keeps it there:
-  // 2-epoch W2A2 fine-tunes 91.84 -> 92.10 (convnet), 92.28 -> 92.62 (resnet20), DoReFa 92.08 / 91.69.
-  if (fine_tune && method == "pact-sawb") r.quant_lr_mult = 0.01;
   const int low = std::min(wbits, abits);
   if (low <= 2) r.weight_decay = 2e-4;  // PACT recipe: weaker decay for 2-bit weights
-  if (method == "qil" || method == "lsq") r.lr = 0.02;  // learned intervals: a gentler start
+  const PolicyMethod pm = registry.policy_method(method);
+  if (pm.adjust_recipe) pm.adjust_recipe(r, RecipeContext{wbits, abits, fine_tune});
   return r;
 }
 

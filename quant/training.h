@@ -21,7 +21,10 @@
 #include <vector>
 
 #include "layers/module.h"
+#include "quant/qat_recipe.h"
 #include "quant/quantizer.h"
+
+namespace lowbit { class QuantizerRegistry; }
 
 namespace lowbit {
 
@@ -31,24 +34,13 @@ std::vector<std::pair<std::string, std::shared_ptr<Quantizer>>> named_quantizers
 // {"<quantizer name>.<scalar>": value} for every alpha, c, d, gamma, s, alpha_w, max_abs.
 nlohmann::json quantizer_state(const Module& model);
 
-// Default QAT schedule per method and bit width (the trainer's defaults; Fashion-MNIST / CIFAR
-// convnet-sized). float_epochs = epochs of the float warm-up before quantization is enabled.
-struct QatRecipe {
-  int epochs = 15;
-  int float_epochs = 0;
-  double lr = 0.05;
-  std::string optimizer = "sgd";  // make_optimizer name; SGD with momentum 0.9
-  double momentum = 0.9;
-  double weight_decay = 5e-4;
-  double quant_lr_mult = 1.0;        // lr of the quantizer parameters = lr * this (make_param_groups)
-  double quant_weight_decay = -1.0;  // L2 on PACT's alpha; < 0: the weights' decay
-  std::string schedule = "cosine";  // LrSchedule::from_name
-  double lr_warmup_epochs = 0.0;
-  int64_t batch_size = 128;
-  nlohmann::json to_json() const;
-};
 // fine_tune: the run starts from trained float weights (--init-from), so no warm-up, and
 // PACT-SAWB's alpha is held near its MSE start (docs/accuracy.md, the 2-epoch fine-tunes).
+// The generic part (one float warm-up epoch from scratch, a weaker weight decay at 2 bits), then the
+// policy method's own adjustments from its registration (quant/registry.h PolicyMethod::adjust_recipe).
+// Throws lowbit::Error naming an unknown method and the known ones.
 QatRecipe default_recipe(const std::string& method, int wbits, int abits, bool fine_tune = false);
+QatRecipe default_recipe(const std::string& method, int wbits, int abits, bool fine_tune,
+                         const QuantizerRegistry& registry);
 
 }  // namespace lowbit

@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 
+#include "core/error.h"
 #include "quant/kernels/bench_gemm.h"
 
 namespace lowbit::cli {
@@ -22,7 +23,16 @@ void register_bench_gemm(CLI::App& bench) {
                 "time with the thread's CPU clock (needs --threads 1): robust on a time-sliced machine");
   cmd->add_option("--filter", opt->filter, "only cases whose tag contains this, e.g. 'gemv w4a4'");
   cmd->callback([opt, json] {
-    const nlohmann::json r = kernels::bench_gemm(*opt);
+    nlohmann::json r;
+    try {
+      r = kernels::bench_gemm(*opt);
+    } catch (const Error& e) {
+      // The library names its option (BenchGemmOptions::cpu_time); say it with the flags.
+      std::string what = e.what();
+      const std::string option = "bench_gemm: BenchGemmOptions::cpu_time needs threads == 1";
+      if (what.rfind(option, 0) != 0) throw;
+      throw Error("bench gemm: --cpu-time needs --threads 1" + what.substr(option.size()));
+    }
     std::fputs(kernels::format_bench_gemm(r).c_str(), stdout);
     if (*json) std::printf("%s\n", r.dump().c_str());
     std::fflush(stdout);

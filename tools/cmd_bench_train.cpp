@@ -91,7 +91,7 @@ double median(std::vector<double> v) {
 
 }  // namespace
 
-void register_bench_train(CLI::App& bench) {
+void register_bench_train(CLI::App& bench, const QuantizerRegistry& registry) {
   auto o = std::make_shared<BenchTrainOptions>();
   CLI::App* cmd = bench.add_subcommand("train", "Training throughput on synthetic data (images/s, peak RSS)");
   cmd->add_option("--model", o->model, "Model name")->capture_default_str();
@@ -104,18 +104,19 @@ void register_bench_train(CLI::App& bench) {
   cmd->add_flag("--json", o->json, "Print a JSON summary as the last stdout line");
   cmd->add_flag("--sync-bn", o->sync_bn, "Under mpirun/srun: BatchNorm statistics over the global batch");
   auto qflags = std::make_shared<QuantFlags>();
-  add_quant_flags(cmd, *qflags);
+  add_quant_flags(cmd, *qflags, registry);
   cmd->add_flag("--vs-fp32", o->vs_fp32,
                 "Also time the float32 model of the same architecture in alternating windows of the same run "
                 "and report the ratio (QAT cost; medians of --rounds windows each)");
   cmd->add_option("--rounds", o->rounds, "Alternating windows per model with --vs-fp32")->capture_default_str()
       ->check(CLI::PositiveNumber);
-  cmd->callback([o, qflags] {
+  const QuantizerRegistry* methods = &registry;
+  cmd->callback([o, qflags, methods] {
     set_num_threads(threads_for(comm(), o->threads));
     LOWBIT_CHECK(o->batch % comm().size() == 0, "--batch ", o->batch, " (the global batch) must be a multiple of the ",
                  comm().size(), " ranks");
     o->width = o->height;
-    const QuantPolicy policy = make_policy(*qflags);
+    const QuantPolicy policy = make_policy(*qflags, *methods);
     LOWBIT_CHECK(!o->vs_fp32 || policy.quantized(), "--vs-fp32 compares a quantized --method with float32; give one");
     TrainBench main(*o, policy);
     double ips = 0, fp32_ips = 0;

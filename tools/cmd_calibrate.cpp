@@ -15,19 +15,24 @@
 
 namespace lowbit::cli {
 
-void register_calibrate(CLI::App& app) {
+void register_calibrate(CLI::App& app, const QuantizerRegistry& registry) {
   struct Opts {
-    std::string checkpoint, data = "fashion-mnist", method = "kl", weights = "sawb", out;
+    std::string checkpoint, data = "fashion-mnist", calibration = "kl", weights = "sawb", out;
     int wbits = 4, abits = 4, first_last_bits = 8, batches = 10, threads = 0;
     bool json = false, skip_zeros = false;
   };
   auto o = std::make_shared<Opts>();
   CLI::App* cmd = app.add_subcommand("calibrate", "Post-training quantization of a float checkpoint (max/percentile/KL)");
-  cmd->footer("Example:\n  lowbit calibrate --checkpoint runs/convnet/best.ckpt --method kl --wbits 4 --abits 4 --out ptq4.ckpt\n"
+  cmd->footer("Example:\n  lowbit calibrate --checkpoint runs/convnet/best.ckpt --calibration kl --wbits 4 --abits 4 --out ptq4.ckpt\n"
               "  lowbit eval --checkpoint ptq4.ckpt");
   cmd->add_option("--checkpoint", o->checkpoint, "Trained float checkpoint")->required();
-  cmd->add_option("--method", o->method, "Activation range: max | fraction | percentile | kl")
+  cmd->add_option("--calibration", o->calibration, "Activation range: max | fraction | percentile | kl")
       ->capture_default_str()->check(CLI::IsMember({"max", "fraction", "percentile", "kl"}));
+  // The calibration algorithm was --method, which elsewhere is the quantization method: the old
+  // spelling is a usage error (exit 2) that names the new one. Hidden from --help.
+  cmd->add_option_function<std::string>("--method", [](const std::string&) {
+       throw CLI::ValidationError("--method", "calibrate's algorithm is now --calibration (max | fraction | percentile | kl)");
+     })->group("");
   cmd->add_option("--weights", o->weights, "Weight scale: sawb | max")->capture_default_str()
       ->check(CLI::IsMember({"sawb", "max"}));
   cmd->add_option("--wbits", o->wbits, "Weight bits of the middle layers")->capture_default_str();
@@ -41,9 +46,10 @@ void register_calibrate(CLI::App& app) {
   cmd->add_option("--threads", o->threads, "Threads (0 = all cores)")->capture_default_str();
   cmd->add_option("--out", o->out, "Output checkpoint")->required();
   cmd->add_flag("--json", o->json, "Print a JSON summary as the last stdout line");
-  cmd->callback([o] {
+  const QuantizerRegistry* methods = &registry;
+  cmd->callback([o, methods] {
     set_num_threads(o->threads);
-    const Checkpoint fp = Checkpoint::load(o->checkpoint);
+    const Checkpoint fp = Checkpoint::load(o->checkpoint, *methods);
     LOWBIT_CHECK(!is_quantized(fp.spec), "calibrate: ", o->checkpoint, " is already quantized (method ",
                  quant_method(fp.spec), "); calibrate a float checkpoint");
     ModelSpec spec = fp.spec;
@@ -63,19 +69,19 @@ void register_calibrate(CLI::App& app) {
     CalibrationOptions co;
     co.weights = o->weights == "max" ? WeightCalibration::max : WeightCalibration::sawb;
     co.skip_zeros = o->skip_zeros;
-    const auto clips = calibrate(*model, loader, o->batches, calibration_method_from_name(o->method), co);
+    const auto clips = calibrate(*model, loader, o->batches, calibration_method_from_name(o->calibration), co);
     Checkpoint out;  // model-only: eval and export accept it, --resume does not
     out.spec = spec;
-    out.spec.architecture = model_architecture(*model);  // after calibration (it may switch SAWB to max)
+    out.spec.architecture = model_architecture(*model, *methods);  // after calibration (it may switch SAWB to max)
     out.model = model->state_dict();
     out.serving = fp.serving;
     out.data = fp.data;
-    out.notes = {{"calibration", o->method}, {"calibrated_from", o->checkpoint}};
+    out.notes = {{"calibration", o->calibration}, {"calibrated_from", o->checkpoint}};
     out.save(o->out);
     for (const auto& [name, clip] : clips) std::fprintf(stderr, "  %-32s clip %.5g\n", name.c_str(), clip);
-    std::fprintf(stderr, "calibrated %s (%s, W%d/A%d) -> %s\n", o->checkpoint.c_str(), o->method.c_str(), o->wbits,
+    std::fprintf(stderr, "calibrated %s (%s, W%d/A%d) -> %s\n", o->checkpoint.c_str(), o->calibration.c_str(), o->wbits,
                  o->abits, o->out.c_str());
-    if (o->json) print_json_line(nlohmann::json{{"checkpoint", o->out}, {"method", o->method}, {"clips", clips}}.dump());
+    if (o->json) print_json_line(nlohmann::json{{"checkpoint", o->out}, {"calibration", o->calibration}, {"clips", clips}}.dump());
   });
 }
 

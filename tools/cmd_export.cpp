@@ -49,7 +49,7 @@ int64_t float_parameter_count(const Checkpoint& ck, Module& model) {
 }
 }  // namespace
 
-void register_export(CLI::App& app) {
+void register_export(CLI::App& app, const QuantizerRegistry& registry) {
   auto checkpoint = std::make_shared<std::string>();
   auto out = std::make_shared<std::string>();
   auto data = std::make_shared<std::string>();
@@ -63,8 +63,9 @@ void register_export(CLI::App& app) {
   cmd->add_option("--data", *data, "Dataset spec whose class names to store (default: the checkpoint's); the input "
                   "normalisation always comes from the checkpoint");
   cmd->add_flag("--json", *as_json, "Print a JSON summary as the last stdout line");
+  const QuantizerRegistry* methods = &registry;
   cmd->callback([=] {
-    const Checkpoint ck = Checkpoint::load(*checkpoint);
+    const Checkpoint ck = Checkpoint::load(*checkpoint, *methods);
     LOWBIT_CHECK(is_quantized(ck.spec), "checkpoint ", *checkpoint,
                  " holds a float model; export needs a QAT checkpoint (lowbit train --method ...)");
     intq::ExportInfo info = checkpoint_export_info(ck, *checkpoint);  // what export_model() writes

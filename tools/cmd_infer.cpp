@@ -164,7 +164,7 @@ void register_infer(CLI::App& app) {
   });
 }
 
-void register_inspect(CLI::App& app) {
+void register_inspect(CLI::App& app, const QuantizerRegistry& registry) {
   auto model = std::make_shared<std::string>();
   auto compare = std::make_shared<std::string>();
   auto data = std::make_shared<std::string>();
@@ -183,6 +183,7 @@ void register_inspect(CLI::App& app) {
   cmd->add_option("--limit", *limit, "Only the first N test images (0 = all)");
   cmd->add_option("--threads", *threads, "Threads (0 = all cores)")->capture_default_str();
   cmd->add_flag("--json", *as_json, "Print a JSON summary as the last stdout line");
+  const QuantizerRegistry* methods = &registry;
   cmd->callback([=] {
     set_num_threads(*threads);
     const IntModel im = IntModel::load(*model, {*threads, ""});
@@ -236,7 +237,7 @@ void register_inspect(CLI::App& app) {
       return;
     }
     LOWBIT_CHECK(!data->empty(), "inspect --compare needs --data SPEC");
-    const Checkpoint ck = Checkpoint::load(*compare);
+    const Checkpoint ck = Checkpoint::load(*compare, *methods);
     const auto fq_model = ck.build_model(*compare);
     Dataset test = load_dataset(*data, Split::Test);
     check_dataset_fits(im, test, *data);
@@ -276,7 +277,7 @@ void register_inspect(CLI::App& app) {
   });
 }
 
-void register_bench_infer(CLI::App& bench) {
+void register_bench_infer(CLI::App& bench, const QuantizerRegistry& registry) {
   auto model = std::make_shared<std::string>();
   auto batch = std::make_shared<int64_t>(256);
   auto threads = std::make_shared<int>(0);
@@ -292,6 +293,7 @@ void register_bench_infer(CLI::App& bench) {
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   cmd->add_flag("--json", *as_json, "Print a JSON summary as the last stdout line");
+  const QuantizerRegistry* methods = &registry;
   cmd->callback([=] {
     set_num_threads(*threads);
     const IntModel im = IntModel::load(*model, {*threads, ""});
@@ -312,13 +314,13 @@ void register_bench_infer(CLI::App& bench) {
       LOWBIT_CHECK(p.contains("architecture"), "model file ", *model, " has no provenance model/model_config or "
                    "architecture to rebuild the float model from");
       // Bounded before anything is allocated: every float weight is at least one bit of the file.
-      const double params = config_parameter_count(p["architecture"], library_layer_types());
+      const double params = config_parameter_count(p["architecture"], library_layer_types(*methods));
       const double bound = 8.0 * static_cast<double>(m.parameter_bytes()) + 65536.0;
       LOWBIT_CHECK(params <= bound, "model file ", *model, ": provenance.architecture describes ", params,
                    " float parameters, more than its integer graph can hold (at most ", bound,
                    "): it is not the architecture the model was exported from");
       try {
-        fp = module_from_config(p["architecture"], library_layer_types(), gen);
+        fp = module_from_config(p["architecture"], library_layer_types(*methods), gen);
       } catch (const Error& e) {
         throw Error(detail::concat("model file ", *model, ": provenance.architecture: ", e.what()));
       }

@@ -2,8 +2,11 @@
 #include <sys/resource.h>
 
 #include <cstdio>
+#include <cstring>
+#include <utility>
 #include <nlohmann/json.hpp>
 
+#include "core/collectives.h"
 #include "core/comm.h"
 #include "core/data/dataset.h"
 #include "core/error.h"
@@ -41,7 +44,8 @@ namespace {
 // The method's tested recipe fills whatever the user left unset.
 void apply_recipe(CLI::App* cmd, TrainOptions& o) {
   if (!o.policy.quantized()) return;
-  const QatRecipe r = default_recipe(o.policy.method, o.policy.wbits, o.policy.abits, !o.init_from.empty());
+  const QatRecipe r =
+      default_recipe(o.policy.method, o.policy.wbits, o.policy.abits, !o.init_from.empty(), o.policy.methods());
   if (!cmd->count("--epochs")) o.epochs = r.epochs;
   if (!cmd->count("--lr")) o.lr = r.lr;
   if (!cmd->count("--weight-decay")) o.weight_decay = r.weight_decay;
@@ -53,9 +57,47 @@ void apply_recipe(CLI::App* cmd, TrainOptions& o) {
   if (!cmd->count("--momentum")) o.momentum = r.momentum;
 }
 
+// The library's errors name its options (TrainOptions::lr, load_weights, ...), never flags; a CLI
+// user set them with flags, so the CLI names those. Longer names first.
+std::string with_flags(std::string what) {
+  static const std::pair<const char*, const char*> kFlags[] = {
+      {"TrainOptions::init_from, load_weights", "--init-from"},
+      {"load_weights: checkpoint", "--init-from"},
+      {"TrainOptions::checkpoint_every", "--checkpoint-every"},
+      {"TrainOptions::checkpoint_minutes", "--checkpoint-minutes"},
+      {"TrainOptions::quant_groups.lr_mult", "--quant-lr-mult"},
+      {"TrainOptions::quant_groups.weight_decay", "--quant-weight-decay"},
+      {"train_progressive needs a quantized TrainOptions::policy", "--progressive needs a quantization --method"},
+      {"train_progressive", "--progressive"},
+      {"TrainerOptions::epochs", "--epochs"},
+      {"TrainOptions::epochs", "--epochs"},
+      {"TrainOptions::batch", "--batch"},
+      {"the learning rate (TrainOptions::lr)", "--lr"},
+      {"TrainOptions::lr", "--lr"},
+      {"TrainOptions::keep", "--keep"},
+  };
+  for (const auto& [name, flag] : kFlags)
+    for (size_t at = what.find(name); at != std::string::npos; at = what.find(name, at + std::strlen(flag)))
+      what.replace(at, std::strlen(name), flag);
+  return what;
+}
+
+// Runs a training command, its library errors worded with the flags (the same error type, so an
+// AgreedError stays one message for the whole job).
+template <class F>
+FitResult train_with_flag_errors(F&& run) {
+  try {
+    return run();
+  } catch (const AgreedError& e) {
+    throw AgreedError(with_flags(e.what()));
+  } catch (const Error& e) {
+    throw Error(with_flags(e.what()));
+  }
+}
+
 }  // namespace
 
-void register_train(CLI::App& app) {
+void register_train(CLI::App& app, const QuantizerRegistry& registry) {
   auto opts = std::make_shared<TrainOptions>();
   auto threads = std::make_shared<int>(0);
   auto as_json = std::make_shared<bool>(false);
@@ -119,7 +161,7 @@ void register_train(CLI::App& app) {
   cmd->add_option("--eval-limit", opts->eval_limit, "Evaluate on the first N test images (0 = all)");
   cmd->add_flag("--sync-bn", opts->sync_bn,
                 "Under mpirun/srun: BatchNorm statistics over the global batch (N ranks = 1 process)");
-  add_quant_flags(cmd, *qflags);
+  add_quant_flags(cmd, *qflags, registry);
   cmd->add_option("--float-epochs", opts->float_epochs, "Float warm-up epochs before the quantizers switch on");
   cmd->add_option("--init-from", opts->init_from, "Start from this checkpoint's (float) weights, e.g. to fine-tune QAT");
   auto progressive = std::make_shared<std::vector<int>>();
@@ -128,14 +170,16 @@ void register_train(CLI::App& app) {
                   "previous one's weights and quantizer intervals (earlier stages in OUT/stage-w<b>a<b>/)")
       ->delimiter(',');
   cmd->add_flag("--json", *as_json, "Print a JSON summary as the last stdout line");
-  cmd->callback([opts, threads, as_json, qflags, cmd, progressive] {
-    opts->policy = make_policy(*qflags);
+  const QuantizerRegistry* methods = &registry;
+  cmd->callback([opts, threads, as_json, qflags, cmd, progressive, methods] {
+    opts->policy = make_policy(*qflags, *methods);
     apply_recipe(cmd, *opts);
     opts->log = log_line;
     set_num_threads(threads_for(comm(), *threads));  // 0: this rank's share of the node's cores
     install_stop_signal_handlers();
     opts->stop_requested = [] { return stop_signal() != 0; };
-    const FitResult r = progressive->empty() ? train(*opts) : train_progressive(*opts, *progressive);
+    const FitResult r = train_with_flag_errors(
+        [&] { return progressive->empty() ? train(*opts) : train_progressive(*opts, *progressive); });
     if (r.stopped) {
       if (is_root())
         std::fprintf(stderr, "stopped by %s %s; %s; resume with the same command and --resume\n",
@@ -158,7 +202,7 @@ void register_train(CLI::App& app) {
   });
 }
 
-void register_eval(CLI::App& app) {
+void register_eval(CLI::App& app, const QuantizerRegistry& registry) {
   auto checkpoint = std::make_shared<std::string>();
   auto data = std::make_shared<std::string>("fashion-mnist");
   auto batch = std::make_shared<int64_t>(256);
@@ -170,9 +214,10 @@ void register_eval(CLI::App& app) {
   cmd->add_option("--batch", *batch, "Batch size")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--threads", *threads, "Threads per rank (0 = this node's cores / its ranks)")->capture_default_str();
   cmd->add_flag("--json", *as_json, "Print a JSON summary as the last stdout line");
+  const QuantizerRegistry* methods = &registry;
   cmd->callback([=] {
     set_num_threads(threads_for(comm(), *threads));
-    const Checkpoint ck = Checkpoint::load(*checkpoint);
+    const Checkpoint ck = Checkpoint::load(*checkpoint, *methods);
     const auto model = ck.build_model(*checkpoint);
     Dataset test = load_dataset(*data, Split::Test);
     ck.serving.apply_to(test, *data);  // the checkpoint's normalization, not the data's

@@ -7,18 +7,22 @@
 #include <exception>
 #include <string>
 
+#include "quant/registry.h"
+
 namespace lowbit::cli {
 
-void register_train(CLI::App& app);
-void register_eval(CLI::App& app);
-void register_calibrate(CLI::App& app);
-void register_bench_train(CLI::App& bench);
+// Commands that build, convert or read quantized models take the registry lowbit::cli::run was
+// given (tools/cli.h); it outlives the parse and the callbacks.
+void register_train(CLI::App& app, const QuantizerRegistry& registry);
+void register_eval(CLI::App& app, const QuantizerRegistry& registry);
+void register_calibrate(CLI::App& app, const QuantizerRegistry& registry);
+void register_bench_train(CLI::App& bench, const QuantizerRegistry& registry);
 void register_bench_gemm(CLI::App& bench);
 void register_bench_conv(CLI::App& bench);   // cmd_bench_conv.cpp
-void register_export(CLI::App& app);       // cmd_export.cpp
+void register_export(CLI::App& app, const QuantizerRegistry& registry);  // cmd_export.cpp
 void register_infer(CLI::App& app);        // cmd_infer.cpp: infer, inspect, bench infer
-void register_inspect(CLI::App& app);
-void register_bench_infer(CLI::App& bench);
+void register_inspect(CLI::App& app, const QuantizerRegistry& registry);
+void register_bench_infer(CLI::App& bench, const QuantizerRegistry& registry);
 
 // Print the JSON object as the last stdout line (the contract scripts rely on).
 void print_json_line(const std::string& json);
@@ -36,7 +40,7 @@ struct ExitWith {
   int code;
 };
 
-// For main(): reports an exception that ended a command and returns the exit status (1). An
+// For run() (tools/cli.h): reports an exception that ended a command and returns the exit status (1). An
 // AgreedError (or any error with one rank) is printed by rank 0 only. Any other error with several
 // ranks may have happened on this rank alone while the others wait in a collective: print it with
 // the rank and MPI_Abort the job, so nothing hangs.

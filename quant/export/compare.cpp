@@ -51,8 +51,7 @@ void compare_batch(Module& model, const IntGraph& im, const Tensor& images, cons
   std::vector<std::shared_ptr<Quantizer>> observed;
   for (auto& [name, m] : model.named_modules()) {
     std::shared_ptr<Quantizer> aq;
-    if (auto qc = std::dynamic_pointer_cast<QuantConv2d>(m)) aq = qc->act_quantizer;
-    if (auto ql = std::dynamic_pointer_cast<QuantLinear>(m)) aq = ql->act_quantizer;
+    if (auto ql = dynamic_cast<QuantLayer*>(m.get())) aq = ql->act_quantizer;
     if (!aq) continue;
     const std::string layer = name;
     Quantizer* q = aq.get();

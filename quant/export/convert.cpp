@@ -179,9 +179,16 @@ struct Walker {
     return cur;
   }
 
-  void quant_layer(const std::string& name, Module& layer, const Tensor& weight, const Tensor& bias,
-                   const Quantizer* wq, const Quantizer* aq, bool is_linear, int64_t kernel, int64_t stride,
-                   int64_t padding) {
+  void quant_layer(const std::string& name, Module& layer, QuantLayer& ql) {
+    const QuantLayerGeometry g = ql.geometry();
+    LOWBIT_CHECK(g.groups == 1 && g.dilation == 1, "export: conv '", name,
+                 "' uses groups/dilation, which the integer runtime does not support");
+    const Tensor& weight = ql.float_weight();
+    const Tensor& bias = ql.float_bias();
+    const Quantizer* wq = ql.weight_quantizer.get();
+    const Quantizer* aq = ql.act_quantizer.get();
+    const bool is_linear = g.linear;
+    const int64_t kernel = g.kernel, stride = g.stride, padding = g.padding;
     LOWBIT_CHECK(wq && aq, "export: layer '", name, "' (", layer.type_name(),
                  ") is not quantized on both sides (weights ", wq ? "quantized" : "float", ", input ",
                  aq ? "quantized" : "float", "); the integer runtime needs both (quantize_input, bits <= 8)");
@@ -340,12 +347,9 @@ struct Walker {
   void block(const std::string& name, BasicBlock& b) {
     const int x = materialize_float();
     auto conv_of = [&](const std::string& n, Conv2d& c) {
-      auto* qc = dynamic_cast<QuantConv2d*>(&c);
-      LOWBIT_CHECK(qc, "export: conv '", n, "' is not quantized (convert the model first)");
-      LOWBIT_CHECK(c.config.groups == 1 && c.config.dilation == 1, "export: conv '", n,
-                   "' uses groups/dilation, which the integer runtime does not support");
-      quant_layer(n, c, c.weight, c.bias, qc->weight_quantizer.get(), qc->act_quantizer.get(), false,
-                  c.config.kernel, c.config.stride, c.config.padding);
+      auto* ql = dynamic_cast<QuantLayer*>(&c);
+      LOWBIT_CHECK(ql, "export: conv '", n, "' is not quantized (convert the model first)");
+      quant_layer(n, c, *ql);
     };
     cur = x;
     conv_of(name + ".conv1", *b.conv1);
@@ -376,14 +380,8 @@ struct Walker {
     if (auto seq = dynamic_cast<Sequential*>(&md)) {
       for (size_t i = 0; i < seq->size(); ++i)
         walk(name.empty() ? std::to_string(i) : name + "." + std::to_string(i), seq->at(i));
-    } else if (auto qc = dynamic_cast<QuantConv2d*>(&md)) {
-      LOWBIT_CHECK(qc->config.groups == 1 && qc->config.dilation == 1, "export: conv '", name,
-                   "' uses groups/dilation, which the integer runtime does not support");
-      quant_layer(name, md, qc->weight, qc->bias, qc->weight_quantizer.get(), qc->act_quantizer.get(), false,
-                  qc->config.kernel, qc->config.stride, qc->config.padding);
-    } else if (auto ql = dynamic_cast<QuantLinear*>(&md)) {
-      quant_layer(name, md, ql->weight, ql->bias, ql->weight_quantizer.get(), ql->act_quantizer.get(), true, 1, 1,
-                  0);
+    } else if (auto ql = dynamic_cast<QuantLayer*>(&md)) {
+      quant_layer(name, md, *ql);
     } else if (auto bn = dynamic_cast<BatchNorm2d*>(&md)) {
       batchnorm(name, *bn);
     } else if (dynamic_cast<ReLU*>(&md)) {

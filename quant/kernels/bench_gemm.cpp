@@ -104,7 +104,7 @@ double infer_clock_ghz(bool cpu_time) {
 nlohmann::json bench_gemm(const BenchGemmOptions& opt) {
   set_num_threads(opt.threads);
   const int threads = num_threads();
-  LOWBIT_CHECK(!opt.cpu_time || threads == 1, "bench gemm: --cpu-time needs --threads 1 (got ", threads,
+  LOWBIT_CHECK(!opt.cpu_time || threads == 1, "bench_gemm: BenchGemmOptions::cpu_time needs threads == 1 (got ", threads,
                "): a thread's CPU clock does not see the other threads' work");
   const bool cpu = opt.cpu_time;
   const Isa isa = active_isa_level();

@@ -122,14 +122,9 @@ void check_parity(const std::string& model, const std::string& method, int wbits
   for (auto& [name, m] : t.model->named_modules()) {
     std::shared_ptr<Quantizer> wq;
     Tensor w, qw;
-    if (auto qc = std::dynamic_pointer_cast<QuantConv2d>(m)) {
+    if (auto* ql = dynamic_cast<QuantLayer*>(m.get())) {
       NoGradGuard g;
-      w = qc->weight;
-      qw = qc->quantized_weight();
-      wq = qc->weight_quantizer;
-    } else if (auto ql = std::dynamic_pointer_cast<QuantLinear>(m)) {
-      NoGradGuard g;
-      w = ql->weight;
+      w = ql->float_weight();
       qw = ql->quantized_weight();
       wq = ql->weight_quantizer;
     } else {

@@ -42,7 +42,7 @@ TrainOptions w2a2(const fs::path& out) {
   o.progress = false;
   o.policy.method = "pact-sawb";
   o.policy.wbits = o.policy.abits = 2;
-  o.policy.pact_init = "fixed";
+  o.policy.options["pact_init"] = "fixed";
   return o;
 }
 
@@ -77,11 +77,11 @@ TEST_CASE("resuming a W2A2 run with --wbits 4 is one error naming both policies"
   const std::string path = (dir / "last.ckpt").string();
   CHECK(error_of(four) ==
         "cannot resume from " + path + ": it holds model 'convnet' (1x28x28, 10 classes) with quantization "
-        "{\"abits\":2,\"first_last_bits\":8,\"method\":\"pact-sawb\",\"overrides\":[],\"pact_init\":\"fixed\","
-        "\"quantize_input\":true,\"wbits\":2}, but this run is model 'convnet' (1x28x28, 10 classes) with "
-        "quantization {\"abits\":2,\"first_last_bits\":8,\"method\":\"pact-sawb\",\"overrides\":[],\"pact_init\":"
-        "\"fixed\",\"quantize_input\":true,\"wbits\":4}; resume with the checkpoint's options or start a new run "
-        "from its weights with --init-from");
+        "{\"abits\":2,\"first_last_bits\":8,\"method\":\"pact-sawb\",\"options\":{\"pact_init\":\"fixed\"},"
+        "\"overrides\":[],\"quantize_input\":true,\"wbits\":2}, but this run is model 'convnet' (1x28x28, 10 classes) "
+        "with quantization {\"abits\":2,\"first_last_bits\":8,\"method\":\"pact-sawb\",\"options\":{\"pact_init\":"
+        "\"fixed\"},\"overrides\":[],\"quantize_input\":true,\"wbits\":4}; resume with the checkpoint's options or start a new run "
+        "from its weights (TrainOptions::init_from, load_weights)");
   TrainOptions other_model = w2a2(dir);
   other_model.resume = true;
   other_model.model = "mlp";
@@ -111,7 +111,7 @@ TEST_CASE("a model-only checkpoint given to resume is a clear error; --init-from
   r.resume = true;
   CHECK(error_of(r) == "cannot resume from " + path + ": it is a model-only checkpoint (it lacks 'epoch', the "
                        "optimizer state and the RNG state); resume from a training checkpoint (last.ckpt) or start "
-                       "a new run from its weights with --init-from");
+                       "a new run from its weights (TrainOptions::init_from, load_weights)");
   TrainOptions init = w2a2(dir / "init");
   init.epochs = 1;
   init.init_from = path;

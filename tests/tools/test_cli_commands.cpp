@@ -115,15 +115,15 @@ TEST_CASE("eval: --json summary; a missing checkpoint; data of another size") {
                   "\": expected one of fashion-mnist, fashion-mnist:DIR, mnist:DIR, idx:DIR, cifar10:DIR, folder:DIR");
 }
 
-TEST_CASE("calibrate: --json summary; a wrong --method value; a quantized checkpoint") {
+TEST_CASE("calibrate: --json summary; a wrong --calibration value; the old --method; a quantized checkpoint") {
   Fixture& f = fixture();
   const std::string out = (f.dir / "ptq.ckpt").string();
   CliResult r = run_lowbit(f.dir, "calibrate --checkpoint " + f.fp_ckpt + " --data " + f.data +
-                                      " --method percentile --batches 1 --threads 1 --out " + out + " --json");
+                                      " --calibration percentile --batches 1 --threads 1 --out " + out + " --json");
   REQUIRE_MESSAGE(r.status == 0, r.err);
   const json j = last_json_line(r.out);
   CHECK(j["checkpoint"] == out);
-  CHECK(j["method"] == "percentile");
+  CHECK(j["calibration"] == "percentile");
   REQUIRE(j["clips"].is_object());
   CHECK(j["clips"].size() >= 3);  // one per quantized activation of the convnet
   for (const auto& [name, clip] : j["clips"].items()) {
@@ -133,7 +133,11 @@ TEST_CASE("calibrate: --json summary; a wrong --method value; a quantized checkp
   r = run_lowbit(f.dir, "eval --checkpoint " + out + " --data " + f.data + " --threads 1 --json");
   CHECK(r.status == 0);
   CHECK(is_percent(last_json_line(r.out)["test_acc"]));
-  check_usage(f.dir, "calibrate --checkpoint " + f.fp_ckpt + " --method nosuch --out " + out, "--method");
+  check_usage(f.dir, "calibrate --checkpoint " + f.fp_ckpt + " --calibration nosuch --out " + out, "--calibration");
+  // The calibration algorithm was --method (the quantization method everywhere else): a usage
+  // error that names the new flag.
+  check_usage(f.dir, "calibrate --checkpoint " + f.fp_ckpt + " --method kl --out " + out,
+              "calibrate's algorithm is now --calibration");
   check_error(f.dir, "calibrate --checkpoint " + f.q_ckpt + " --data " + f.data + " --out " + out,
               "calibrate: " + f.q_ckpt + " is already quantized (method pact-sawb); calibrate a float checkpoint");
 }

@@ -3,6 +3,8 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
+#include <sys/wait.h>
+
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -208,7 +210,7 @@ TEST_CASE("QIL progressive schedule: each stage starts from the previous stage's
   CHECK_THROWS_WITH_AS(train_progressive(o, {4, 4}), doctest::Contains("strictly decreasing"), Error);
   TrainOptions fp = o;
   fp.policy.method = "fp32";
-  CHECK_THROWS_WITH_AS(train_progressive(fp, {4, 2}), doctest::Contains("needs a quantization --method"), Error);
+  CHECK_THROWS_WITH_AS(train_progressive(fp, {4, 2}), doctest::Contains("needs a quantized TrainOptions::policy"), Error);
 }
 
 TEST_CASE("training errors: NaN loss, bad options, resume without checkpoint") {
@@ -224,6 +226,40 @@ TEST_CASE("training errors: NaN loss, bad options, resume without checkpoint") {
   TrainOptions bad = quick_options((dir / "bad").string());
   bad.data = "nosuch:thing";
   CHECK_THROWS_AS(train(bad), Error);
+}
+
+TEST_CASE("library errors name the library's options, never CLI flags; the CLI names its flags") {
+  // A program calling train() has no flags: its errors name TrainOptions fields and functions.
+  fs::path dir = temp_dir("option_errors");
+  auto message = [](const TrainOptions& o) {
+    try {
+      train(o);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("(no error)");
+  };
+  TrainOptions lr = quick_options((dir / "lr").string());
+  lr.lr = -1;
+  CHECK(message(lr) == "TrainOptions::lr must be positive, got -1");
+  TrainOptions keep = quick_options((dir / "keep").string());
+  keep.keep = 0;
+  CHECK(message(keep) == "TrainOptions::keep must be at least 1, got 0");
+  TrainOptions nan = quick_options((dir / "nan").string());
+  nan.lr = 1e30;
+  nan.epochs = 1;
+  const std::string diverged = message(nan);
+  CHECK(diverged.find("lower the learning rate (TrainOptions::lr)") != std::string::npos);
+  for (const std::string& m : {message(lr), message(keep), diverged}) CHECK(m.find("--") == std::string::npos);
+  // The CLI words the same errors with its flags.
+  const char* exe = std::getenv("LOWBIT_EXE");
+  REQUIRE(exe != nullptr);
+  const fs::path err = dir / "err.txt";
+  const std::string cmd = std::string(exe) + " train --data " + synthetic_spec() +
+                          " --epochs 1 --batch 64 --threads 1 --lr 1e30 --out " + (dir / "cli").string() + " 2>" +
+                          err.string() + " >/dev/null";
+  CHECK(WEXITSTATUS(std::system(cmd.c_str())) == 1);
+  CHECK(read_file(err).find("lower --lr or check the data") != std::string::npos);
 }
 
 TEST_CASE("the lowbit program's exit codes: 0 ok, 1 failure, 2 usage") {
@@ -247,10 +283,11 @@ TEST_CASE("the lowbit program's exit codes: 0 ok, 1 failure, 2 usage") {
   CHECK(run(lowbit + " eval --checkpoint " + (dir / "run" / "last.ckpt").string() + " --data " + synthetic_spec()) == 0);
   CHECK(run(lowbit + " bench train --model mlp --batch 8 --seconds 0.1 --warmup 1 --json") == 0);
   CHECK(run(lowbit + " calibrate --checkpoint " + (dir / "run" / "last.ckpt").string() + " --data " + synthetic_spec() +
-            " --method kl --batches 2 --out " + (dir / "ptq.ckpt").string()) == 0);
+            " --calibration kl --batches 2 --out " + (dir / "ptq.ckpt").string()) == 0);
   CHECK(run(lowbit + " eval --checkpoint " + (dir / "ptq.ckpt").string() + " --data " + synthetic_spec()) == 0);
   CHECK(run(lowbit + " calibrate --checkpoint " + (dir / "ptq.ckpt").string() + " --out " + (dir / "x.ckpt").string()) == 1);
-  CHECK(run(lowbit + " calibrate --checkpoint x --method nosuch --out y") == 2);
+  CHECK(run(lowbit + " calibrate --checkpoint x --calibration nosuch --out y") == 2);
+  CHECK(run(lowbit + " calibrate --checkpoint x --method kl --out y") == 2);
   CHECK(run(lowbit + " train --method nosuch") == 2);
   CHECK(run(lowbit + " train --method pact-sawb --wbits 9 --out " + (dir / "w9").string()) == 1);
   CHECK(run(lowbit + " train --data " + synthetic_spec() + " --method pact-sawb --wbits 2 --abits 2 --epochs 1 "
