@@ -139,10 +139,13 @@ TEST_CASE("a method registered by the program: --method lists it, train, eval, e
 
   // Trains: a few W2A2 steps, quantization on from the first one.
   const std::string out = (dir / "q").string();
-  const Ran train = lowbit_run({"train", "--data", data, "--model", "convnet", "--epochs", "1", "--max-steps", "4",
-                                "--batch", "32", "--threads", "1", "--method", "fixedclip", "--wbits", "2", "--abits",
-                                "2", "--float-epochs", "0", "--out", out});
-  REQUIRE(train.status == 0);
+  std::vector<std::string> train_args = {"train", "--data", data, "--model", "convnet", "--epochs", "1", "--max-steps",
+                                        "4", "--batch", "32", "--threads", "1", "--method", "fixedclip", "--wbits", "2",
+                                        "--abits", "2", "--float-epochs", "0", "--out", out};
+  REQUIRE(lowbit_run(train_args).status == 0);
+  // --resume reads the checkpoint with the same registry (the run is complete: nothing to train).
+  train_args.push_back("--resume");
+  CHECK(lowbit_run(train_args).status == 0);
   const std::string ckpt = out + "/last.ckpt";
   const Checkpoint ck = Checkpoint::load(ckpt, registry());
   CHECK(ck.spec.policy.method == "fixedclip");
