@@ -78,8 +78,8 @@ LayerType conv2d_layer_type() {
                 [](const Module& m) { return conv2d_config_json(static_cast<const Conv2d&>(m).config); },
                 [](const nlohmann::json& c, const NamedModules&, Generator& gen) {
                   return std::make_shared<Conv2d>(conv2d_config_from_json(c), gen);
-                }};
-  row.parameter_count = conv2d_parameter_count;
+                },
+                {}, conv2d_parameter_count};
   return row;
 }
 

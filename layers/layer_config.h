@@ -48,10 +48,10 @@ struct LayerType {
   std::function<std::shared_ptr<Module>(const nlohmann::json& config, const NamedModules& children, Generator& gen)>
       make;
   // With cls null: whether the row describes `module` (true when empty).
-  std::function<bool(const Module& module)> describes;
+  std::function<bool(const Module& module)> describes = {};
   // The float parameters and buffers make() allocates for `config` itself (children excluded);
   // empty: none. Read before rebuilding from untrusted input (config_parameter_count).
-  std::function<double(const nlohmann::json& config)> parameter_count;
+  std::function<double(const nlohmann::json& config)> parameter_count = {};
 };
 
 class LayerTypes {

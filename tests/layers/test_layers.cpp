@@ -64,14 +64,14 @@ struct LayerCase {
   Shape input;
   bool training = true;
   GradRule grad = GradRule::central;
-  std::vector<float> kinks;  // input values the central differences keep away from
+  std::vector<float> kinks = {};  // input values the central differences keep away from
   bool distinct_inputs = false;  // max pooling: no ties within a step
   float step = 1e-2f;
   Export exports = Export::works;
-  std::string refusal;  // Export::refused: what the error names
+  std::string refusal = {};  // Export::refused: what the error names
   // Before the central differences: make the module smooth where internal kinks (a ReLU between
   // layers) would fall within a step of some input (their own cases check those modules).
-  std::function<void(Module&)> smooth;
+  std::function<void(Module&)> smooth = {};
 };
 
 // BasicBlock with Identity in its ReLU slots: conv, BN, shortcut and join wiring, no kinks.
