@@ -4,13 +4,15 @@
 // bound, resume from a 2-rank checkpoint (with 2 ranks: bit-identical; with 1: within the bound)
 // and from a 3-rank one at 3 ranks (bit-identical), a bad data file on one rank
 // and a NaN loss end the job with one error within seconds, and `bench train` reports once for all
-// ranks. Data-driven quantizer inits (PACT mse/p99, LSQ) see the global batch: 2 ranks give one
-// process's W2A2 checkpoints byte for byte. Helpers (relative difference, running the CLI): cli_run.h.
+// ranks. Data-driven quantizer inits (PACT mse/p99, LSQ) see the global batch and weight
+// quantizers' learned parameters the global weight gradient: 2 ranks give one process's W2A2
+// checkpoints (PACT-SAWB, LSQ, QIL) byte for byte. Helpers (relative difference, running the CLI): cli_run.h.
 #define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -25,6 +27,11 @@ namespace {
 // `timeout` turns a hang into a failure instead of a stuck test.
 std::string mpirun(int ranks) {
   return "timeout 300 " + env("MPIRUN") + " --oversubscribe -np " + std::to_string(ranks) + " ";
+}
+
+std::string read_bytes(const fs::path& file) {
+  std::ifstream f(file, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
 }
 
 int count(const std::string& text, const std::string& what) {
@@ -82,10 +89,14 @@ TEST_CASE("data-driven quantizer inits see the global batch: 2 ranks = 1 process
   const std::vector<Variant> variants = {
       {"pact-sawb-w2a2-mse-warmup", "--method pact-sawb --wbits 2 --abits 2 --pact-init mse --float-epochs 1"},
       {"pact-sawb-w2a2-p99", "--method pact-sawb --wbits 2 --abits 2 --pact-init p99 --float-epochs 0"},
-      // LSQ's activation side (its step init and its batch-summed step gradient). LSQ/QIL *weight*
-      // quantizers' own gradients sum over each rank's local weight gradient, which is within
-      // float rounding only (docs/distributed.md), so the weights stay float here.
+      // LSQ's activation side alone (its step init and its batch-summed step gradient).
       {"lsq-w32a2", "--method lsq --wbits 32 --abits 2 --first-last-bits 32 --float-epochs 0"},
+      // Weights quantized too: a weight quantizer's learned parameters (LSQ s, QIL c/d/gamma) get
+      // their gradient from the averaged weight gradient after the allreduce (quant/quantizer.h);
+      // summed over each rank's own weight gradient and then averaged they differed from one process
+      // in the last bits of a weight step's momentum buffer.
+      {"lsq-w2a2", "--method lsq --wbits 2 --abits 2 --float-epochs 0"},
+      {"qil-w2a2", "--method qil --wbits 2 --abits 2 --float-epochs 0"},
   };
   for (const Variant& v : variants) {
     const std::string variant = v.name;
@@ -103,7 +114,7 @@ TEST_CASE("data-driven quantizer inits see the global batch: 2 ranks = 1 process
     // Byte-identical tensors, the quantizer parameters and init flags included.
     const StateDict a = load_state_dict_file((two / "last.ckpt").string());
     const StateDict b = load_state_dict_file((one / "last.ckpt").string());
-    int quantizer_tensors = 0;
+    int quantizer_tensors = 0, weight_quantizer_tensors = 0;
     for (const auto& [name, t] : b.tensors) {
       CAPTURE(name);
       REQUIRE(a.tensors.count(name));
@@ -111,8 +122,13 @@ TEST_CASE("data-driven quantizer inits see the global batch: 2 ranks = 1 process
       REQUIRE(mine.numel() == t.numel());
       CHECK(std::memcmp(mine.data(), t.data(), static_cast<size_t>(t.numel()) * sizeof(float)) == 0);
       quantizer_tensors += name.find("act_quantizer.") != std::string::npos;
+      weight_quantizer_tensors += name.find("weight_quantizer.") != std::string::npos;
     }
     CHECK(quantizer_tensors >= 2);
+    // The W2A2 variants do train learned weight-quantizer parameters (and their momentum buffers).
+    if (variant == "lsq-w2a2" || variant == "qil-w2a2") CHECK(weight_quantizer_tensors >= 2);
+    // And the checkpoint files themselves are byte-identical.
+    CHECK(read_bytes(two / "last.ckpt") == read_bytes(one / "last.ckpt"));
   }
 }
 
