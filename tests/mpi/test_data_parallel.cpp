@@ -2,7 +2,8 @@
 // CLI: same parameters, buffers and optimizer state (max relative difference <= 1e-5 with --sync-bn
 // and global batch 128; in fact bit-identical, see core/deterministic_sum.h), 3 ranks within the
 // bound, resume from a 2-rank checkpoint (with 2 ranks: bit-identical; with 1: within the bound)
-// and from a 3-rank one at 3 ranks (bit-identical), a bad data file on one rank
+// and from a 3-rank one at 3 ranks (bit-identical), a 2-rank LSQ W2A2 one at 2 ranks and at 1
+// process (byte-identical checkpoint files), a bad data file on one rank
 // and a NaN loss end the job with one error within seconds, and `bench train` reports once for all
 // ranks. Data-driven quantizer inits (PACT mse/p99, LSQ) see the global batch and weight
 // quantizers' learned parameters the global weight gradient: 2 ranks give one process's W2A2
@@ -190,6 +191,23 @@ TEST_CASE("quantized training keeps the replicas identical (PACT-SAWB W2A2, data
       CHECK(t.data()[0] != 10.f);  // initialised from data, then trained
     }
   CHECK(alphas >= 2);
+}
+
+TEST_CASE("a 2-rank LSQ W2A2 checkpoint resumes bit for bit at 2 ranks and at 1 process (sync-BN)") {
+  // Nothing of a weight quantizer's deferred gradient outlives its step (finish_gradients uses it
+  // before the optimizer step), so a checkpoint holds all there is; and since 2 ranks compute the
+  // one-process numbers, a resume at either N continues the same run.
+  const std::string epochs = "--epochs 2 --max-steps 3", flags = "--method lsq --wbits 2 --abits 2 --float-epochs 0";
+  const fs::path full = work_dir() / "lsq_resume_full", part = work_dir() / "lsq_resume_part",
+                 part1 = work_dir() / "lsq_resume_part_one";
+  run_ok(mpirun(2) + lowbit_exe() + train_args(full, flags, epochs));
+  run_ok(mpirun(2) + lowbit_exe() + train_args(part, flags + " --stop-after 1", epochs));
+  fs::create_directories(part1);
+  fs::copy_file(part / "last.ckpt", part1 / "last.ckpt");
+  run_ok(mpirun(2) + lowbit_exe() + train_args(part, flags + " --resume", epochs));
+  run_ok(lowbit_exe() + train_args(part1, flags + " --resume", epochs));
+  CHECK(read_bytes(part / "last.ckpt") == read_bytes(full / "last.ckpt"));
+  CHECK(read_bytes(part1 / "last.ckpt") == read_bytes(full / "last.ckpt"));
 }
 
 TEST_CASE("per-rank BatchNorm (no --sync-bn) trains and agrees on the running statistics") {
