@@ -24,6 +24,18 @@ void add_into(Tensor& dst, const Tensor& src) {
 Tensor own(const Tensor& g) { return g.storage_unique() ? g.detach() : g.clone(); }
 }  // namespace
 
+void accumulate_grad(const Tensor& leaf, const Tensor& g) {
+  LOWBIT_CHECK(g.shape() == leaf.shape(), "accumulate_grad: gradient shape ", to_string(g.shape()),
+               " does not match the tensor's ", to_string(leaf.shape()));
+  Tensor t = leaf;
+  if (t.grad().defined()) {
+    Tensor dst = t.grad();
+    add_into(dst, g);
+  } else {
+    t.set_grad(own(g));
+  }
+}
+
 bool grad_enabled() { return t_grad_enabled; }
 NoGradGuard::NoGradGuard() : previous_(t_grad_enabled) { t_grad_enabled = false; }
 NoGradGuard::~NoGradGuard() { t_grad_enabled = previous_; }
@@ -111,11 +123,8 @@ void run_backward(const Tensor& root, const Tensor& grad_output) {
           auto slot = pending.find(child);
           if (slot == pending.end()) pending.emplace(child, own(gin[i]));
           else add_into(slot->second, gin[i]);
-        } else if (in.grad().defined()) {
-          Tensor g = in.grad();
-          add_into(g, gin[i]);
         } else {
-          in.set_grad(own(gin[i]));
+          accumulate_grad(in, gin[i]);
         }
       }
     }

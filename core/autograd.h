@@ -43,6 +43,12 @@ bool needs_grad(const std::vector<Tensor>& inputs);
 // Attach a node to `result` (when any input requires grad and recording is on). Returns result.
 Tensor record(Tensor result, const char* op, std::vector<Tensor> inputs, Node::BackwardFn backward);
 
+// leaf.grad += g, the rule backward uses for every leaf (g itself becomes .grad when the leaf has
+// none yet, copied when someone else shares its storage). For gradients added after backward (a
+// data-parallel module's deferred parameter gradient, Module::finish_gradients), so that they
+// land in .grad with exactly backward's arithmetic.
+void accumulate_grad(const Tensor& leaf, const Tensor& g);
+
 // Run the backward pass from `root` seeded with `grad_output`.
 void run_backward(const Tensor& root, const Tensor& grad_output);
 

@@ -101,6 +101,15 @@ constexpr int64_t kStepExtras = 4;
 
 constexpr uint64_t kFnvOffset = 1469598103934665603ull;
 
+// The two halves of the weighted average around the allreduce-sum, shared by GradientBuckets and
+// average_tensors so that both give the same bits: x n_r before, / N_tot after (float).
+void weigh_into(float* dst, const float* src, int64_t count, float weight) {
+  for (int64_t k = 0; k < count; ++k) dst[k] = src[k] * weight;
+}
+void unweigh_into(float* dst, const float* src, int64_t count, float total) {
+  for (int64_t k = 0; k < count; ++k) dst[k] = src[k] / total;
+}
+
 // FNV-1a over 32-bit words: a cheap fingerprint to compare replicas bit for bit.
 uint64_t fingerprint(uint64_t h, const void* data, size_t bytes) {
   const auto* p = static_cast<const unsigned char*>(data);
@@ -210,6 +219,49 @@ Tensor allgather_rows(Comm& c, const Tensor& local) {
   return out;
 }
 
+void average_tensors(Comm& c, const std::vector<Tensor>& tensors, int64_t local_samples, int64_t total_samples,
+                     int64_t bucket_bytes) {
+  if (c.size() == 1 || tensors.empty()) return;
+  LOWBIT_CHECK(bucket_bytes >= 1024, "average_tensors: a bucket must hold at least 1 KiB, got ", bucket_bytes, " bytes");
+  LOWBIT_CHECK(total_samples > 0, "average_tensors: no samples on any rank");
+  // Sample counts are integers far below 2^24: as floats they are the exact values GradientBuckets
+  // sums in its first bucket.
+  const float weight = static_cast<float>(local_samples), total = static_cast<float>(total_samples);
+  int64_t numel = 0;
+  for (const Tensor& t : tensors) numel += t.numel();
+  if (numel == 0) return;
+  std::vector<float> bucket(static_cast<size_t>(std::min(numel, bucket_bytes / static_cast<int64_t>(sizeof(float)))));
+  const int64_t cap = static_cast<int64_t>(bucket.size());
+  struct Span {
+    Tensor t;
+    int64_t offset, count, at;
+  };
+  std::vector<Span> spans;
+  size_t next = 0;
+  int64_t next_offset = 0;
+  while (next < tensors.size()) {
+    int64_t filled = 0;
+    spans.clear();
+    while (next < tensors.size() && filled < cap) {
+      const Tensor& t = tensors[next];
+      const int64_t take = std::min(t.numel() - next_offset, cap - filled);
+      weigh_into(bucket.data() + filled, t.data() + next_offset, take, weight);
+      spans.push_back({t, next_offset, take, filled});
+      filled += take;
+      next_offset += take;
+      if (next_offset == t.numel()) {
+        ++next;
+        next_offset = 0;
+      }
+    }
+    if (filled) c.allreduce_sum(bucket.data(), filled);
+    for (const Span& s : spans) {
+      Tensor dst = s.t;
+      unweigh_into(dst.data() + s.offset, bucket.data() + s.at, s.count, total);
+    }
+  }
+}
+
 GradientBuckets::GradientBuckets(std::vector<Tensor> tensors, int64_t bucket_bytes) : tensors_(std::move(tensors)) {
   LOWBIT_CHECK(bucket_bytes >= 1024, "gradient bucket must hold at least 1 KiB, got ", bucket_bytes, " bytes");
   bucket_.resize(static_cast<size_t>(bucket_bytes / static_cast<int64_t>(sizeof(float))));
@@ -250,8 +302,7 @@ StepTotals GradientBuckets::reduce(Comm& c, int64_t local_samples, double local_
       const Tensor g = p.grad();
       float* dst = bucket_.data() + filled;
       if (g.defined()) {
-        const float* src = g.data() + next_offset;
-        for (int64_t k = 0; k < take; ++k) dst[k] = src[k] * weight;
+        weigh_into(dst, g.data() + next_offset, take, weight);
       } else {
         std::fill_n(dst, take, 0.f);  // no gradient here (e.g. quantizer off): contribute zeros
       }
@@ -275,9 +326,7 @@ StepTotals GradientBuckets::reduce(Comm& c, int64_t local_samples, double local_
     for (const Span& s : spans) {
       Tensor g = s.param.grad();
       if (!g.defined()) continue;  // undefined on every rank alike: the optimizer skips it
-      float* dst = g.data() + s.offset;
-      const float* src = bucket_.data() + s.at;
-      for (int64_t k = 0; k < s.count; ++k) dst[k] = src[k] / total;
+      unweigh_into(g.data() + s.offset, bucket_.data() + s.at, s.count, total);
     }
   }
   return totals;

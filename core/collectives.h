@@ -101,6 +101,16 @@ struct StepTotals {
   bool checkpoint = false;  // any rank asked for a checkpoint after this step
 };
 
+// Collective: t := sum_r (n_r / N_tot) * t_r for every tensor in `tensors` (in place, in order, in
+// buckets of at most bucket_bytes), with n_r = local_samples and N_tot = total_samples (the
+// StepTotals::samples of this step): GradientBuckets' arithmetic exactly (the same code: t * n_r in
+// float, float allreduce-sum, / N_tot in float), so a tensor averaged here gets the bits the
+// gradient average gives a parameter gradient. For per-rank quantities a module averages after the
+// parameter gradients (Module::finish_gradients). Every rank passes the same shapes in the same
+// order. One rank: nothing.
+void average_tensors(Comm& comm, const std::vector<Tensor>& tensors, int64_t local_samples, int64_t total_samples,
+                     int64_t bucket_bytes);
+
 // The fixed-order bucketed gradient average (see top) over a fixed list of tensors.
 class GradientBuckets {
  public:

@@ -1,5 +1,6 @@
 // data_parallel.cpp: DataParallel (see data_parallel.h): start-up broadcast, per-module replica
-// hooks, bucketed gradient averaging and the per-epoch statistics sync and replica check.
+// hooks, bucketed gradient averaging (then each module's finish_gradients) and the per-epoch
+// statistics sync and replica check.
 #include "layers/data_parallel.h"
 
 #include <algorithm>
@@ -48,7 +49,12 @@ DataParallel::~DataParallel() {
 }
 
 StepTotals DataParallel::reduce_gradients(int64_t local_samples, double local_loss, bool stop, bool checkpoint) {
-  return buckets_.reduce(comm_, local_samples, local_loss, stop, checkpoint);
+  const StepTotals totals = buckets_.reduce(comm_, local_samples, local_loss, stop, checkpoint);
+  if (active()) {
+    const ReplicaStep step{comm_, local_samples, totals.samples, options_.bucket_bytes};
+    for (auto& [name, m] : model_.named_modules()) m->finish_gradients(step);
+  }
+  return totals;
 }
 
 void DataParallel::end_epoch(double& loss_sum, int64_t& correct, int64_t& seen) {

@@ -7,8 +7,11 @@
 //     quantizer's global running max). The destructor detaches them.
 //   * reduce_gradients (collective, after backward, before the optimizer step):
 //       grad := sum_r (n_r / N_tot) * grad_r
-//     for every parameter, in fixed-order buckets (core/collectives.h), so every rank then runs the
-//     same optimizer step on the same numbers and the replicas stay identical.
+//     for every parameter, in fixed-order buckets (core/collectives.h), then calls
+//     Module::finish_gradients on every module (a weight quantizer with learned parameters
+//     averages the weight gradient it kept the same way and adds its parameters' gradient), so
+//     every rank then runs the same optimizer step on the same numbers and the replicas stay
+//     identical.
 //   * end_epoch (collective): sums the epoch's counters, calls Module::sync_statistics on every
 //     module (per-rank BN running statistics are averaged) and checks that every rank still holds
 //     bit-identical parameters and buffers (AgreedError otherwise).
@@ -48,7 +51,8 @@ class DataParallel {
   int size() const { return size_; }
   const DataParallelOptions& options() const { return options_; }
 
-  // Collective: averages every parameter's gradient over the ranks and returns the global loss
+  // Collective: averages every parameter's gradient over the ranks, runs every module's
+  // finish_gradients hook, and returns the global loss
   // (identical on every rank, so a NaN check on it stops every rank at the same step). `stop` and
   // `checkpoint` are OR-ed over the ranks (a signal that reached one rank stops all at this step).
   // One rank: {local_loss, local_samples, stop, checkpoint}.

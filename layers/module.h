@@ -8,13 +8,16 @@
 // (`conv->weight = Tensor::randn(...)`) writes into the registered tensor, so the module, its
 // state_dict and any optimizer holding the parameter all keep seeing the same tensor.
 //
-// Data parallelism (layers/data_parallel.h) reaches every module of a tree through two hooks, so
+// Data parallelism (layers/data_parallel.h) reaches every module of a tree through three hooks, so
 // it works for any Module without knowing its type: attach_replicas() tells a module that it now
-// runs as one of several identical replicas (or alone again), sync_statistics() asks it once per
-// epoch to make its own statistics agree. A module whose state is not a pure function of the
-// (identical) parameters and the global gradient overrides them: BatchNorm2d (running statistics,
-// sync-BN), a quantizer with a data-driven init or a running observer (quant/).
+// runs as one of several identical replicas (or alone again), finish_gradients() runs once per
+// step after the parameter gradients were averaged, sync_statistics() asks it once per epoch to
+// make its own statistics agree. A module whose state is not a pure function of the (identical)
+// parameters and the global gradient overrides them: BatchNorm2d (running statistics, sync-BN), a
+// quantizer with a data-driven init or a running observer, a weight quantizer with learned
+// parameters (its parameters' gradient from the global weight gradient, quant/quantizer.h).
 #pragma once
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -33,6 +36,17 @@ class Comm;
 struct Replicas {
   Comm& comm;                    // every replica is one rank of comm
   bool sync_batch_norm = false;  // BatchNorm statistics over the global batch (sync-BN)
+};
+
+// One data-parallel step as Module::finish_gradients sees it: the weights of DataParallel's
+// gradient average grad := sum_r (n_r / N_tot) * grad_r, to average a rank-local quantity with
+// exactly that arithmetic (core/collectives.h average_tensors(comm, tensors, local_samples,
+// total_samples, bucket_bytes)).
+struct ReplicaStep {
+  Comm& comm;
+  int64_t local_samples;  // n_r: this rank's samples in the step
+  int64_t total_samples;  // N_tot: the global batch
+  int64_t bucket_bytes;   // cap of one allreduce
 };
 
 // A registered tensor slot. Assignment keeps the tensor's identity (copies data in place when
@@ -98,6 +112,11 @@ class Module {
   // replicas: the group this module now belongs to; nullptr: it runs alone again. The pointee
   // outlives the attachment. Default: nothing to do (state follows from the parameters).
   virtual void attach_replicas(const Replicas* replicas) { (void)replicas; }
+  // Collective, once per training step on every replica, right after DataParallel averaged the
+  // parameter gradients (reduce_gradients, before the optimizer step): a module that kept a
+  // rank-local quantity in backward instead of summing it into a parameter's .grad averages it over
+  // the ranks now (step's weights) and adds (+=) the gradient it gives. Default: nothing kept.
+  virtual void finish_gradients(const ReplicaStep& step) { (void)step; }
   // Collective, once per epoch on every replica: make this module's own statistics identical on
   // every rank of `comm` (e.g. average per-rank running statistics). Default: nothing to sync.
   virtual void sync_statistics(Comm& comm) { (void)comm; }

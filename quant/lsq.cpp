@@ -1,4 +1,4 @@
-// lsq.cpp: LSQ fused forward/backward.
+// lsq.cpp: LSQ fused forward/backward (the step gradient deferred for a data-parallel weight replica).
 #include "quant/lsq.h"
 
 #include <cmath>
@@ -13,7 +13,36 @@ namespace lowbit {
 using quant_detail::for_chunks;
 using quant_detail::reduce_chunks;
 
-Tensor lsq_quantize(const Tensor& v, const Tensor& s_t, int qn, int qp, double grad_scale_n) {
+namespace {
+
+// lsq_quantize's backward for one output gradient g: dv into dvp (when not null) and the step
+// gradient ds, returned. One function for the one-process backward and for a data-parallel weight
+// quantizer's deferred step gradient (quant/quantizer.h): the same g gives the same bits.
+float lsq_backward(const Tensor& v, const Tensor& g, float s, float lo, float hi, double g_scale, float* dvp) {
+  const float* vp = v.data();
+  const float* gp = g.data();
+  // ds is a sum over the batch (over dimension 0 for weights): per-chunk sums, scaled and rounded
+  // to float before the fixed float tree, so that the tree's root is the gradient itself
+  // (core/deterministic_sum.h: thread-count and rank-split invariant).
+  const int64_t rows = v.dim() ? v.size(0) : 1;
+  auto sum = batch_sum_elements<float>(v.numel(), rows, 1, [&](int64_t b, int64_t e, float* acc) {
+    double ds = 0;
+    for (int64_t i = b; i < e; ++i) {
+      const float r = vp[i] / s;
+      const bool inside = r > lo && r < hi;
+      if (dvp) dvp[i] = inside ? gp[i] : 0.f;
+      const float dq = inside ? quant_detail::round_half_even(r) - r : (r <= lo ? lo : hi);
+      ds += static_cast<double>(gp[i]) * dq;
+    }
+    acc[0] = static_cast<float>(ds * g_scale);
+  });
+  return sum[0];
+}
+
+}  // namespace
+
+Tensor lsq_quantize(const Tensor& v, const Tensor& s_t, int qn, int qp, double grad_scale_n,
+                    const ParamGradientDeferral& defer) {
   LOWBIT_CHECK(s_t.numel() == 1, "lsq: s must have one element, got shape ", to_string(s_t.shape()));
   const float s = s_t.data()[0];
   LOWBIT_CHECK(s > 0.f, "lsq: step size s must be positive, got ", s);
@@ -25,31 +54,17 @@ Tensor lsq_quantize(const Tensor& v, const Tensor& s_t, int qn, int qp, double g
     for (int64_t i = b; i < e; ++i) yp[i] = quant_detail::round_half_even(std::min(std::max(vp[i] / s, lo), hi)) * s;
   });
   const double g_scale = 1.0 / std::sqrt(grad_scale_n * qp);
-  return record(y, "lsq", {v, s_t}, [v, s, lo, hi, g_scale](const Tensor& g) -> std::vector<Tensor> {
-    const float* vp = v.data();
-    const float* gp = g.data();
+  return record(y, "lsq", {v, s_t}, [v, s_t, s, lo, hi, g_scale, defer](const Tensor& g) -> std::vector<Tensor> {
     Tensor dv;
-    float* dvp = nullptr;
-    if (v.requires_grad()) {
-      dv = Tensor::empty(v.shape());
-      dvp = dv.data();
-    }
-    // ds is a sum over the batch (over dimension 0 for weights): per-chunk sums, scaled and rounded
-    // to float before the fixed float tree, so that the tree's root is the gradient itself
-    // (core/deterministic_sum.h: thread-count and rank-split invariant).
-    const int64_t rows = v.dim() ? v.size(0) : 1;
-    auto sum = batch_sum_elements<float>(v.numel(), rows, 1, [&](int64_t b, int64_t e, float* acc) {
-      double ds = 0;
-      for (int64_t i = b; i < e; ++i) {
-        const float r = vp[i] / s;
-        const bool inside = r > lo && r < hi;
-        if (dvp) dvp[i] = inside ? gp[i] : 0.f;
-        const float dq = inside ? quant_detail::round_half_even(r) - r : (r <= lo ? lo : hi);
-        ds += static_cast<double>(gp[i]) * dq;
-      }
-      acc[0] = static_cast<float>(ds * g_scale);
-    });
-    return {dv, Tensor::full({1}, sum[0])};
+    if (v.requires_grad()) dv = Tensor::empty(v.shape());
+    const float ds = lsq_backward(v, g, s, lo, hi, g_scale, dv.defined() ? dv.data() : nullptr);
+    if (!defer) return {dv, Tensor::full({1}, ds)};
+    // A replica: ds of this rank's g is dropped; the averaged g gives one process's ds.
+    if (s_t.requires_grad())
+      defer(g, [v, s_t, s, lo, hi, g_scale](const Tensor& g_all) {
+        accumulate_grad(s_t, Tensor::full({1}, lsq_backward(v, g_all, s, lo, hi, g_scale, nullptr)));
+      });
+    return {dv, Tensor()};
   });
 }
 
@@ -77,7 +92,9 @@ Tensor LsqQuantizer::quantize(const Tensor& v) {
   const double n = target() == QuantTarget::weight || v.dim() == 0 || v.size(0) == 0
                        ? static_cast<double>(v.numel())
                        : static_cast<double>(v.numel() / v.size(0));
-  return lsq_quantize(v, s, qn(), qp(), n);
+  // Weights as a replica: s's gradient waits for the global weight gradient (quant/quantizer.h).
+  return lsq_quantize(v, s, qn(), qp(), n,
+                      defers_param_gradients() ? param_gradient_deferral() : ParamGradientDeferral());
 }
 
 void LsqQuantizer::set_clip(float clip) {

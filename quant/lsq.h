@@ -39,7 +39,10 @@ class LsqQuantizer : public Quantizer {
 // The registration (quant/registry.h): weights and activations, integer rule "lsq".
 QuantizerMethod lsq_method();
 
-// grad_scale_n: N of g = 1/sqrt(N * Q_P).
-Tensor lsq_quantize(const Tensor& v, const Tensor& s, int qn, int qp, double grad_scale_n);
+// grad_scale_n: N of g = 1/sqrt(N * Q_P). defer (quant/quantizer.h): empty, backward returns ds
+// into s's .grad; otherwise backward hands its output gradient and the ds function to it (a weight
+// quantizer running as a data-parallel replica) and returns no gradient for s.
+Tensor lsq_quantize(const Tensor& v, const Tensor& s, int qn, int qp, double grad_scale_n,
+                    const ParamGradientDeferral& defer = {});
 
 }  // namespace lowbit

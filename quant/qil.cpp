@@ -1,7 +1,9 @@
-// qil.cpp: QIL weight and activation transformers with their interval-parameter gradients.
+// qil.cpp: QIL weight and activation transformers with their interval-parameter gradients (the
+// weight side's deferred for a data-parallel replica, quant/quantizer.h).
 // Weight math runs in double (weights are small tensors; the c/d/gamma sums are long).
 #include "quant/qil.h"
 
+#include <array>
 #include <cmath>
 
 #include "core/autograd.h"
@@ -23,7 +25,42 @@ float scalar_of(const Tensor& t, const char* what) {
 }
 }  // namespace
 
-Tensor qil_weight_quantize(const Tensor& w, const Tensor& c_t, const Tensor& d_t, const Tensor& gamma_t, int bits) {
+namespace {
+
+// qil_weight_quantize's backward for one output gradient g: dw into dwp (when not null) and the
+// raw sums {dc, dd, dgamma}, returned. One function for the one-process backward and for a
+// data-parallel weight quantizer's deferred interval gradients (quant/quantizer.h): the same g
+// gives the same bits.
+std::array<float, 3> qil_weight_backward(const Tensor& w, const Tensor& g, double c, double d, double gamma,
+                                         double inv_2d, float* dwp) {
+  const float* wp = w.data();
+  const float* gp = g.data();
+  auto sums = reduce_chunks<3>(w.numel(), [&](int64_t b, int64_t e, double* acc) {
+    for (int64_t i = b; i < e; ++i) {
+      const double a = std::fabs(static_cast<double>(wp[i]));
+      const double s = wp[i] > 0 ? 1.0 : (wp[i] < 0 ? -1.0 : 0.0);
+      const double u = (a - c + d) * inv_2d;
+      if (!(u > 0 && u < 1)) {
+        if (dwp) dwp[i] = 0.f;
+        continue;
+      }
+      const double gi = gp[i];
+      const double ln_u = std::log(std::max(u, 1e-12));
+      const double u_g = std::exp(gamma * ln_u);          // u^gamma
+      const double slope = gamma * (u_g / u) * inv_2d;    // gamma u^(gamma-1) / (2d)
+      if (dwp) dwp[i] = static_cast<float>(gi * slope);
+      acc[0] += -gi * s * slope;                          // dc
+      acc[1] += gi * s * slope * (c - a) / d;             // dd = ... (c - |w|) / (2d^2)
+      acc[2] += gi * s * u_g * ln_u;                      // dgamma
+    }
+  });
+  return {static_cast<float>(sums[0]), static_cast<float>(sums[1]), static_cast<float>(sums[2])};
+}
+
+}  // namespace
+
+Tensor qil_weight_quantize(const Tensor& w, const Tensor& c_t, const Tensor& d_t, const Tensor& gamma_t, int bits,
+                           const ParamGradientDeferral& defer) {
   const double c = scalar_of(c_t, "c"), d = scalar_of(d_t, "d"), gamma = scalar_of(gamma_t, "gamma");
   LOWBIT_CHECK(d > 0, "qil: d must be positive, got ", d);
   const double q = static_cast<double>((1 << (bits - 1)) - 1);
@@ -41,36 +78,34 @@ Tensor qil_weight_quantize(const Tensor& w, const Tensor& c_t, const Tensor& d_t
     }
   });
   return record(y, "qil_weight", {w, c_t, d_t, gamma_t},
-                [w, c, d, gamma, inv_2d](const Tensor& g) -> std::vector<Tensor> {
-    const float* wp = w.data();
-    const float* gp = g.data();
-    Tensor dw;
-    float* dwp = nullptr;
-    if (w.requires_grad()) {
-      dw = Tensor::empty(w.shape());
-      dwp = dw.data();
+                [w, c_t, d_t, gamma_t, c, d, gamma, inv_2d, defer](const Tensor& g) -> std::vector<Tensor> {
+    if (!defer) {
+      Tensor dw;
+      if (w.requires_grad()) dw = Tensor::empty(w.shape());
+      const auto sums = qil_weight_backward(w, g, c, d, gamma, inv_2d, dw.defined() ? dw.data() : nullptr);
+      return {dw, Tensor::full({1}, sums[0]), Tensor::full({1}, sums[1]), Tensor::full({1}, sums[2])};
     }
-    auto sums = reduce_chunks<3>(w.numel(), [&](int64_t b, int64_t e, double* acc) {
-      for (int64_t i = b; i < e; ++i) {
-        const double a = std::fabs(static_cast<double>(wp[i]));
-        const double s = wp[i] > 0 ? 1.0 : (wp[i] < 0 ? -1.0 : 0.0);
-        const double u = (a - c + d) * inv_2d;
-        if (!(u > 0 && u < 1)) {
-          if (dwp) dwp[i] = 0.f;
-          continue;
-        }
-        const double gi = gp[i];
-        const double ln_u = std::log(std::max(u, 1e-12));
-        const double u_g = std::exp(gamma * ln_u);          // u^gamma
-        const double slope = gamma * (u_g / u) * inv_2d;    // gamma u^(gamma-1) / (2d)
-        if (dwp) dwp[i] = static_cast<float>(gi * slope);
-        acc[0] += -gi * s * slope;                          // dc
-        acc[1] += gi * s * slope * (c - a) / d;             // dd = ... (c - |w|) / (2d^2)
-        acc[2] += gi * s * u_g * ln_u;                      // dgamma
-      }
-    });
-    return {dw, Tensor::full({1}, static_cast<float>(sums[0])), Tensor::full({1}, static_cast<float>(sums[1])),
-            Tensor::full({1}, static_cast<float>(sums[2]))};
+    // A replica: everything comes from the averaged g. Unlike LSQ's masked dw = g (exact, so the
+    // average of the ranks' dw is one process's), dw = g * slope rounds, and the average of rounded
+    // products is not the rounded product of the average: a leaf weight's dw waits for g too. A
+    // weight computed by other ops takes its dw from this rank's g now (within float rounding).
+    const bool defer_dw = w.requires_grad() && !w.grad_fn();
+    Tensor dw;
+    if (w.requires_grad() && !defer_dw) {
+      dw = Tensor::empty(w.shape());
+      qil_weight_backward(w, g, c, d, gamma, inv_2d, dw.data());
+    }
+    if (defer_dw || c_t.requires_grad() || d_t.requires_grad() || gamma_t.requires_grad())
+      defer(g, [w, c_t, d_t, gamma_t, c, d, gamma, inv_2d, defer_dw](const Tensor& g_all) {
+        Tensor dw_all;
+        if (defer_dw) dw_all = Tensor::empty(w.shape());
+        const auto all = qil_weight_backward(w, g_all, c, d, gamma, inv_2d, defer_dw ? dw_all.data() : nullptr);
+        if (defer_dw) accumulate_grad(w, dw_all);
+        const Tensor* params[3] = {&c_t, &d_t, &gamma_t};
+        for (int k = 0; k < 3; ++k)
+          if (params[k]->requires_grad()) accumulate_grad(*params[k], Tensor::full({1}, all[k]));
+      });
+    return {dw, Tensor(), Tensor(), Tensor()};
   });
 }
 
@@ -143,7 +178,9 @@ void QilWeightQuantizer::initialize(const Tensor& w) {
 
 Tensor QilWeightQuantizer::quantize(const Tensor& w) {
   numel->data()[0] = static_cast<float>(w.numel());
-  return qil_weight_quantize(w, c, d, gamma, bits());
+  // As a replica: c/d/gamma's gradients wait for the global weight gradient (quant/quantizer.h).
+  return qil_weight_quantize(w, c, d, gamma, bits(),
+                             defers_param_gradients() ? param_gradient_deferral() : ParamGradientDeferral());
 }
 
 QuantizedCodes QilWeightQuantizer::codes(const Tensor& w) const {

@@ -68,7 +68,11 @@ class QilActQuantizer : public Quantizer {
 // The registration (quant/registry.h): weights and activations, integer rule "qil".
 QuantizerMethod qil_method();
 
-Tensor qil_weight_quantize(const Tensor& w, const Tensor& c, const Tensor& d, const Tensor& gamma, int bits);
+// defer (quant/quantizer.h): empty, backward returns dw and dc/dd/dgamma; otherwise it hands its
+// output gradient and their function to it (a data-parallel weight replica): the function adds
+// dc/dd/dgamma and, for a leaf w, dw (g * slope rounds, so dw must come from the averaged g too).
+Tensor qil_weight_quantize(const Tensor& w, const Tensor& c, const Tensor& d, const Tensor& gamma, int bits,
+                           const ParamGradientDeferral& defer = {});
 Tensor qil_act_quantize(const Tensor& x, const Tensor& c, const Tensor& d, int bits);
 
 }  // namespace lowbit

@@ -1,5 +1,5 @@
-// quantizer.cpp: the Quantizer base (warm-up switch, once-only statistics init, observers) and
-// QuantizedCodes.
+// quantizer.cpp: the Quantizer base (warm-up switch, once-only statistics init, observers, the
+// data-parallel deferral of a weight quantizer's parameter gradients) and QuantizedCodes.
 #include "quant/quantizer.h"
 
 #include "core/autograd.h"
@@ -78,6 +78,31 @@ Tensor Quantizer::forward(const Tensor& x) {
 
 void Quantizer::attach_replicas(const Replicas* replicas) {
   replicas_ = replicas && data_init_ && replicas->comm.size() > 1 ? &replicas->comm : nullptr;
+  gradient_replicas_ = replicas && target_ == QuantTarget::weight && replicas->comm.size() > 1;
+  if (!gradient_replicas_) {
+    // Alone again with gradients still kept (a backward without its reduce_gradients): this rank's
+    // own g gives what a lone process's backward would have added.
+    auto kept = std::move(*deferred_);
+    deferred_->clear();
+    for (auto& d : kept) d.add_param_grads(d.g);
+  }
+}
+
+ParamGradientDeferral Quantizer::param_gradient_deferral() const {
+  return [kept = deferred_](const Tensor& g, std::function<void(const Tensor&)> add_param_grads) {
+    kept->push_back({g, std::move(add_param_grads)});
+  };
+}
+
+void Quantizer::finish_gradients(const ReplicaStep& step) {
+  if (deferred_->empty()) return;  // the same on every rank: each ran the same backward
+  auto kept = std::move(*deferred_);
+  deferred_->clear();
+  std::vector<Tensor> g;
+  // average_tensors writes in place: a g whose storage someone else still holds is copied first.
+  for (auto& d : kept) g.push_back(d.g.storage_unique() ? d.g : d.g.clone());
+  average_tensors(step.comm, g, step.local_samples, step.total_samples, step.bucket_bytes);
+  for (size_t i = 0; i < kept.size(); ++i) kept[i].add_param_grads(g[i]);
 }
 
 void Quantizer::set_clip(float) {

@@ -17,6 +17,19 @@
 //    sees the global batch: the ranks' slices gathered in rank order (core/collectives.h
 //    allgather_rows), so N ranks compute one process's values bit for bit; the result is then
 //    broadcast from rank 0 as well, so the replicas stay identical whatever the init does.
+//  * Under DataParallel a WEIGHT quantizer's learned parameters (LSQ s, QIL c/d/gamma) get their
+//    gradient from the global weight gradient: their gradient is a sum over the weights of
+//    coefficient_i x g_i (g = dL/d(quantized weight)), and a per-rank sum averaged over the ranks
+//    is the same number as one process's sum only in exact arithmetic. So while it runs as a replica
+//    (attach_replicas with several ranks) its backward keeps this rank's g (defer_param_gradients,
+//    param_gradient_deferral) instead of adding to the parameters' .grad; finish_gradients, after
+//    DataParallel averaged the parameter gradients, averages g with the same arithmetic
+//    (average_tensors), which gives one process's g bit for bit, and runs the method's parameter-
+//    gradient function on it: the function the one-process backward runs, so 2 ranks add the bits
+//    one process adds (docs/distributed.md). A method whose weight gradient is not g times an exact
+//    0/1 mask (QIL: g * slope, rounded) defers a leaf weight's gradient the same way, since the
+//    average of rounded products is not the rounded product of the average. Activation quantizers
+//    sum over the batch already.
 //  * codes(x) gives the integer codes + scale + grid of Q(x) for export (see QuantizedCodes).
 //  * An activation quantizer also has an integer meaning that does not need the module: its
 //    code_spec() (method, bits, two float parameters: what a model file's quantize op stores)
@@ -27,6 +40,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -65,6 +79,13 @@ struct QuantizedCodes {
 void set_quantization_enabled(Module& model, bool enabled);
 bool quantization_enabled(Module& model);
 
+// How a weight quantizer's backward hands over its learned parameters' gradient while it runs as a
+// replica (see top): defer(g, add_param_grads) keeps this rank's g, the gradient w.r.t. the
+// quantized weight, and add_param_grads, the method's parameter-gradient function bound to this
+// forward's values; add_param_grads(g_global) later adds (+=) the parameters' gradients for the
+// averaged g. Empty: backward adds them itself (one process).
+using ParamGradientDeferral = std::function<void(const Tensor& g, std::function<void(const Tensor& g)> add_param_grads)>;
+
 // One learned parameter of a quantizer and how the optimizer must treat it (make_param_groups).
 struct QuantParamSpec {
   std::string name;  // local name, e.g. "alpha"
@@ -102,7 +123,12 @@ class Quantizer : public Module {
   bool enabled() const { return enabled_; }
   // Data parallelism: a data-driven activation init runs on the gathered global batch, then rank
   // 0's parameters and buffers are broadcast.
+  // Weight quantizers as replicas also defer their learned parameters' gradient (see top); a
+  // detach adds what is still deferred from this rank's own g, as one process would.
   void attach_replicas(const Replicas* replicas) override;
+  // Collective (DataParallel, once per step after the gradient average): averages the kept g's over
+  // the ranks (average_tensors with the step's weights) and runs their parameter-gradient functions.
+  void finish_gradients(const ReplicaStep& step) override;
 
   // The integer codes of Q(x) under the current parameters (eval-mode statistics).
   virtual QuantizedCodes codes(const Tensor& x) const = 0;
@@ -126,8 +152,18 @@ class Quantizer : public Module {
   virtual Tensor quantize(const Tensor& x) = 0;
   virtual void initialize(const Tensor& /*x*/) {}  // statistics init, under NoGradGuard
   void mark_initialized();
+  // True while this is a weight quantizer running as one of several replicas: a method with learned
+  // parameters then passes param_gradient_deferral() to its fused op instead of an empty deferral.
+  bool defers_param_gradients() const { return gradient_replicas_; }
+  // The deferral that keeps (g, add_param_grads) until finish_gradients (it holds no pointer to
+  // this module, so a graph may outlive it).
+  ParamGradientDeferral param_gradient_deferral() const;
 
  private:
+  struct DeferredGradient {
+    Tensor g;
+    std::function<void(const Tensor&)> add_param_grads;
+  };
   int bits_;
   QuantTarget target_;
   bool data_init_;
@@ -135,6 +171,9 @@ class Quantizer : public Module {
   std::function<void(const Tensor&)> observer_;
   bool enabled_ = true;
   Comm* replicas_ = nullptr;  // set while a DataParallel wraps the model (several ranks)
+  bool gradient_replicas_ = false;  // a weight quantizer wrapped by a DataParallel of several ranks
+  // What backward kept for finish_gradients (shared with the backward closures).
+  std::shared_ptr<std::vector<DeferredGradient>> deferred_ = std::make_shared<std::vector<DeferredGradient>>();
 };
 
 // Checks 1 <= bits <= 8 (codes are uint8), naming the method.

@@ -2,15 +2,18 @@
 // CLI: same parameters, buffers and optimizer state (max relative difference <= 1e-5 with --sync-bn
 // and global batch 128; in fact bit-identical, see core/deterministic_sum.h), 3 ranks within the
 // bound, resume from a 2-rank checkpoint (with 2 ranks: bit-identical; with 1: within the bound)
-// and from a 3-rank one at 3 ranks (bit-identical), a bad data file on one rank
+// and from a 3-rank one at 3 ranks (bit-identical), a 2-rank LSQ W2A2 one at 2 ranks and at 1
+// process (byte-identical checkpoint files), a bad data file on one rank
 // and a NaN loss end the job with one error within seconds, and `bench train` reports once for all
-// ranks. Data-driven quantizer inits (PACT mse/p99, LSQ) see the global batch: 2 ranks give one
-// process's W2A2 checkpoints byte for byte. Helpers (relative difference, running the CLI): cli_run.h.
+// ranks. Data-driven quantizer inits (PACT mse/p99, LSQ) see the global batch and weight
+// quantizers' learned parameters the global weight gradient: 2 ranks give one process's W2A2
+// checkpoints (PACT-SAWB, LSQ, QIL) byte for byte. Helpers (relative difference, running the CLI): cli_run.h.
 #define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -25,6 +28,11 @@ namespace {
 // `timeout` turns a hang into a failure instead of a stuck test.
 std::string mpirun(int ranks) {
   return "timeout 300 " + env("MPIRUN") + " --oversubscribe -np " + std::to_string(ranks) + " ";
+}
+
+std::string read_bytes(const fs::path& file) {
+  std::ifstream f(file, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
 }
 
 int count(const std::string& text, const std::string& what) {
@@ -82,10 +90,14 @@ TEST_CASE("data-driven quantizer inits see the global batch: 2 ranks = 1 process
   const std::vector<Variant> variants = {
       {"pact-sawb-w2a2-mse-warmup", "--method pact-sawb --wbits 2 --abits 2 --pact-init mse --float-epochs 1"},
       {"pact-sawb-w2a2-p99", "--method pact-sawb --wbits 2 --abits 2 --pact-init p99 --float-epochs 0"},
-      // LSQ's activation side (its step init and its batch-summed step gradient). LSQ/QIL *weight*
-      // quantizers' own gradients sum over each rank's local weight gradient, which is within
-      // float rounding only (docs/distributed.md), so the weights stay float here.
+      // LSQ's activation side alone (its step init and its batch-summed step gradient).
       {"lsq-w32a2", "--method lsq --wbits 32 --abits 2 --first-last-bits 32 --float-epochs 0"},
+      // Weights quantized too: a weight quantizer's learned parameters (LSQ s, QIL c/d/gamma) get
+      // their gradient from the averaged weight gradient after the allreduce (quant/quantizer.h);
+      // summed over each rank's own weight gradient and then averaged they differed from one process
+      // in the last bits of a weight step's momentum buffer.
+      {"lsq-w2a2", "--method lsq --wbits 2 --abits 2 --float-epochs 0"},
+      {"qil-w2a2", "--method qil --wbits 2 --abits 2 --float-epochs 0"},
   };
   for (const Variant& v : variants) {
     const std::string variant = v.name;
@@ -103,7 +115,7 @@ TEST_CASE("data-driven quantizer inits see the global batch: 2 ranks = 1 process
     // Byte-identical tensors, the quantizer parameters and init flags included.
     const StateDict a = load_state_dict_file((two / "last.ckpt").string());
     const StateDict b = load_state_dict_file((one / "last.ckpt").string());
-    int quantizer_tensors = 0;
+    int quantizer_tensors = 0, weight_quantizer_tensors = 0;
     for (const auto& [name, t] : b.tensors) {
       CAPTURE(name);
       REQUIRE(a.tensors.count(name));
@@ -111,8 +123,13 @@ TEST_CASE("data-driven quantizer inits see the global batch: 2 ranks = 1 process
       REQUIRE(mine.numel() == t.numel());
       CHECK(std::memcmp(mine.data(), t.data(), static_cast<size_t>(t.numel()) * sizeof(float)) == 0);
       quantizer_tensors += name.find("act_quantizer.") != std::string::npos;
+      weight_quantizer_tensors += name.find("weight_quantizer.") != std::string::npos;
     }
     CHECK(quantizer_tensors >= 2);
+    // The W2A2 variants do train learned weight-quantizer parameters (and their momentum buffers).
+    if (variant == "lsq-w2a2" || variant == "qil-w2a2") CHECK(weight_quantizer_tensors >= 2);
+    // And the checkpoint files themselves are byte-identical.
+    CHECK(read_bytes(two / "last.ckpt") == read_bytes(one / "last.ckpt"));
   }
 }
 
@@ -174,6 +191,23 @@ TEST_CASE("quantized training keeps the replicas identical (PACT-SAWB W2A2, data
       CHECK(t.data()[0] != 10.f);  // initialised from data, then trained
     }
   CHECK(alphas >= 2);
+}
+
+TEST_CASE("a 2-rank LSQ W2A2 checkpoint resumes bit for bit at 2 ranks and at 1 process (sync-BN)") {
+  // Nothing of a weight quantizer's deferred gradient outlives its step (finish_gradients uses it
+  // before the optimizer step), so a checkpoint holds all there is; and since 2 ranks compute the
+  // one-process numbers, a resume at either N continues the same run.
+  const std::string epochs = "--epochs 2 --max-steps 3", flags = "--method lsq --wbits 2 --abits 2 --float-epochs 0";
+  const fs::path full = work_dir() / "lsq_resume_full", part = work_dir() / "lsq_resume_part",
+                 part1 = work_dir() / "lsq_resume_part_one";
+  run_ok(mpirun(2) + lowbit_exe() + train_args(full, flags, epochs));
+  run_ok(mpirun(2) + lowbit_exe() + train_args(part, flags + " --stop-after 1", epochs));
+  fs::create_directories(part1);
+  fs::copy_file(part / "last.ckpt", part1 / "last.ckpt");
+  run_ok(mpirun(2) + lowbit_exe() + train_args(part, flags + " --resume", epochs));
+  run_ok(lowbit_exe() + train_args(part1, flags + " --resume", epochs));
+  CHECK(read_bytes(part / "last.ckpt") == read_bytes(full / "last.ckpt"));
+  CHECK(read_bytes(part1 / "last.ckpt") == read_bytes(full / "last.ckpt"));
 }
 
 TEST_CASE("per-rank BatchNorm (no --sync-bn) trains and agrees on the running statistics") {

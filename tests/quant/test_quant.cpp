@@ -1,17 +1,21 @@
 // test_quant.cpp: the QAT library beyond the golden vectors: STE rules at the edges, finite
 // differences of QIL's smooth interval gradients, codes/export mapping, the warm-up switch and
 // statistics inits, calibration thresholds with known answers, conversion of convnet/resnet20
-// (parameters, state_dict, policy JSON, bits table), parameter groups and their clamps.
+// (parameters, state_dict, policy JSON, bits table), parameter groups and their clamps, and the
+// data-parallel deferral of weight quantizers' parameter gradients (one process's bits).
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <set>
 #include <string>
 
 #include "core/autograd.h"
+#include "core/comm.h"
 #include "core/data/loader.h"
 #include "core/data/synthetic.h"
 #include "core/error.h"
@@ -34,6 +38,7 @@
 #include "quant/sawb.h"
 #include "models/param_groups.h"
 #include "quant/training.h"
+#include "layers/data_parallel.h"
 #include "layers/sequential.h"
 
 using namespace lowbit;
@@ -203,6 +208,102 @@ TEST_CASE("LSQ STE: inside, below -Q_N, above Q_P; gradient scale in the raw gra
   CHECK(y.to_vector() == std::vector<float>{-2.f, -0.f, 0.f, 1.f});
   CHECK(v.grad().to_vector() == std::vector<float>{0, 1, 1, 0});
   CHECK(s.grad().item() == doctest::Approx((-2 + 0.4 - 0.3 + 1) * 0.5));
+}
+
+namespace {
+
+// Rank 0 of 2 replicas whose other rank holds the same data: allreduce doubles (x + x, exact),
+// broadcasts keep the values. DataParallel's average of identical gradients is then the local
+// gradient bit for bit (x n_r, x 2, / 2 n_r), so a replica must end with one process's numbers.
+class TwinComm : public Comm {
+ public:
+  const char* backend() const override { return "twin"; }
+  int rank() const override { return 0; }
+  int size() const override { return 2; }
+  int local_size() const override { return 2; }
+  void allreduce_sum(float* data, int64_t count) override { twice(data, count); }
+  void allreduce_sum(double* data, int64_t count) override { twice(data, count); }
+  void broadcast(void*, int64_t, int) override {}
+  void barrier() override {}
+  [[noreturn]] void abort(int) override { std::abort(); }
+  int allreduces = 0;
+
+ private:
+  template <class T>
+  void twice(T* data, int64_t count) {
+    ++allreduces;
+    for (int64_t i = 0; i < count; ++i) data[i] += data[i];
+  }
+};
+
+bool same_bits(const Tensor& a, const Tensor& b) {
+  return a.defined() && b.defined() && a.numel() == b.numel() &&
+         std::memcmp(a.data(), b.data(), static_cast<size_t>(a.numel()) * sizeof(float)) == 0;
+}
+
+}  // namespace
+
+TEST_CASE("a weight quantizer under DataParallel: learned parameters' gradient from the averaged weight gradient") {
+  // LSQ's s and QIL's c/d/gamma (and QIL's weight gradient): backward keeps g (dL/d quantized
+  // weight) instead of adding the rank's own sums; reduce_gradients averages g after the parameter
+  // gradients and adds (+=) the gradients of the one-process function: the bits of one process. A
+  // detach with g still kept adds this rank's own (as one process would).
+  Generator gen(3);
+  const Tensor w0 = Tensor::randn({16, 3, 3, 3}, gen, 0.f, 0.2f);
+  const Tensor r = Tensor::randn({16, 3, 3, 3}, gen, 0.f, 1.f);  // dL/dy
+  for (const bool qil : {false, true}) {
+    CAPTURE(qil);
+    auto make = [&]() -> std::shared_ptr<Quantizer> {
+      if (qil) return std::make_shared<QilWeightQuantizer>(2);
+      return std::make_shared<LsqQuantizer>(2, QuantTarget::weight);
+    };
+    auto prefill = [](Quantizer& q) {  // backward accumulates: the noise must stay underneath
+      for (auto& [name, p] : q.named_parameters()) p.set_grad(Tensor::full(p.shape(), 0.25f));
+    };
+    auto alone = make(), replica = make();
+    prefill(*alone);
+    prefill(*replica);
+    Tensor wa = w0.clone().set_requires_grad(true), wr = w0.clone().set_requires_grad(true);
+    alone->forward(wa).backward(r);
+    TwinComm twin;
+    {
+      DataParallel dp(*replica, {}, twin);
+      dp.forward(wr).backward(r);
+      for (auto& [name, p] : replica->named_parameters()) {
+        CAPTURE(name);
+        CHECK(p.grad().item() == 0.25f);  // nothing added in backward: deferred
+      }
+      // LSQ's dw = g inside the grid (exact: the ranks' average is one process's) is added now;
+      // QIL's dw = g * slope rounds, so it waits for the averaged g as well.
+      CHECK(wr.grad().defined() == !qil);
+      const int before = twin.allreduces;
+      dp.reduce_gradients(4, 0.0);
+      CHECK(twin.allreduces == before + 2);  // the gradient buckets, then the kept g
+      const auto a = alone->named_parameters(), b = replica->named_parameters();
+      REQUIRE(a.size() == b.size());
+      for (size_t i = 0; i < a.size(); ++i) {
+        CAPTURE(a[i].first);
+        CHECK(same_bits(a[i].second.grad(), b[i].second.grad()));
+      }
+      CHECK(same_bits(wa.grad(), wr.grad()));
+      // A second backward, then the DataParallel goes away before any reduce: detached, the
+      // quantizer adds what it kept from this rank's own g.
+      alone->forward(wa).backward(r);
+      dp.forward(wr).backward(r);
+    }
+    const auto a = alone->named_parameters(), b = replica->named_parameters();
+    for (size_t i = 0; i < a.size(); ++i) {
+      CAPTURE(a[i].first);
+      CHECK(same_bits(a[i].second.grad(), b[i].second.grad()));
+    }
+    // Alone again: backward adds directly.
+    alone->forward(wa).backward(r);
+    replica->forward(wr).backward(r);
+    for (size_t i = 0; i < a.size(); ++i) {
+      CAPTURE(a[i].first);
+      CHECK(same_bits(a[i].second.grad(), b[i].second.grad()));
+    }
+  }
 }
 
 TEST_CASE("codes(): the integer mapping reproduces the forward for every quantizer") {
