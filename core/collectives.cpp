@@ -110,6 +110,42 @@ void unweigh_into(float* dst, const float* src, int64_t count, float total) {
   for (int64_t k = 0; k < count; ++k) dst[k] = src[k] / total;
 }
 
+// The walk over a list of tensors in buckets, shared by GradientBuckets and average_tensors: each
+// call fills bucket[filled, cap) with the next pieces of the tensors' values, times `weight`
+// (values(t) nullptr: zeros), and records where each piece went (`spans`).
+struct BucketSpan {
+  Tensor t;
+  int64_t offset, count, at;  // elements [offset, offset + count) of t sit at bucket[at...]
+};
+class BucketWalk {
+ public:
+  explicit BucketWalk(const std::vector<Tensor>& tensors) : tensors_(tensors) {}
+  bool done() const { return next_ >= tensors_.size(); }
+  template <class Values>
+  int64_t fill(float* bucket, int64_t filled, int64_t cap, float weight, Values values, std::vector<BucketSpan>& spans) {
+    spans.clear();
+    while (!done() && filled < cap) {
+      const Tensor& t = tensors_[next_];
+      const int64_t take = std::min(t.numel() - offset_, cap - filled);
+      if (const float* src = values(t)) weigh_into(bucket + filled, src + offset_, take, weight);
+      else std::fill_n(bucket + filled, take, 0.f);
+      spans.push_back({t, offset_, take, filled});
+      filled += take;
+      offset_ += take;
+      if (offset_ == t.numel()) {
+        ++next_;
+        offset_ = 0;
+      }
+    }
+    return filled;
+  }
+
+ private:
+  const std::vector<Tensor>& tensors_;
+  size_t next_ = 0;
+  int64_t offset_ = 0;
+};
+
 // FNV-1a over 32-bit words: a cheap fingerprint to compare replicas bit for bit.
 uint64_t fingerprint(uint64_t h, const void* data, size_t bytes) {
   const auto* p = static_cast<const unsigned char*>(data);
@@ -232,32 +268,14 @@ void average_tensors(Comm& c, const std::vector<Tensor>& tensors, int64_t local_
   if (numel == 0) return;
   std::vector<float> bucket(static_cast<size_t>(std::min(numel, bucket_bytes / static_cast<int64_t>(sizeof(float)))));
   const int64_t cap = static_cast<int64_t>(bucket.size());
-  struct Span {
-    Tensor t;
-    int64_t offset, count, at;
-  };
-  std::vector<Span> spans;
-  size_t next = 0;
-  int64_t next_offset = 0;
-  while (next < tensors.size()) {
-    int64_t filled = 0;
-    spans.clear();
-    while (next < tensors.size() && filled < cap) {
-      const Tensor& t = tensors[next];
-      const int64_t take = std::min(t.numel() - next_offset, cap - filled);
-      weigh_into(bucket.data() + filled, t.data() + next_offset, take, weight);
-      spans.push_back({t, next_offset, take, filled});
-      filled += take;
-      next_offset += take;
-      if (next_offset == t.numel()) {
-        ++next;
-        next_offset = 0;
-      }
-    }
+  BucketWalk walk(tensors);
+  std::vector<BucketSpan> spans;
+  while (!walk.done()) {
+    const int64_t filled = walk.fill(bucket.data(), 0, cap, weight, [](const Tensor& t) { return t.data(); }, spans);
     if (filled) c.allreduce_sum(bucket.data(), filled);
-    for (const Span& s : spans) {
-      Tensor dst = s.t;
-      unweigh_into(dst.data() + s.offset, bucket.data() + s.at, s.count, total);
+    for (const BucketSpan& sp : spans) {
+      Tensor dst = sp.t;
+      unweigh_into(dst.data() + sp.offset, bucket.data() + sp.at, sp.count, total);
     }
   }
 }
@@ -278,42 +296,21 @@ StepTotals GradientBuckets::reduce(Comm& c, int64_t local_samples, double local_
   if (c.size() == 1) return totals;
   const int64_t cap = static_cast<int64_t>(bucket_.size());
   const float weight = static_cast<float>(local_samples);
-  struct Span {
-    Tensor param;
-    int64_t offset, count, at;
-  };
-  std::vector<Span> spans;
-  size_t next = 0;
-  int64_t next_offset = 0;
+  BucketWalk walk(tensors_);
+  std::vector<BucketSpan> spans;
   float total = 0;
-  for (bool first = true; first || next < tensors_.size(); first = false) {
-    int64_t filled = 0;
-    spans.clear();
+  for (bool first = true; first || !walk.done(); first = false) {
     if (first) {
       bucket_[0] = weight;
       bucket_[1] = static_cast<float>(local_loss * local_samples);
       bucket_[2] = stop ? 1.f : 0.f;
       bucket_[3] = checkpoint ? 1.f : 0.f;
-      filled = kStepExtras;
     }
-    while (next < tensors_.size() && filled < cap) {
-      const Tensor& p = tensors_[next];
-      const int64_t take = std::min(p.numel() - next_offset, cap - filled);
+    // A parameter without a gradient (e.g. a quantizer switched off) contributes zeros.
+    const int64_t filled = walk.fill(bucket_.data(), first ? kStepExtras : 0, cap, weight, [](const Tensor& p) {
       const Tensor g = p.grad();
-      float* dst = bucket_.data() + filled;
-      if (g.defined()) {
-        weigh_into(dst, g.data() + next_offset, take, weight);
-      } else {
-        std::fill_n(dst, take, 0.f);  // no gradient here (e.g. quantizer off): contribute zeros
-      }
-      spans.push_back({p, next_offset, take, filled});
-      filled += take;
-      next_offset += take;
-      if (next_offset == p.numel()) {
-        ++next;
-        next_offset = 0;
-      }
-    }
+      return g.defined() ? static_cast<const float*>(g.data()) : nullptr;
+    }, spans);
     c.allreduce_sum(bucket_.data(), filled);
     if (first) {
       total = bucket_[0];
@@ -323,10 +320,10 @@ StepTotals GradientBuckets::reduce(Comm& c, int64_t local_samples, double local_
       totals.checkpoint = bucket_[3] > 0.f;
       LOWBIT_CHECK(total > 0, "data-parallel step with no samples on any rank");
     }
-    for (const Span& s : spans) {
-      Tensor g = s.param.grad();
+    for (const BucketSpan& sp : spans) {
+      Tensor g = sp.t.grad();
       if (!g.defined()) continue;  // undefined on every rank alike: the optimizer skips it
-      unweigh_into(g.data() + s.offset, bucket_.data() + s.at, s.count, total);
+      unweigh_into(g.data() + sp.offset, bucket_.data() + sp.at, sp.count, total);
     }
   }
   return totals;
