@@ -31,6 +31,10 @@ std::string Linear::describe() const {
   return detail::concat("Linear(", in_features, " -> ", out_features, bias.defined() ? "" : ", no bias", ")");
 }
 
+nlohmann::json linear_config_json(const Linear& l) {
+  return nlohmann::json{{"in_features", l.in_features}, {"out_features", l.out_features}, {"bias", l.bias.defined()}};
+}
+
 double linear_parameter_count(const nlohmann::json& c) {
   const double in = static_cast<double>(config_int(c, "in_features")), out = static_cast<double>(config_int(c, "out_features"));
   return out * in + (config_bool(c, "bias") ? out : 0);
@@ -38,11 +42,7 @@ double linear_parameter_count(const nlohmann::json& c) {
 
 LayerType linear_layer_type() {
   return {"Linear", &typeid(Linear),
-          [](const Module& m) {
-            const auto& l = static_cast<const Linear&>(m);
-            return nlohmann::json{{"in_features", l.in_features}, {"out_features", l.out_features},
-                                  {"bias", l.bias.defined()}};
-          },
+          [](const Module& m) { return linear_config_json(static_cast<const Linear&>(m)); },
           [](const nlohmann::json& c, const NamedModules&, Generator& gen) {
             return std::make_shared<Linear>(config_int(c, "in_features"), config_int(c, "out_features"), gen,
                                             config_bool(c, "bias"));

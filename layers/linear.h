@@ -23,6 +23,8 @@ class Linear : public Module {
 };
 
 // Weight and bias elements of a Linear of these settings (QuantLinear's row reuses it).
+// {"in_features", "out_features", "bias"}: Linear's row and QuantLinear's (quant/quant_layers.h).
+nlohmann::json linear_config_json(const Linear& linear);
 double linear_parameter_count(const nlohmann::json& config);
 LayerType linear_layer_type();
 

@@ -104,11 +104,7 @@ LayerType quant_conv2d_layer_type() {
 
 LayerType quant_linear_layer_type() {
   return {"QuantLinear", &typeid(QuantLinear),
-          [](const Module& m) {
-            const auto& l = static_cast<const QuantLinear&>(m);
-            return nlohmann::json{{"in_features", l.in_features}, {"out_features", l.out_features},
-                                  {"bias", l.bias.defined()}};
-          },
+          [](const Module& m) { return linear_config_json(static_cast<const QuantLinear&>(m)); },
           [](const nlohmann::json& c, const NamedModules& children, Generator& gen) {
             return std::make_shared<QuantLinear>(config_int(c, "in_features"), config_int(c, "out_features"),
                                                  config_bool(c, "bias"), quantizer_child(children, "weight_quantizer"),
