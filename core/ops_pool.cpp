@@ -33,9 +33,28 @@ constexpr int64_t kB = kLayoutBlock;
 // max_pool2d over nchw16c: y (nchw16c) and, per output element, the pixel (ih * w + iw) of its
 // maximum, found by the nchw path's rule (window scanned row by row, the first maximum wins).
 void max_pool_blocked(const PoolGeometry& g, const float* px, float* py, int32_t* pa) {
+  const bool two_by_two = g.k == 2 && g.s == 2 && g.p == 0;
   parallel_for(0, g.planes / kB, 1, [&](int64_t g0, int64_t g1) {
     for (int64_t gr = g0; gr < g1; ++gr) {
       const float* src = px + gr * g.h * g.w * kB;
+      if (two_by_two) {  // the common case: four taps, no bounds, the same rule
+        for (int64_t oh = 0; oh < g.ho; ++oh)
+          for (int64_t ow = 0; ow < g.wo; ++ow) {
+            const int64_t p00 = 2 * oh * g.w + 2 * ow, o = ((gr * g.ho + oh) * g.wo + ow) * kB;
+            const float *v00 = src + p00 * kB, *v01 = v00 + kB, *v10 = v00 + g.w * kB, *v11 = v10 + kB;
+            const int32_t a00 = static_cast<int32_t>(p00), a10 = static_cast<int32_t>(p00 + g.w);
+            for (int64_t l = 0; l < kB; ++l) {
+              float best = v00[l];
+              int32_t arg = a00;
+              arg = v01[l] > best ? a00 + 1 : arg, best = v01[l] > best ? v01[l] : best;
+              arg = v10[l] > best ? a10 : arg, best = v10[l] > best ? v10[l] : best;
+              arg = v11[l] > best ? a10 + 1 : arg, best = v11[l] > best ? v11[l] : best;
+              py[o + l] = best;
+              pa[o + l] = arg;
+            }
+          }
+        continue;
+      }
       for (int64_t oh = 0; oh < g.ho; ++oh)
         for (int64_t ow = 0; ow < g.wo; ++ow) {
           float best[kB];
@@ -75,14 +94,38 @@ Tensor max_pool2d(const Tensor& x, int64_t kernel, int64_t stride, int64_t paddi
     return record(y, "max_pool2d", {x}, [in_shape, g, argmax](const Tensor& gy_in) {
       const Tensor gy = to_layout(gy_in, Layout::nchw16c);
       Tensor dx = Tensor::empty(in_shape, Layout::nchw16c);
-      dx.fill_(0.f);
       const float* pg = gy.raw_data();
       const int32_t* pa = argmax->data();
       float* pdx = dx.raw_data();
       parallel_for(0, g.planes / kB, 1, [&](int64_t g0, int64_t g1) {
-        for (int64_t gr = g0; gr < g1; ++gr)
-          for (int64_t o = gr * g.ho * g.wo * kB; o < (gr + 1) * g.ho * g.wo * kB; ++o)
-            pdx[(gr * g.h * g.w + pa[o]) * kB + o % kB] += pg[o];
+        for (int64_t gr = g0; gr < g1; ++gr) {
+          float* __restrict dst = pdx + gr * g.h * g.w * kB;
+          const float* __restrict gp = pg + gr * g.ho * g.wo * kB;
+          const int32_t* __restrict ap = pa + gr * g.ho * g.wo * kB;
+          if (g.k == 2 && g.s == 2 && g.p == 0) {
+            // Disjoint windows: each input pixel is written once (its window's g where it was
+            // the maximum, else 0); a last odd row or column belongs to no window.
+            if (g.h != 2 * g.ho || g.w != 2 * g.wo) std::fill(dst, dst + g.h * g.w * kB, 0.f);
+            for (int64_t oh = 0; oh < g.ho; ++oh)
+              for (int64_t ow = 0; ow < g.wo; ++ow) {
+                const int64_t o = (oh * g.wo + ow) * kB;
+                const int32_t p00 = static_cast<int32_t>(2 * oh * g.w + 2 * ow), p10 = p00 + static_cast<int32_t>(g.w);
+                float* __restrict d00 = dst + p00 * kB;
+                float* __restrict d10 = dst + p10 * kB;
+                for (int l = 0; l < kB; ++l) {
+                  const float gv = gp[o + l];
+                  const int32_t a = ap[o + l];
+                  d00[l] = a == p00 ? gv : 0.f;
+                  d00[kB + l] = a == p00 + 1 ? gv : 0.f;
+                  d10[l] = a == p10 ? gv : 0.f;
+                  d10[kB + l] = a == p10 + 1 ? gv : 0.f;
+                }
+              }
+            continue;
+          }
+          std::fill(dst, dst + g.h * g.w * kB, 0.f);
+          for (int64_t o = 0; o < g.ho * g.wo * kB; ++o) dst[ap[o] * kB + o % kB] += gp[o];
+        }
       });
       return std::vector<Tensor>{dx};
     });
