@@ -6,20 +6,38 @@
 //   dbeta = sum g, dgamma = sum g*xh, dx = gamma*invstd/M * (M*g - dbeta - xh*dgamma).
 // fused_relu: y = max(0, bn(x)) in the same pass; backward masks g where bn(x) <= 0 (recomputed
 // from x, nothing extra saved). Saves two full passes over the activations per layer.
+// activation: any other elementwise activation (an activation quantizer: PACT), applied the same
+// way through its span functions, with the gradient of its one learned parameter.
 // Optional batch-sum hook lets distributed training reduce the per-channel sums across ranks
 // (sync BN) before the statistics are formed.
 #pragma once
 #include <functional>
+#include <optional>
 
 #include "core/tensor.h"
 
 namespace lowbit {
+
+// An elementwise activation a batch norm applies in its own passes, y = act(bn(x)), so bn(x) never
+// goes to memory: forward(v, y, n) writes y = act(v); backward(v, g, dv, n) writes dv = g * act'(v)
+// and returns these n values' share of the gradient of `param` (its learned value, [1]; undefined
+// when it has none). The shares are added per image chunk in a fixed order, rounded to float and
+// summed by the batch tree (core/deterministic_sum.h), so the gradient is thread- and
+// rank-split-invariant.
+// relu: max(v, 0) by batch norm's own loops (forward, backward and param unused).
+struct FusedActivation {
+  bool relu = false;
+  std::function<void(const float* v, float* y, int64_t n)> forward;
+  std::function<double(const float* v, const float* g, float* dv, int64_t n)> backward;
+  Tensor param;
+};
 
 struct BatchNormOptions {
   bool training = true;
   float momentum = 0.1f;
   float eps = 1e-5f;
   bool fused_relu = false;
+  std::optional<FusedActivation> activation;  // custom (relu == false), not with fused_relu
   // Called with [sum(x) per channel (C), sum(x^2) per channel (C), count] in doubles before the
   // statistics are formed, and with [sum(g), sum(g*xh)] (2C) in backward; may replace them by
   // global sums (sync BN). Empty: local statistics.
