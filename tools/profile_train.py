@@ -3,7 +3,8 @@
 
 Runs `perf record -e cpu-clock` (a software timer: works without hardware counters, e.g. in a VM)
 on `lowbit bench train --model M --batch 128 --threads 1 --seconds 0 --warmup 8 [--method ...
---wbits W --abits A]` (the warm-up steps, start-up included), reads the samples per symbol with
+--wbits W --abits A]` (start-up, the warm-up steps and the few measured steps bench train always runs),
+reads the samples per symbol with
 `perf report`, and prints two markdown tables: the share of samples per function family (FAMILIES
 below: the first pattern that matches a symbol's demangled name wins; kernel-mode samples are
 "kernel") and the top symbols. One sample is 0.25 ms of CPU time (-c 250000 ns), so the sample
@@ -140,7 +141,8 @@ def main():
     names = [f"{tag} ({os.path.relpath(r['binary'])})" if a.baseline else tag for tag, r in runs]
     isa = a.isa or os.environ.get("LOWBIT_ISA") or "default"
     quant = f"{a.method or 'fp32'}" + (f" W{a.wbits}" if a.wbits else "") + (f"A{a.abits}" if a.abits else "")
-    print(f"profile: {a.model} {quant}, batch {a.batch}, {a.threads} thread(s), {a.warmup} steps + start-up, "
+    print(f"profile: {a.model} {quant}, batch {a.batch}, {a.threads} thread(s), start-up + {a.warmup} warm-up steps + "
+          f"bench train's minimum measured steps (--seconds 0), "
           f"LOWBIT_ISA={isa}, perf record -e cpu-clock")
     for (tag, r), name in zip(runs, names):
         print(f"  {name}: {r['samples']} samples = {r['cpu_s']:.2f} s CPU; {r['bench']}")
