@@ -58,11 +58,12 @@ Install PyTorch with: apt-get install python3-torch (run with Debian's /usr/bin/
 import argparse
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
 import time
+
+from compare_common import clean_env, cpu_info, flush_c_stdout, last_json, lowbit_level, onednn_conv_kernels
 
 
 ARCHS = ("convnet", "resnet20")
@@ -246,14 +247,6 @@ def time_calls(f, images, seconds, warmup):
     return calls * images / wall, calls * images / max(cpu, 1e-9)
 
 
-def flush_c_stdout():
-    try:
-        import ctypes
-        ctypes.CDLL(None).fflush(None)
-    except (OSError, AttributeError):
-        pass
-
-
 def torch_worker(arch, engine, threads, batch, seconds, warmup, kernel_check=False):
     import torch
     torch.set_num_threads(threads)
@@ -275,50 +268,6 @@ def torch_worker(arch, engine, threads, batch, seconds, warmup, kernel_check=Fal
                       "batch1_cpu_ms": 1000.0 / b1_cpu, "torch": torch.__version__, "arch": arch}))
 
 
-def last_json(out):
-    return json.loads(out.strip().splitlines()[-1])
-
-
-def cpu_info(path="/proc/cpuinfo"):
-    """The first processor's model name, family, model and flags; the label every matrix row carries."""
-    fields = {}
-    try:
-        with open(path) as f:
-            block = f.read().split("\n\n")[0]
-    except OSError:
-        block = ""
-    for line in block.splitlines():
-        k, _, v = line.partition(":")
-        fields.setdefault(k.strip(), v.strip())
-    info = {"model_name": fields.get("model name", "unknown CPU"), "family": fields.get("cpu family"),
-            "model": fields.get("model"), "flags": sorted(set(fields.get("flags", "").split()))}
-    info["label"] = f"{info['model_name']} (family {info['family']}, model {info['model']})"
-    return info
-
-
-def onednn_conv_kernels(out):
-    """(sorted implementation names of the int8 convolutions oneDNN executed after VERBOSE_MARK, oneDNN's isa line).
-
-    Verbose lines: onednn_verbose[,timestamp][,primitive],exec,cpu,convolution,<impl>,<prop>,src_u8:...
-    (dnnl_verbose before oneDNN 2.5); the implementation is the field after "convolution"."""
-    lines = out.splitlines()
-    timed = lines[lines.index(VERBOSE_MARK) + 1:] if VERBOSE_MARK in lines else lines
-    names, isa = set(), None
-    for line in lines:
-        if line.startswith(("onednn_verbose", "dnnl_verbose")) and ",info," in line and ",isa:" in line:
-            isa = line.split(",isa:", 1)[1].strip()
-    for line in timed:
-        if not line.startswith(("onednn_verbose", "dnnl_verbose")) or ",exec," not in line:
-            continue
-        f = line.split(",")
-        if "convolution" not in f or not re.search(r"\bsrc_[us]8\b", line):
-            continue  # not a convolution, or a float one
-        i = f.index("convolution")
-        if i + 1 < len(f):
-            names.add(f[i + 1])
-    return sorted(names), isa
-
-
 def kernel_matches(cls, name):
     """Whether a oneDNN implementation name (e.g. jit_uni_int8:avx2) belongs to the ISA class."""
     n = name.lower()
@@ -327,19 +276,6 @@ def kernel_matches(cls, name):
     if cls == "vnni":
         return "avx512_core" in n and "vnni" in n and "amx" not in n
     return "amx" in n
-
-
-def lowbit_level(lowbit, env):
-    """(level `lowbit --version` reports under env, None) or (None, lowbit's one-line error)."""
-    try:
-        r = subprocess.run([lowbit, "--version"], env=env, capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.SubprocessError) as e:
-        return None, str(e)
-    if r.returncode != 0:
-        msg = (r.stderr.strip() or r.stdout.strip() or f"exit status {r.returncode}").splitlines()[-1]
-        return None, f"{msg} (exit status {r.returncode})"
-    m = re.search(r"\(integer kernels: ([\w-]+)\)", r.stdout)
-    return (m.group(1) if m else "unknown"), None
 
 
 def measure(a, arch, engines, t, lowbit_env=None, torch_env=None, label=""):
@@ -403,8 +339,7 @@ def isa_matrix(a, arch, classes):
         runnable.append((cls, lowbit_isa, onednn_isa, above))
     for sk in skipped:
         print(f"skipping {sk['class']}: {sk['reason']}", file=sys.stderr)
-    base = {k: v for k, v in os.environ.items()
-            if k not in ("ONEDNN_VERBOSE", "DNNL_VERBOSE", "LOWBIT_ISA", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")}
+    base = clean_env(os.environ)
     failed_checks = []
     for cls, lowbit_isa, onednn_isa, above in runnable:
         lowbit_env = dict(base, LOWBIT_ISA=lowbit_isa)
@@ -424,7 +359,7 @@ def isa_matrix(a, arch, classes):
         if r.returncode != 0:
             raise SystemExit(f"{cls}: the ONEDNN_VERBOSE torch worker failed (exit status {r.returncode}):\n"
                              + r.stderr[-2000:])
-        kernels, onednn_cpu_isa = onednn_conv_kernels(r.stdout)
+        kernels, onednn_cpu_isa = onednn_conv_kernels(r.stdout, VERBOSE_MARK)
         wrong = [k for k in kernels if not kernel_matches(cls, k)]
         isa_check = bool(kernels) and not wrong
         print(f"{cls}: lowbit LOWBIT_ISA={lowbit_isa} runs integer kernels {level}; oneDNN "
