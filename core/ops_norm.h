@@ -14,23 +14,10 @@
 #include <functional>
 #include <optional>
 
+#include "core/fused_activation.h"
 #include "core/tensor.h"
 
 namespace lowbit {
-
-// An elementwise activation a batch norm applies in its own passes, y = act(bn(x)), so bn(x) never
-// goes to memory: forward(v, y, n) writes y = act(v); backward(v, g, dv, n) writes dv = g * act'(v)
-// and returns these n values' share of the gradient of `param` (its learned value, [1]; undefined
-// when it has none). The shares are added per image chunk in a fixed order, rounded to float and
-// summed by the batch tree (core/deterministic_sum.h), so the gradient is thread- and
-// rank-split-invariant.
-// relu: max(v, 0) by batch norm's own loops (forward, backward and param unused).
-struct FusedActivation {
-  bool relu = false;
-  std::function<void(const float* v, float* y, int64_t n)> forward;
-  std::function<double(const float* v, const float* g, float* dv, int64_t n)> backward;
-  Tensor param;
-};
 
 struct BatchNormOptions {
   bool training = true;
