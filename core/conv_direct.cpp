@@ -155,7 +155,7 @@ BackwardDataPlan::BackwardDataPlan(int64_t cin_, int64_t h_, int64_t w_, int64_t
 }
 
 void backward_data_image(const Kernels& k, const BackwardDataPlan& plan, const float* dy, float* dx, float* scratch) {
-  const int64_t B = kConvBlock, s = plan.stride, pw = plan.padded_w;
+  const int64_t B = kConvBlock, pw = plan.padded_w;
   // dy with its zero borders.
   for (int64_t cb = 0; cb < blocks_of(plan.cout); ++cb)
     for (int64_t row = 0; row < plan.padded_h; ++row) {
@@ -169,10 +169,15 @@ void backward_data_image(const Kernels& k, const BackwardDataPlan& plan, const f
       std::copy_n(dy + (cb * plan.ho + oh) * plan.wo * B, plan.wo * B, dst + plan.pad_left * B);
       std::fill(dst + (plan.pad_left + plan.wo) * B, dst + pw * B, 0.f);
     }
+  backward_data_image_padded(k, plan, scratch, dx);
+}
+
+void backward_data_image_padded(const Kernels& k, const BackwardDataPlan& plan, const float* dy_padded, float* dx) {
+  const int64_t B = kConvBlock, s = plan.stride, pw = plan.padded_w;
   const OutputLayout yl{plan.h * plan.w * B, s * plan.w * B, s * B};
   for (const BackwardDataPhase& ph : plan.phases) {
-    float* y = dx + (ph.row0 * plan.w + ph.col0) * B;
     if (ph.rows == 0 || ph.cols == 0) continue;  // stride larger than the image
+    float* y = dx + (ph.row0 * plan.w + ph.col0) * B;
     if (ph.taps_h == 0 || ph.taps_w == 0) {  // no dy reaches these pixels (kernel smaller than the stride)
       for (int64_t cb = 0; cb < blocks_of(plan.cin); ++cb)
         for (int64_t u = 0; u < ph.rows; ++u)
@@ -183,7 +188,7 @@ void backward_data_image(const Kernels& k, const BackwardDataPlan& plan, const f
       continue;
     }
     const ConvShape shape{plan.cout, plan.padded_h, pw, plan.cin, ph.rows, ph.cols, ph.taps_h, ph.taps_w, 1};
-    k.forward_strided(shape, scratch + ((plan.pad_top + ph.dy_row0) * pw + plan.pad_left + ph.dy_col0) * B,
+    k.forward_strided(shape, dy_padded + ((plan.pad_top + ph.dy_row0) * pw + plan.pad_left + ph.dy_col0) * B,
                       plan.weights.data() + ph.weights, y, yl);
   }
 }

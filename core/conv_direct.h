@@ -138,6 +138,12 @@ struct BackwardDataPlan {
 // direct kernels (k.forward_strided != nullptr). Bit-identical to conv_reference_backward_data.
 void backward_data_image(const Kernels& k, const BackwardDataPlan& plan, const float* dy, float* dx,
                          float* scratch);
+// The same from dy already in the scratch layout (zero borders included), e.g. packed there by
+// k.pack(dy_nchw, cout, ho, wo, 1, plan.pad_top, plan.pad_left, plan.padded_h, plan.padded_w, buf):
+// no copy, and the weight gradient can read that buffer too (GradLayout {image floats,
+// padded_h*padded_w*B, padded_w*B, B} from (pad_top, pad_left)). dy_padded is only read.
+void backward_data_image_padded(const Kernels& k, const BackwardDataPlan& plan, const float* dy_padded,
+                                float* dx);
 
 // Plain-loop references on NCHW (one group, dilation 1), in the summation order above.
 // x [n][cin][h][w], w [cout][cin][kh][kw], y [n][cout][ho][wo] (bias not included).

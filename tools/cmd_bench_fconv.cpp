@@ -91,6 +91,14 @@ void bench_layer(const direct_conv::Kernels& k, const Layer& l, const BenchFconv
   }
   const dc::BackwardDataPlan plan(l.cin, l.h, l.w, l.cout, l.k, l.k, s, p, w.data());
   std::vector<float> scratch(static_cast<size_t>(plan.scratch_floats()));
+  // dy packed straight into the plan's padded layout (what ops_conv would keep for both passes).
+  const int64_t dyp_floats = plan.scratch_floats();
+  std::vector<float> dyp(static_cast<size_t>(n * dyp_floats));
+  for (int64_t b = 0; b < n; ++b)
+    k.pack(dy.data() + b * l.cout * ho * wo, l.cout, ho, wo, 1, plan.pad_top, plan.pad_left, plan.padded_h,
+           plan.padded_w, dyp.data() + b * dyp_floats);
+  const dc::GradLayout dyp_layout{dyp_floats, plan.padded_h * plan.padded_w * B, plan.padded_w * B, B};
+  const int64_t dyp_origin = (plan.pad_top * plan.padded_w + plan.pad_left) * B;
   const dc::GradLayout dyl{dyd_floats, hd * wd * B, s * wd * B, s * B};
   constexpr int64_t kChunk = 8;  // ops_conv's weight-gradient chunk
 
@@ -105,10 +113,16 @@ void bench_layer(const direct_conv::Kernels& k, const Layer& l, const BenchFconv
       {"bwd-data dilated old", [&] { for (int64_t b = 0; b < n; ++b) k.forward_legacy(bwd, dyd.data() + b * dyd_floats, wt_flipped.data(), dxb.data()); }, {}},
       {"bwd-data dilated new", [&] { for (int64_t b = 0; b < n; ++b) k.forward(bwd, dyd.data() + b * dyd_floats, wt_flipped.data(), dxb.data()); }, {}},
       {"bwd-data phases", [&] { for (int64_t b = 0; b < n; ++b) dc::backward_data_image(k, plan, dyb.data() + b * y_floats, dxb.data(), scratch.data()); }, {}},
+      {"bwd-data phases padded", [&] { for (int64_t b = 0; b < n; ++b) dc::backward_data_image_padded(k, plan, dyp.data() + b * dyp_floats, dxb.data()); }, {}},
       {"weight-grad", [&] {
          for (int64_t b = 0; b < n; b += kChunk)
            k.weight_grad(fwd, std::min(kChunk, n - b), xb.data() + b * x_floats, x_floats,
                          dyd.data() + b * dyd_floats + (top * wd + top) * B, dyl, dw.data());
+       }, {}},
+      {"weight-grad from padded dy", [&] {
+         for (int64_t b = 0; b < n; b += kChunk)
+           k.weight_grad(fwd, std::min(kChunk, n - b), xb.data() + b * x_floats, x_floats,
+                         dyp.data() + b * dyp_floats + dyp_origin, dyp_layout, dw.data());
        }, {}},
   };
   for (Variant& var : v) var.run();  // warm-up
@@ -117,8 +131,7 @@ void bench_layer(const direct_conv::Kernels& k, const Layer& l, const BenchFconv
   const double gflop = 2.0 * static_cast<double>(n * l.cout * l.cin * l.k * l.k * ho * wo) * 1e-9;
   std::printf("%-40s", l.tag);
   for (const Variant& var : v) std::printf(" %7.1f", gflop / median(var.times));
-  std::printf("   (ms: fwd %.2f/%.2f bwd %.2f/%.2f/%.2f wg %.2f)\n", 1e3 * median(v[0].times), 1e3 * median(v[1].times),
-              1e3 * median(v[2].times), 1e3 * median(v[3].times), 1e3 * median(v[4].times), 1e3 * median(v[5].times));
+  std::printf("\n");
   std::fflush(stdout);
 }
 
@@ -140,8 +153,12 @@ void register_bench_fconv(CLI::App& bench) {
                  " level has no direct float kernels (LOWBIT_ISA=avx2 or avx512)");
     std::printf("float direct conv, level %s, %lld images, one thread, GFLOP/s (median of %d)\n", kernels::isa_name(isa),
                 static_cast<long long>(opt->images), opt->repeats);
-    std::printf("%-40s %7s %7s %7s %7s %7s %7s\n", "layer", "fwd-old", "fwd-new", "bd-dil0", "bd-dil1", "bd-phas",
-                "wgrad");
+    // fwd-old: the kernel before tap reuse; bd-dil0/1: backward-data as the stride-1 forward over the
+    // dilated dy, old/new kernel; bd-phas: by phases from unpadded dy (one copy into the scratch),
+    // bd-ppad: from dy packed into the padded layout; wg-dil / wg-pad: weight gradient reading the
+    // dilated dy / the padded undilated dy.
+    std::printf("%-40s %7s %7s %7s %7s %7s %7s %7s %7s\n", "layer", "fwd-old", "fwd-new", "bd-dil0", "bd-dil1",
+                "bd-phas", "bd-ppad", "wg-dil", "wg-pad");
     Generator gen(7);
     for (const Layer& l : kLayers)
       if (std::string(l.tag).find(opt->filter) != std::string::npos) bench_layer(k, l, *opt, gen);

@@ -162,6 +162,12 @@ TEST_CASE("backward-data by phases: every ISA level equals the reference bit for
         }
         CHECK(tails_zero);
         direct_conv::unpack_activation(dxb.data(), c.cin, c.h, c.w, nullptr, got.data() + b * c.cin * c.h * c.w);
+        // dy packed straight into the scratch layout: the same dx.
+        std::vector<float> dx_padded(dxb.size(), std::numeric_limits<float>::quiet_NaN());
+        k.pack(dy.data() + b * c.cout * ho * wo, c.cout, ho, wo, 1, plan.pad_top, plan.pad_left, plan.padded_h,
+               plan.padded_w, scratch.data());
+        direct_conv::backward_data_image_padded(k, plan, scratch.data(), dx_padded.data());
+        CHECK(same_bits(dx_padded.data(), dxb.data(), dx_floats));
       }
       CHECK(same_bits(got.data(), ref.data(), static_cast<int64_t>(ref.size())));
     }
