@@ -28,7 +28,7 @@ Kernels kernels_for(kernels::Isa isa) {
 #else
   (void)isa;  // the scalar level is this build's only one (core/arch.h)
 #endif
-  return {nullptr, nullptr, nullptr, pack_activation, unpack_activation, nullptr};
+  return {nullptr, nullptr, nullptr, pack_activation, unpack_activation};
 }
 
 void pack_activation(const float* x, int64_t c, int64_t h, int64_t w, int64_t dilation, int64_t pad_top,

@@ -85,7 +85,6 @@ struct Kernels {
   WeightGradKernel weight_grad;
   PackActivation pack;  // exact copies, so every level packs the same bits
   UnpackActivation unpack;
-  ForwardKernel forward_legacy;  // MEASUREMENT ONLY: the kernel before tap reuse (its own order)
 };
 // The kernels of an ISA level; forward == nullptr for Isa::scalar (ops_conv then uses im2col).
 // Isa::avx_vnni gets the AVX2 kernels (VNNI has nothing for float), Isa::amx the AVX-512 ones

@@ -36,12 +36,7 @@ constexpr int kMaxGradChannels = 6;
 
 #include "core/conv_direct_kernels.inc"
 
-namespace {
-constexpr int kLegacyPixels = 6;
-}
-#include "core/conv_direct_legacy.inc"
-
 namespace lowbit::direct_conv {
 // Packing: the portable loops (a ymm transpose would pay less than on AVX-512).
-Kernels avx2_kernels() { return {forward_image, forward_strided, weight_grad, pack_activation, unpack_activation, legacy_forward_image}; }
+Kernels avx2_kernels() { return {forward_image, forward_strided, weight_grad, pack_activation, unpack_activation}; }
 }  // namespace lowbit::direct_conv

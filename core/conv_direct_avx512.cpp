@@ -32,11 +32,6 @@ constexpr int kMaxGradChannels = 16;
 #include "core/conv_direct_kernels.inc"
 
 namespace {
-constexpr int kLegacyPixels = 14;
-}
-#include "core/conv_direct_legacy.inc"
-
-namespace {
 // In-register transpose of 16 rows of 16 floats: four rounds, round k swapping bit k of the row
 // index with bit k of the column index (one vpermt2ps per row and round). Fully unrolled, so the
 // 16 rows stay in registers.
@@ -120,5 +115,5 @@ void unpack_avx512(const float* blk, int64_t c, int64_t h, int64_t w, const floa
 }  // namespace
 
 namespace lowbit::direct_conv {
-Kernels avx512_kernels() { return {forward_image, forward_strided, weight_grad, pack_avx512, unpack_avx512, legacy_forward_image}; }
+Kernels avx512_kernels() { return {forward_image, forward_strided, weight_grad, pack_avx512, unpack_avx512}; }
 }  // namespace lowbit::direct_conv

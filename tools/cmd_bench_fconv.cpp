@@ -1,8 +1,10 @@
 // cmd_bench_fconv.cpp: `lowbit bench fconv [--images N] [--repeats N] [--filter S]`: GFLOP/s of the
 // float direct-convolution kernels (core/conv_direct.h) of the active ISA level (LOWBIT_ISA picks
-// avx2 or avx512) on the zoo's layer shapes, one thread (its CPU time), kernels only (inputs packed beforehand):
-// forward, backward-data (by phases, and the dilated stride-1 forward it replaces) and the weight
-// gradient. Variants of one layer are timed in turns; each number is the median of --repeats.
+// avx2 or avx512) on the zoo's layer shapes, one thread (its CPU time), kernels only (inputs
+// packed beforehand): forward, backward-data (by phases, and the dilated stride-1 forward it
+// replaces) and the weight gradient (reading the dilated dy or the phases' padded one). The kernel
+// before tap reuse was timed beside these at commit 01592d9 (its Kernels::forward_legacy).
+// Variants of one layer are timed in turns; each number is the median of --repeats.
 #include <algorithm>
 #include <cstdio>
 #include <functional>
@@ -115,10 +117,8 @@ void bench_layer(const direct_conv::Kernels& k, const Layer& l, const BenchFconv
     std::vector<double> times;
   };
   std::vector<Variant> v = {
-      {"fwd old", [&] { for (int64_t b = 0; b < n; ++b) k.forward_legacy(fwd, xb.data() + b * x_floats, wt.data(), yb.data()); }, {}},
-      {"fwd new", [&] { for (int64_t b = 0; b < n; ++b) k.forward(fwd, xb.data() + b * x_floats, wt.data(), yb.data()); }, {}},
-      {"bwd-data dilated old", [&] { for (int64_t b = 0; b < n; ++b) k.forward_legacy(bwd, dyd.data() + b * dyd_floats, wt_flipped.data(), dxb.data()); }, {}},
-      {"bwd-data dilated new", [&] { for (int64_t b = 0; b < n; ++b) k.forward(bwd, dyd.data() + b * dyd_floats, wt_flipped.data(), dxb.data()); }, {}},
+      {"fwd", [&] { for (int64_t b = 0; b < n; ++b) k.forward(fwd, xb.data() + b * x_floats, wt.data(), yb.data()); }, {}},
+      {"bwd-data dilated", [&] { for (int64_t b = 0; b < n; ++b) k.forward(bwd, dyd.data() + b * dyd_floats, wt_flipped.data(), dxb.data()); }, {}},
       {"bwd-data phases", [&] { for (int64_t b = 0; b < n; ++b) dc::backward_data_image(k, plan, dyb.data() + b * y_floats, dxb.data(), scratch.data()); }, {}},
       {"bwd-data phases padded", [&] { for (int64_t b = 0; b < n; ++b) dc::backward_data_image_padded(k, plan, dyp.data() + b * dyp_floats, dxb.data()); }, {}},
       {"weight-grad", [&] {
@@ -160,12 +160,12 @@ void register_bench_fconv(CLI::App& bench) {
                  " level has no direct float kernels (LOWBIT_ISA=avx2 or avx512)");
     std::printf("float direct conv, level %s, %lld images, one thread (CPU time), GFLOP/s (median of %d)\n", kernels::isa_name(isa),
                 static_cast<long long>(opt->images), opt->repeats);
-    // fwd-old: the kernel before tap reuse; bd-dil0/1: backward-data as the stride-1 forward over the
-    // dilated dy, old/new kernel; bd-phas: by phases from unpadded dy (one copy into the scratch),
-    // bd-ppad: from dy packed into the padded layout; wg-dil / wg-pad: weight gradient reading the
-    // dilated dy / the padded undilated dy.
-    std::printf("%-40s %7s %7s %7s %7s %7s %7s %7s %7s\n", "layer", "fwd-old", "fwd-new", "bd-dil0", "bd-dil1",
-                "bd-phas", "bd-ppad", "wg-dil", "wg-pad");
+    // bd-dil: backward-data as the stride-1 forward over the dilated dy (ops_conv.cpp before phases);
+    // bd-phas: by phases from unpadded dy (one copy into the scratch); bd-ppad: from dy packed into
+    // the plan's padded layout; wg-dil / wg-pad: weight gradient reading the dilated dy / the padded
+    // undilated dy.
+    std::printf("%-40s %7s %7s %7s %7s %7s %7s\n", "layer", "fwd", "bd-dil", "bd-phas", "bd-ppad", "wg-dil",
+                "wg-pad");
     Generator gen(7);
     for (const Layer& l : kLayers)
       if (std::string(l.tag).find(opt->filter) != std::string::npos) bench_layer(k, l, *opt, gen);
