@@ -128,6 +128,8 @@ TEST_CASE("backward-data by phases: every ISA level equals the reference bit for
       {1, 16, 5, 30, 16, 3, 3, 1, 0},  // stride 1 pad 0, rows wider than a register block
       {1, 5, 6, 7, 5, 3, 3, 1, 2},     // stride 1 pad k - 1
       {1, 33, 28, 28, 16, 3, 3, 2, 1}, // resnet20's 28 -> 14
+      {1, 5, 5, 6, 7, 3, 3, 2, 3},     // padding past k - 1 (beyond the op's direct path)
+      {2, 5, 4, 4, 17, 1, 1, 1, 1},    // 1x1 with padding: the border of dx is zero
   };
   const auto isas = direct_isas();
   if (isas.empty()) MESSAGE("skipped: this CPU has no AVX2, no direct kernels");
@@ -170,6 +172,27 @@ TEST_CASE("backward-data by phases: every ISA level equals the reference bit for
         CHECK(same_bits(dx_padded.data(), dxb.data(), dx_floats));
       }
       CHECK(same_bits(got.data(), ref.data(), static_cast<int64_t>(ref.size())));
+
+      // The weight gradient reads the same padded, undilated dy (what the op packs once for both).
+      const direct_conv::ConvShape fwd{c.cin, c.h + 2 * c.pad, c.w + 2 * c.pad, c.cout, ho, wo, c.kh, c.kw, c.stride};
+      const int64_t x_floats = cbi * fwd.in_h * fwd.in_w * B, dyp_floats = plan.scratch_floats();
+      Tensor x = rnd({c.n, c.cin, c.h, c.w});
+      std::vector<float> xb(static_cast<size_t>(c.n * x_floats)), dyp(static_cast<size_t>(c.n * dyp_floats));
+      for (int64_t b = 0; b < c.n; ++b) {
+        k.pack(x.data() + b * c.cin * c.h * c.w, c.cin, c.h, c.w, 1, c.pad, c.pad, fwd.in_h, fwd.in_w,
+               xb.data() + b * x_floats);
+        k.pack(dy.data() + b * c.cout * ho * wo, c.cout, ho, wo, 1, plan.pad_top, plan.pad_left, plan.padded_h,
+               plan.padded_w, dyp.data() + b * dyp_floats);
+      }
+      const direct_conv::GradLayout dyl{dyp_floats, plan.padded_h * plan.padded_w * B, plan.padded_w * B, B};
+      std::vector<float> dwb(static_cast<size_t>(direct_conv::blocks_of(c.cout) * cbi * c.kh * c.kw * B * B));
+      std::vector<float> dw(static_cast<size_t>(w.numel())), dw_ref(dw.size());
+      k.weight_grad(fwd, c.n, xb.data(), x_floats, dyp.data() + (plan.pad_top * plan.padded_w + plan.pad_left) * B,
+                    dyl, dwb.data());
+      direct_conv::unpack_weights(dwb.data(), c.cout, c.cin, c.kh, c.kw, dw.data());
+      direct_conv::conv_reference_weight_grad(x.data(), dy.data(), dw_ref.data(), c.n, c.cin, c.h, c.w, c.cout, c.kh,
+                                              c.kw, c.stride, c.pad);
+      CHECK(same_bits(dw.data(), dw_ref.data(), w.numel()));
     }
   }
 }
