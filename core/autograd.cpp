@@ -11,10 +11,11 @@ namespace lowbit {
 namespace {
 thread_local bool t_grad_enabled = true;
 
-// dst += src, elementwise, same shape.
+// dst += src, elementwise, same shape (as stored when both share a layout).
 void add_into(Tensor& dst, const Tensor& src) {
-  float* d = dst.data();
-  const float* s = src.data();
+  const bool same = dst.layout() == src.layout();
+  float* d = same ? dst.raw_data() : dst.data();
+  const float* s = same ? src.raw_data() : src.data();
   const int64_t n = dst.numel();
   for (int64_t i = 0; i < n; ++i) d[i] += s[i];
 }

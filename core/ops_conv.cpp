@@ -168,50 +168,81 @@ DirectShapes direct_shapes(const ConvGeometry& g, const Conv2dOptions& opt) {
   return d;
 }
 
+// One image of an activation of c channels x h x w, stored in `layout`, into the kernels' padded
+// blocked buffer `out` (out_h x out_w, dilated by `dilation`): nchw is transposed, nchw16c copied.
+void pack_image(const direct_conv::Kernels& k, Layout layout, const float* x, int64_t c, int64_t h, int64_t w,
+                int64_t dilation, int64_t top, int64_t left, int64_t out_h, int64_t out_w, float* out) {
+  if (layout == Layout::nchw16c)
+    direct_conv::pad_blocked(x, c, h, w, dilation, top, left, out_h, out_w, out);
+  else
+    k.pack(x, c, h, w, dilation, top, left, out_h, out_w, out);
+}
+
 // x_keep (when not null, n * x_floats): keeps every packed input for the weight gradient, which
-// then needs no second packing pass.
+// then needs no second packing pass. y: nchw16c (written by the kernel itself, plus the bias) or
+// nchw (unpacked from a scratch image, with the bias).
 void direct_forward(const direct_conv::Kernels& k, const ConvGeometry& g, const Conv2dOptions& opt,
-                    const float* px, const float* pw, const float* pb, float* py, float* x_keep) {
+                    const Tensor& x, const float* pw, const float* pb, Tensor& y, float* x_keep) {
   const DirectShapes d = direct_shapes(g, opt);
   std::vector<float> wt(static_cast<size_t>(d.w_floats));
   direct_conv::pack_weights(pw, g.cout, g.cin, g.kh, g.kw, /*flipped=*/false, wt.data());
+  const Layout x_layout = x.layout(), y_layout = y.layout();
+  const float* px = x.raw_data();
+  float* py = y.raw_data();
   parallel_for(0, g.n, 1, [&](int64_t n0, int64_t n1) {
-    float* yb = scratch(1, d.y_floats);
     for (int64_t n = n0; n < n1; ++n) {
       float* xb = x_keep ? x_keep + n * d.x_floats : scratch(0, d.x_floats);
-      k.pack(px + n * g.cin * g.h * g.w, g.cin, g.h, g.w, 1, opt.padding, opt.padding, d.forward.in_h,
-             d.forward.in_w, xb);
-      k.forward(d.forward, xb, wt.data(), yb);
-      k.unpack(yb, g.cout, g.ho, g.wo, pb, py + n * g.cout * g.hwo);
+      pack_image(k, x_layout, px + n * g.cin * g.h * g.w, g.cin, g.h, g.w, 1, opt.padding, opt.padding, d.forward.in_h,
+              d.forward.in_w, xb);
+      if (y_layout == Layout::nchw16c) {
+        float* yb = py + n * g.cout * g.hwo;
+        k.forward(d.forward, xb, wt.data(), yb);
+        if (pb) direct_conv::add_bias_blocked(yb, g.cout, g.hwo, pb);
+      } else {
+        float* yb = scratch(1, d.y_floats);
+        k.forward(d.forward, xb, wt.data(), yb);
+        k.unpack(yb, g.cout, g.ho, g.wo, pb, py + n * g.cout * g.hwo);
+      }
     }
   });
 }
 
-// dx (when not null, overwritten) and the per-chunk weight-gradient partials (when not null).
-// Per chunk, dy is packed once, dilated and padded for backward-data, and the weight gradient
-// reads the same buffer. x_packed: the forward's packed inputs, or null to pack them here.
+// dx (when defined, overwritten, in its own layout) and the per-chunk weight-gradient partials
+// (when not null). Per chunk, dy (gy, in its layout) is packed once, dilated and padded for
+// backward-data, and the weight gradient reads the same buffer. x_packed: the forward's packed
+// inputs, or null to pack x here.
 void direct_backward(const direct_conv::Kernels& k, const ConvGeometry& g, const Conv2dOptions& opt,
-                     const float* px, const float* x_packed, const float* pw, const float* pg, float* dx,
+                     const Tensor& x, const float* x_packed, const float* pw, const Tensor& gy, Tensor& dx,
                      float* dw_parts) {
   const DirectShapes d = direct_shapes(g, opt);
   const int64_t s = opt.stride, p = opt.padding, B = direct_conv::kConvBlock;
   const int64_t top = g.kh - 1 - p, left = g.kw - 1 - p, hd = d.backward_data.in_h, wd = d.backward_data.in_w;
   const direct_conv::GradLayout dy_layout{d.dy_dilated_floats, hd * wd * B, s * wd * B, s * B};
-  std::vector<float> wt_flipped(dx ? static_cast<size_t>(d.w_floats) : 0);
-  if (dx) direct_conv::pack_weights(pw, g.cout, g.cin, g.kh, g.kw, /*flipped=*/true, wt_flipped.data());
+  const bool want_dx = dx.defined();
+  std::vector<float> wt_flipped(want_dx ? static_cast<size_t>(d.w_floats) : 0);
+  if (want_dx) direct_conv::pack_weights(pw, g.cout, g.cin, g.kh, g.kw, /*flipped=*/true, wt_flipped.data());
+  const Layout g_layout = gy.layout(), x_layout = x.layout(), dx_layout = want_dx ? dx.layout() : Layout::nchw;
+  const float* pg = gy.raw_data();
+  const float* px = x.raw_data();
+  float* pdx = want_dx ? dx.raw_data() : nullptr;
   const int64_t chunks = (g.n + g.chunk - 1) / g.chunk;
   parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
     for (int64_t ch = c0; ch < c1; ++ch) {
       const int64_t n0 = ch * g.chunk, nb = std::min(g.chunk, g.n - n0);
       float* dyb = scratch(0, nb * d.dy_dilated_floats);
       for (int64_t b = 0; b < nb; ++b)
-        k.pack(pg + (n0 + b) * g.cout * g.hwo, g.cout, g.ho, g.wo, s, top, left, hd, wd,
-               dyb + b * d.dy_dilated_floats);
-      if (dx) {
-        float* dxb = scratch(1, d.dx_floats);
+        pack_image(k, g_layout, pg + (n0 + b) * g.cout * g.hwo, g.cout, g.ho, g.wo, s, top, left, hd, wd,
+                dyb + b * d.dy_dilated_floats);
+      if (want_dx) {
         for (int64_t b = 0; b < nb; ++b) {
-          k.forward(d.backward_data, dyb + b * d.dy_dilated_floats, wt_flipped.data(), dxb);
-          k.unpack(dxb, g.cin, g.h, g.w, nullptr, dx + (n0 + b) * g.cin * g.h * g.w);
+          float* out = pdx + (n0 + b) * g.cin * g.h * g.w;
+          if (dx_layout == Layout::nchw16c) {
+            k.forward(d.backward_data, dyb + b * d.dy_dilated_floats, wt_flipped.data(), out);
+          } else {
+            float* dxb = scratch(1, d.dx_floats);
+            k.forward(d.backward_data, dyb + b * d.dy_dilated_floats, wt_flipped.data(), dxb);
+            k.unpack(dxb, g.cin, g.h, g.w, nullptr, out);
+          }
         }
       }
       if (dw_parts) {
@@ -219,8 +250,8 @@ void direct_backward(const direct_conv::Kernels& k, const ConvGeometry& g, const
         if (!xb) {
           float* packed = scratch(2, nb * d.x_floats);
           for (int64_t b = 0; b < nb; ++b)
-            k.pack(px + (n0 + b) * g.cin * g.h * g.w, g.cin, g.h, g.w, 1, p, p, d.forward.in_h, d.forward.in_w,
-                   packed + b * d.x_floats);
+            pack_image(k, x_layout, px + (n0 + b) * g.cin * g.h * g.w, g.cin, g.h, g.w, 1, p, p, d.forward.in_h,
+                    d.forward.in_w, packed + b * d.x_floats);
           xb = packed;
         }
         float* dwb = scratch(3, d.w_floats);
@@ -324,40 +355,45 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
   if (bias.defined())
     LOWBIT_CHECK(bias.dim() == 1 && bias.size(0) == g.cout, "conv2d: bias ", to_string(bias.shape()),
                  " does not match ", g.cout, " output channels");
-  Tensor y = Tensor::empty({g.n, g.cout, g.ho, g.wo});
   const float* pb = bias.defined() ? bias.data() : nullptr;
   const direct_conv::Kernels direct = direct_conv::kernels_for(kernels::active_isa_level());
   const bool fast = use_direct(g, opt, direct);
+  // The direct path reads x in either layout and writes y blocked where it can (core/layout.h),
+  // so a CNN's activations stay blocked from layer to layer; im2col reads and writes nchw.
+  const Shape y_shape{g.n, g.cout, g.ho, g.wo};
+  Tensor y = Tensor::empty(y_shape, fast && can_block(y_shape) ? Layout::nchw16c : Layout::nchw);
   const bool gx = x.requires_grad(), gw = weight.requires_grad(), gb = bias.defined() && bias.requires_grad();
   // The weight gradient reuses the forward's packed inputs (memory for one pass over them).
   Tensor x_packed = fast && gw && grad_enabled() ? Tensor::empty({g.n * direct_shapes(g, opt).x_floats}) : Tensor();
   if (fast)
-    direct_forward(direct, g, opt, x.data(), weight.data(), pb, y.data(),
-                   x_packed.defined() ? x_packed.data() : nullptr);
+    direct_forward(direct, g, opt, x, weight.data(), pb, y, x_packed.defined() ? x_packed.data() : nullptr);
   else
     im2col_forward(g, opt, x.data(), weight.data(), pb, y.data());
 
   return record(y, "conv2d", {x, weight, bias},
-                [x = x.detach(), w = weight.detach(), opt, g, gx, gw, gb, fast, direct, x_packed](const Tensor& gy) {
-    // The direct path writes every element of dx; col2im accumulates into zeros.
-    Tensor dx = gx ? (fast ? Tensor::empty(x.shape()) : Tensor::zeros(x.shape())) : Tensor();
+                [x = x.detach(), w = weight.detach(), opt, g, gx, gw, gb, fast, direct, x_packed,
+                 y_layout = y.layout()](const Tensor& gy_in) {
     // Per-chunk weight gradients [chunks, cout*k], then the fixed tree.
     const int64_t chunks = (g.n + g.chunk - 1) / g.chunk;
     std::vector<float> dw_parts(gw ? static_cast<size_t>(chunks * g.cout * g.k) : 0);
-    float* pdx = gx ? dx.data() : nullptr;
     float* pdw = gw ? dw_parts.data() : nullptr;
-    if (fast && (gx || gw))
-      direct_backward(direct, g, opt, x.data(), x_packed.defined() ? x_packed.data() : nullptr, w.data(), gy.data(),
-                      pdx, pdw);
-    else if (gx || gw)
-      im2col_backward(g, opt, x.data(), w.data(), gy.data(), pdx, pdw);
+    Tensor dx;
+    if (fast) {
+      // dx in x's layout, every element written; dy read in the output's layout.
+      if (gx) dx = Tensor::empty(x.shape(), x.layout());
+      const Tensor gy = to_layout(gy_in, y_layout);
+      if (gx || gw) direct_backward(direct, g, opt, x, x_packed.defined() ? x_packed.data() : nullptr, w.data(), gy, dx, pdw);
+    } else {
+      if (gx) dx = Tensor::zeros(x.shape());  // col2im accumulates
+      if (gx || gw) im2col_backward(g, opt, x.data(), w.data(), gy_in.data(), gx ? dx.data() : nullptr, pdw);
+    }
     Tensor dw;
     if (gw) {
       tree_sum_rows(dw_parts.data(), chunks, g.cout * g.k);
       dw = Tensor::empty(w.shape());
       std::copy_n(dw_parts.data(), g.cout * g.k, dw.data());
     }
-    return std::vector<Tensor>{dx, dw, gb ? bias_gradient(g, gy.data()) : Tensor()};
+    return std::vector<Tensor>{dx, dw, gb ? bias_gradient(g, gy_in.data()) : Tensor()};
   });
 }
 

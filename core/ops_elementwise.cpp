@@ -13,25 +13,28 @@ namespace {
 
 constexpr int64_t kGrain = 1 << 15;  // elements per task: far above the task overhead
 
-// out[i] = f(a[i]) over contiguous data, in parallel chunks.
+// out[i] = f(a[i]) over contiguous data, in parallel chunks; out keeps a's layout.
 template <class F>
 Tensor map_unary(const Tensor& a, F f) {
-  Tensor out = Tensor::empty(a.shape());
-  const float* __restrict pa = a.data();
-  float* __restrict po = out.data();
+  Tensor out = Tensor::empty(a.shape(), a.layout());
+  const float* __restrict pa = a.raw_data();
+  float* __restrict po = out.raw_data();
   parallel_for(0, a.numel(), kGrain, [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i) po[i] = f(pa[i]);
   });
   return out;
 }
 
-// out[i] = f(a[i], b[i]) for same-shape tensors.
+// out[i] = f(a[i], b[i]) for same-shape tensors: in their layout when they share one, else
+// row-major.
 template <class F>
 Tensor map_binary_same(const Tensor& a, const Tensor& b, F f) {
-  Tensor out = Tensor::empty(a.shape());
-  const float* __restrict pa = a.data();
-  const float* __restrict pb = b.data();
-  float* __restrict po = out.data();
+  const Layout layout = a.layout() == b.layout() ? a.layout() : Layout::nchw;
+  Tensor out = Tensor::empty(a.shape(), layout);
+  const bool raw = layout != Layout::nchw;
+  const float* __restrict pa = raw ? a.raw_data() : a.data();
+  const float* __restrict pb = raw ? b.raw_data() : b.data();
+  float* __restrict po = out.raw_data();
   parallel_for(0, a.numel(), kGrain, [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i) po[i] = f(pa[i], pb[i]);
   });

@@ -24,7 +24,8 @@ const bool g_malloc_tuned = [] {
 }();
 }  // namespace
 
-Storage::Storage(int64_t count) : count_(count) {
+Storage::Storage(int64_t count, Layout layout, int64_t channels, int64_t plane)
+    : count_(count), layout_(layout), channels_(channels), plane_(plane) {
   (void)g_malloc_tuned;
   LOWBIT_CHECK(count >= 0, "tensor size must be non-negative, got ", count);
   // Round the byte size up to 64 so aligned_alloc's contract holds; at least one line.
@@ -35,12 +36,28 @@ Storage::Storage(int64_t count) : count_(count) {
 
 Storage::~Storage() { std::free(data_); }
 
+void Storage::to_nchw() {
+  if (layout() == Layout::nchw) return;
+  std::lock_guard<std::mutex> lock(convert_);
+  if (layout() == Layout::nchw) return;  // another thread converted it meanwhile
+  Storage plain(count_);
+  nchw16c_to_nchw(data_, plain.data_, count_ / (channels_ * plane_), channels_, plane_);
+  std::swap(data_, plain.data_);
+  layout_.store(Layout::nchw, std::memory_order_release);
+}
+
 namespace {
-std::shared_ptr<TensorImpl> make_impl(const Shape& shape) {
+std::shared_ptr<TensorImpl> make_impl(const Shape& shape, Layout layout) {
   for (int64_t d : shape) LOWBIT_CHECK(d >= 0, "tensor shape ", to_string(shape), " has a negative dimension");
   auto impl = std::make_shared<TensorImpl>();
   impl->shape = shape;
-  impl->storage = std::make_shared<Storage>(numel(shape));
+  if (layout == Layout::nchw) {
+    impl->storage = std::make_shared<Storage>(numel(shape));
+  } else {
+    LOWBIT_CHECK(can_block(shape), "tensor of shape ", to_string(shape), " cannot be stored ", layout_name(layout),
+                 ": it needs [N, C, H, W] with C a positive multiple of ", kLayoutBlock);
+    impl->storage = std::make_shared<Storage>(numel(shape), layout, shape[1], shape[2] * shape[3]);
+  }
   return impl;
 }
 const TensorImpl& checked(const std::shared_ptr<TensorImpl>& impl) {
@@ -49,7 +66,8 @@ const TensorImpl& checked(const std::shared_ptr<TensorImpl>& impl) {
 }
 }  // namespace
 
-Tensor Tensor::empty(const Shape& shape) { return Tensor(make_impl(shape)); }
+Tensor Tensor::empty(const Shape& shape) { return Tensor(make_impl(shape, Layout::nchw)); }
+Tensor Tensor::empty(const Shape& shape, Layout layout) { return Tensor(make_impl(shape, layout)); }
 
 Tensor Tensor::zeros(const Shape& shape) { return full(shape, 0.f); }
 Tensor Tensor::ones(const Shape& shape) { return full(shape, 1.f); }
@@ -95,8 +113,17 @@ int64_t Tensor::size(int64_t d) const {
 
 int64_t Tensor::numel() const { return lowbit::numel(shape()); }
 
-float* Tensor::data() { return checked(impl_).storage->data() + impl_->offset; }
-const float* Tensor::data() const { return checked(impl_).storage->data() + impl_->offset; }
+float* Tensor::data() {
+  checked(impl_).storage->to_nchw();
+  return impl_->storage->data() + impl_->offset;
+}
+const float* Tensor::data() const {
+  checked(impl_).storage->to_nchw();
+  return impl_->storage->data() + impl_->offset;
+}
+Layout Tensor::layout() const { return checked(impl_).storage->layout(); }
+float* Tensor::raw_data() { return checked(impl_).storage->data() + impl_->offset; }
+const float* Tensor::raw_data() const { return checked(impl_).storage->data() + impl_->offset; }
 
 float Tensor::item() const {
   LOWBIT_CHECK(numel() == 1, "item() needs a one-element tensor, got shape ", to_string(shape()));
@@ -106,8 +133,8 @@ float Tensor::item() const {
 std::vector<float> Tensor::to_vector() const { return std::vector<float>(data(), data() + numel()); }
 
 Tensor Tensor::clone() const {
-  Tensor t = empty(shape());
-  std::memcpy(t.data(), data(), sizeof(float) * numel());
+  Tensor t = empty(shape(), layout());
+  std::memcpy(t.raw_data(), raw_data(), sizeof(float) * numel());
   return t;
 }
 
@@ -122,10 +149,14 @@ Tensor Tensor::detach() const {
 void Tensor::copy_(const Tensor& src) {
   LOWBIT_CHECK(src.numel() == numel(), "copy_: source has shape ", to_string(src.shape()),
                ", destination has shape ", to_string(shape()));
-  if (src.data() != data()) std::memmove(data(), src.data(), sizeof(float) * numel());
+  if (src.layout() == layout() && src.shape() == shape()) {
+    if (src.raw_data() != raw_data()) std::memmove(raw_data(), src.raw_data(), sizeof(float) * numel());
+  } else if (src.data() != data()) {
+    std::memmove(data(), src.data(), sizeof(float) * numel());
+  }
 }
 
-void Tensor::fill_(float value) { std::fill(data(), data() + numel(), value); }
+void Tensor::fill_(float value) { std::fill(raw_data(), raw_data() + numel(), value); }  // any layout
 
 Tensor Tensor::reshape(const Shape& new_shape) const {
   Shape s = new_shape;
@@ -146,6 +177,7 @@ Tensor Tensor::reshape(const Shape& new_shape) const {
   }
   LOWBIT_CHECK(lowbit::numel(s) == numel(), "cannot reshape ", to_string(shape()), " (", numel(),
                " elements) to ", to_string(new_shape));
+  (void)data();  // a view of another shape reads row-major
   Tensor view = detach();
   view.impl_->shape = s;
   const Shape in_shape = shape();

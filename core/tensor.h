@@ -1,13 +1,17 @@
 // tensor.h: Tensor, lowbit's float32 n-dimensional array with reverse-mode autodiff.
-// A Tensor is a cheap handle (shared_ptr) to a TensorImpl: contiguous row-major data in shared
-// 64-byte-aligned storage (views such as reshape share it), a shape, and the autograd fields
-// (requires_grad, accumulated .grad for leaves, grad_fn for results of recorded ops).
-// Copying a Tensor copies the handle, never the data; clone() copies the data.
+// A Tensor is a cheap handle (shared_ptr) to a TensorImpl: contiguous data in shared 64-byte-aligned
+// storage (views such as reshape share it), a shape, and the autograd fields (requires_grad,
+// accumulated .grad for leaves, grad_fn for results of recorded ops). The storage is row-major
+// (Layout::nchw) unless an op made it channel-blocked (Layout::nchw16c, core/layout.h); data()
+// always reads row-major. Copying a Tensor copies the handle, never the data; clone() copies the data.
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <vector>
 
+#include "core/layout.h"
 #include "core/shape.h"
 
 namespace lowbit {
@@ -15,19 +19,26 @@ namespace lowbit {
 class Generator;
 struct Node;
 
-// Owns one 64-byte-aligned float buffer; shared by a tensor and its views.
+// Owns one 64-byte-aligned float buffer; shared by a tensor and its views. A blocked storage
+// (Layout::nchw16c) holds whole images of `channels` x `plane` floats and can turn itself row-major
+// once (to_nchw), safely from several threads.
 class Storage {
  public:
-  explicit Storage(int64_t count);
+  explicit Storage(int64_t count, Layout layout = Layout::nchw, int64_t channels = 0, int64_t plane = 0);
   ~Storage();
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
   float* data() { return data_; }
   int64_t count() const { return count_; }
+  Layout layout() const { return layout_.load(std::memory_order_acquire); }
+  void to_nchw();  // rearranges the floats row-major (a no-op when they are)
 
  private:
   float* data_ = nullptr;
   int64_t count_ = 0;
+  std::atomic<Layout> layout_;
+  int64_t channels_, plane_;  // the blocking geometry of nchw16c
+  std::mutex convert_;
 };
 
 struct TensorImpl {
@@ -46,6 +57,8 @@ class Tensor {
 
   // --- factories (all contiguous, no graph) ---
   static Tensor empty(const Shape& shape);  // uninitialised
+  // Uninitialised, stored in `layout` (nchw16c needs can_block(shape)).
+  static Tensor empty(const Shape& shape, Layout layout);
   static Tensor zeros(const Shape& shape);
   static Tensor ones(const Shape& shape);
   static Tensor full(const Shape& shape, float value);
@@ -60,15 +73,20 @@ class Tensor {
   int64_t dim() const { return static_cast<int64_t>(shape().size()); }
   int64_t size(int64_t d) const;  // negative d counts from the end
   int64_t numel() const;
+  // The floats in row-major order (a blocked storage is converted once, for every view of it).
   float* data();
   const float* data() const;
+  // The floats as stored, in layout(): for ops that know the layout (core/layout.h).
+  Layout layout() const;
+  float* raw_data();
+  const float* raw_data() const;
   float item() const;  // the value of a one-element tensor
   std::vector<float> to_vector() const;
-  Tensor clone() const;   // deep copy of the data, no graph
+  Tensor clone() const;   // deep copy of the data (same layout), no graph
   Tensor detach() const;  // same data, cut from the graph
   void copy_(const Tensor& src);  // data copy, same numel; no graph
   void fill_(float value);
-  // Reshape as a view sharing storage; one dim may be -1. Recorded in the graph.
+  // Reshape as a view sharing storage (made row-major first); one dim may be -1. Recorded in the graph.
   Tensor reshape(const Shape& shape) const;
   Tensor flatten(int64_t start_dim = 1) const;
 

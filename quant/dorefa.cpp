@@ -6,6 +6,7 @@
 
 #include "core/autograd.h"
 #include "core/error.h"
+#include "core/layout.h"
 #include "quant/fused.h"
 
 namespace lowbit {
@@ -50,17 +51,18 @@ Tensor dorefa_weight_quantize(const Tensor& w, int bits) {
 
 Tensor dorefa_act_quantize(const Tensor& x, int bits) {
   const float n = static_cast<float>((1 << bits) - 1);
-  Tensor y = Tensor::empty(x.shape());
-  const float* xp = x.data();
-  float* yp = y.data();
+  Tensor y = Tensor::empty(x.shape(), x.layout());  // any layout: elementwise
+  const float* xp = x.raw_data();
+  float* yp = y.raw_data();
   for_chunks(x.numel(), [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) yp[i] = quant_detail::round_half_even(n * std::min(std::max(xp[i], 0.f), 1.f)) / n;
   });
-  return record(y, "dorefa_act", {x}, [x](const Tensor& g) -> std::vector<Tensor> {
-    Tensor dx = Tensor::empty(x.shape());
-    const float* xp = x.data();
-    const float* gp = g.data();
-    float* dp = dx.data();
+  return record(y, "dorefa_act", {x}, [x](const Tensor& g_in) -> std::vector<Tensor> {
+    const Tensor g = to_layout(g_in, x.layout());
+    Tensor dx = Tensor::empty(x.shape(), x.layout());
+    const float* xp = x.raw_data();
+    const float* gp = g.raw_data();
+    float* dp = dx.raw_data();
     for_chunks(x.numel(), [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i) dp[i] = (xp[i] >= 0.f && xp[i] <= 1.f) ? gp[i] : 0.f;
     });

@@ -6,6 +6,7 @@
 #include "core/autograd.h"
 #include "core/deterministic_sum.h"
 #include "core/error.h"
+#include "core/layout.h"
 #include "quant/fused.h"
 
 namespace lowbit {
@@ -18,9 +19,10 @@ namespace {
 // lsq_quantize's backward for one output gradient g: dv into dvp (when not null) and the step
 // gradient ds, returned. One function for the one-process backward and for a data-parallel weight
 // quantizer's deferred step gradient (quant/quantizer.h): the same g gives the same bits.
-float lsq_backward(const Tensor& v, const Tensor& g, float s, float lo, float hi, double g_scale, float* dvp) {
-  const float* vp = v.data();
-  const float* gp = g.data();
+float lsq_backward(const Tensor& v, const Tensor& g_in, float s, float lo, float hi, double g_scale, float* dvp) {
+  const Tensor g = to_layout(g_in, v.layout());  // dvp, like v, in v's layout
+  const float* vp = v.raw_data();
+  const float* gp = g.raw_data();
   // ds is a sum over the batch (over dimension 0 for weights): per-chunk sums, scaled and rounded
   // to float before the fixed float tree, so that the tree's root is the gradient itself
   // (core/deterministic_sum.h: thread-count and rank-split invariant).
@@ -47,17 +49,18 @@ Tensor lsq_quantize(const Tensor& v, const Tensor& s_t, int qn, int qp, double g
   const float s = s_t.data()[0];
   LOWBIT_CHECK(s > 0.f, "lsq: step size s must be positive, got ", s);
   const float lo = -static_cast<float>(qn), hi = static_cast<float>(qp);
-  Tensor y = Tensor::empty(v.shape());
-  const float* vp = v.data();
-  float* yp = y.data();
+  Tensor y = Tensor::empty(v.shape(), v.layout());  // any layout: elementwise
+  const float* vp = v.raw_data();
+  float* yp = y.raw_data();
   for_chunks(v.numel(), [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) yp[i] = quant_detail::round_half_even(std::min(std::max(vp[i] / s, lo), hi)) * s;
   });
   const double g_scale = 1.0 / std::sqrt(grad_scale_n * qp);
-  return record(y, "lsq", {v, s_t}, [v, s_t, s, lo, hi, g_scale, defer](const Tensor& g) -> std::vector<Tensor> {
+  return record(y, "lsq", {v, s_t}, [v, s_t, s, lo, hi, g_scale, defer](const Tensor& g_in) -> std::vector<Tensor> {
+    const Tensor g = to_layout(g_in, v.layout());
     Tensor dv;
-    if (v.requires_grad()) dv = Tensor::empty(v.shape());
-    const float ds = lsq_backward(v, g, s, lo, hi, g_scale, dv.defined() ? dv.data() : nullptr);
+    if (v.requires_grad()) dv = Tensor::empty(v.shape(), v.layout());
+    const float ds = lsq_backward(v, g, s, lo, hi, g_scale, dv.defined() ? dv.raw_data() : nullptr);
     if (!defer) return {dv, Tensor::full({1}, ds)};
     // A replica: ds of this rank's g is dropped; the averaged g gives one process's ds.
     if (s_t.requires_grad())

@@ -8,6 +8,7 @@
 #include "core/autograd.h"
 #include "core/deterministic_sum.h"
 #include "core/error.h"
+#include "core/layout.h"
 #include "quant/clip_search.h"
 #include "quant/fused.h"
 
@@ -67,24 +68,25 @@ Tensor pact_quantize(const Tensor& x, const Tensor& alpha, int bits) {
   LOWBIT_CHECK(a > 0.f, "pact: alpha must be positive, got ", a);
   const float n = static_cast<float>((1 << bits) - 1);
   const float inv = n / a, scale = a / n;
-  Tensor y = Tensor::empty(x.shape());
-  const float* xp = x.data();
-  float* yp = y.data();
+  Tensor y = Tensor::empty(x.shape(), x.layout());  // any layout: elementwise
+  const float* xp = x.raw_data();
+  float* yp = y.raw_data();
   for_chunks(x.numel(), [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
       const float c = std::min(std::max(xp[i], 0.f), a);
       yp[i] = quant_detail::round_half_even(c * inv) * scale;
     }
   });
-  return record(y, "pact", {x, alpha}, [x, a](const Tensor& g) -> std::vector<Tensor> {
-    const float* xp = x.data();
-    const float* gp = g.data();
+  return record(y, "pact", {x, alpha}, [x, a](const Tensor& g_in) -> std::vector<Tensor> {
+    const Tensor g = to_layout(g_in, x.layout());
+    const float* xp = x.raw_data();
+    const float* gp = g.raw_data();
     const int64_t count = x.numel();
     Tensor dx;
     float* dp = nullptr;
     if (x.requires_grad()) {
-      dx = Tensor::empty(x.shape());
-      dp = dx.data();
+      dx = Tensor::empty(x.shape(), x.layout());
+      dp = dx.raw_data();
     }
     // One pass: dx and the sum of g over the clipped elements, a sum over the batch: per-chunk
     // sums rounded to float, then the fixed float tree (core/deterministic_sum.h).

@@ -9,6 +9,7 @@
 #include "core/autograd.h"
 #include "core/deterministic_sum.h"
 #include "core/error.h"
+#include "core/layout.h"
 #include "quant/clip_search.h"
 #include "quant/fused.h"
 #include "quant/sawb.h"
@@ -114,23 +115,24 @@ Tensor qil_act_quantize(const Tensor& x, const Tensor& c_t, const Tensor& d_t, i
   LOWBIT_CHECK(d > 0, "qil: d must be positive, got ", d);
   const float n = static_cast<float>((1 << bits) - 1);
   const float inv_2d = 1.f / (2.f * d);
-  Tensor y = Tensor::empty(x.shape());
-  const float* xp = x.data();
-  float* yp = y.data();
+  Tensor y = Tensor::empty(x.shape(), x.layout());  // any layout: elementwise
+  const float* xp = x.raw_data();
+  float* yp = y.raw_data();
   for_chunks(x.numel(), [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
       const float u = std::min(std::max((xp[i] - c + d) * inv_2d, 0.f), 1.f);
       yp[i] = quant_detail::round_half_even(u * n) / n;
     }
   });
-  return record(y, "qil_act", {x, c_t, d_t}, [x, c, d, inv_2d](const Tensor& g) -> std::vector<Tensor> {
-    const float* xp = x.data();
-    const float* gp = g.data();
+  return record(y, "qil_act", {x, c_t, d_t}, [x, c, d, inv_2d](const Tensor& g_in) -> std::vector<Tensor> {
+    const Tensor g = to_layout(g_in, x.layout());
+    const float* xp = x.raw_data();
+    const float* gp = g.raw_data();
     Tensor dx;
     float* dxp = nullptr;
     if (x.requires_grad()) {
-      dx = Tensor::empty(x.shape());
-      dxp = dx.data();
+      dx = Tensor::empty(x.shape(), x.layout());
+      dxp = dx.raw_data();
     }
     // dc, dd are sums over the batch: per-chunk sums, scaled and rounded to float before the fixed
     // float tree (core/deterministic_sum.h: thread-count and rank-split invariant).
