@@ -6,19 +6,27 @@
 //   blocked weights     Wt[ob][ib][kh][kw][B_in][B_out]
 // Forward    y  = conv(x, w, stride s, pad p):  x packed with its zero padding into A, one kernel.
 // Backward-data dx = conv(dilate_s(dy) padded by K-1-p, w flipped in kh/kw with in/out swapped,
-//               stride 1): the same kernel, so dx needs no scatter (for s = 2 three in four of
-//               its products read inserted zeros).
+//               stride 1), computed by phases (BackwardDataPlan): dx pixels (a + s*u, b + s*v)
+//               of phase (a, b) only meet the flipped taps (fr, fc) with fr = K-1-p-a (mod s),
+//               fc likewise, so each phase is a stride-1 forward of that sub-kernel over the
+//               undilated dy, written to every s-th dx pixel; no product reads an inserted zero.
 // Backward-weights dw[ob][ib][kh][kw][i][o] = sum over images, oh, ow of
 //               A_x[ib][oh*s + kh][ow*s + kw][i] * A_dy[ob][oh][ow][o].
 //
 // Summation order (what makes every ISA level bit-identical to the plain reference):
-//   forward / backward-data: per output, acc = 0, then for ib, kh, kw, i (i < channels of the
-//   block): acc = fma(in, w, acc); the bias is added after.
+//   forward: per output, acc = 0, then for ib, kh, i (i < channels of the block), kw:
+//   acc = fma(in, w, acc); the bias is added after. Input channel before kernel column lets the
+//   kernel broadcast each input pixel once and feed it to every output it touches in a row
+//   ("tap reuse": up to kw FMAs per broadcast and output block).
+//   backward-data: the same order for the flipped stride-1 forward over the dilated dy: ob, fr,
+//   o, fc; a phase skips only the taps that read inserted zeros (exact zeros: the accumulator,
+//   which starts at +0, is never -0, so fma(0, w, acc) == acc), so it gives the same bits.
 //   backward-weights: per weight, acc = 0, then for image, oh, ow: acc = fma(x, dy, acc).
 // conv_reference_* compute exactly these sums on NCHW tensors with plain loops (std::fma); the
 // AVX2 and AVX-512 kernels (conv_direct_kernels.inc) must equal them bit for bit.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 #include "core/cpu_features.h"
 
@@ -39,9 +47,23 @@ struct ConvShape {
   int64_t out_blocks() const { return blocks_of(out_channels); }
 };
 
+// Where a kernel writes output pixel (oh, ow) of output block ob: y + ob*block + oh*row + ow*pixel.
+struct OutputLayout {
+  int64_t block, row, pixel;
+};
+// The dense blocked layout [out_blocks][out_h][out_w][B] of a shape's output.
+inline OutputLayout dense_output(const ConvShape& s) {
+  return {s.out_h * s.out_w * kConvBlock, s.out_w * kConvBlock, kConvBlock};
+}
+
 // The ISA kernels. `x` blocked [in_blocks][in_h][in_w][B], `w` blocked weights, `y` blocked
 // [out_blocks][out_h][out_w][B] (written entirely).
 using ForwardKernel = void (*)(const ConvShape& s, const float* x, const float* w, float* y);
+// The same sums, output pixel (oh, ow) of block ob written (all B lanes) at y + ob*y_layout.block +
+// oh*y_layout.row + ow*y_layout.pixel and nothing else written: a backward-data phase writes every
+// s-th dx pixel this way.
+using ForwardStridedKernel = void (*)(const ConvShape& s, const float* x, const float* w, float* y,
+                                      const OutputLayout& y_layout);
 // `x`: `images` blocked inputs, image stride x_image; `dy`: blocked output gradients, output
 // pixel (oh, ow) of block ob at dy + n*dy.image + ob*dy.block + oh*dy.row + ow*dy.pixel (so the
 // dilated, padded dy that backward-data packs serves too); `dw`: blocked weights, overwritten with
@@ -59,6 +81,7 @@ using UnpackActivation = void (*)(const float* blk, int64_t c, int64_t h, int64_
 
 struct Kernels {
   ForwardKernel forward;
+  ForwardStridedKernel forward_strided;
   WeightGradKernel weight_grad;
   PackActivation pack;  // exact copies, so every level packs the same bits
   UnpackActivation unpack;
@@ -87,6 +110,45 @@ void unpack_activation(const float* blk, int64_t c, int64_t h, int64_t w, const 
 void pack_weights(const float* w, int64_t cout, int64_t cin, int64_t kh, int64_t kw, bool flipped, float* out);
 // Inverse of pack_weights(flipped = false): dw [cout][cin][kh][kw].
 void unpack_weights(const float* blk, int64_t cout, int64_t cin, int64_t kh, int64_t kw, float* dw);
+
+// Backward-data by phases, for one conv (shape and weights) and any number of images.
+// Phase (a, b), a, b in [0, s): dx rows a, a+s, ... and columns b, b+s, ...; its sub-kernel holds
+// the flipped taps fr = fr0 + s*j (fr0 = (kh-1-pad-a) mod s), fc likewise, packed for the forward
+// kernel as [blocks(cin)][blocks(cout)][taps_h][taps_w][B_out][B_in]; output (u, v) at tap (j, k)
+// reads dy row u + j + dy_row0, column v + k + dy_col0 (in unpadded dy coordinates, padding is
+// zero).
+struct BackwardDataPhase {
+  int64_t row0, col0;        // a, b: the first dx row and column of the phase
+  int64_t rows, cols;        // dx rows / columns of the phase: ceil((h - a) / s), ceil((w - b) / s)
+  int64_t taps_h, taps_w;    // of the sub-kernel; 0: no dy reaches the phase (its dx is zero)
+  int64_t dy_row0, dy_col0;  // may be negative (reads of the zero padding)
+  int64_t weights;           // offset of the packed sub-kernel in BackwardDataPlan::weights
+};
+struct BackwardDataPlan {
+  // w [cout][cin][kh][kw]; the forward conv maps x [cin][h][w] to y [cout][ho][wo] with stride
+  // and pad (0 <= pad; any pad the forward accepts). Throws lowbit::Error on a bad shape.
+  BackwardDataPlan(int64_t cin, int64_t h, int64_t w, int64_t cout, int64_t kh, int64_t kw, int64_t stride,
+                   int64_t pad, const float* weights);
+  int64_t cin, h, w, cout, kh, kw, stride, pad, ho, wo;
+  // The scratch: dy of one image with zero borders, [blocks(cout)][padded_h][padded_w][B], dy
+  // pixel (oh, ow) at (pad_top + oh, pad_left + ow).
+  int64_t pad_top, pad_left, padded_h, padded_w;
+  std::vector<BackwardDataPhase> phases;  // stride * stride of them, a-major
+  std::vector<float> weights;
+  int64_t scratch_floats() const { return blocks_of(cout) * padded_h * padded_w * kConvBlock; }
+};
+// dx of one image: dy blocked and unpadded [blocks(cout)][ho][wo][B] (tail channels zero), dx
+// blocked [blocks(cin)][h][w][B], written entirely (tail channels zero; rows and columns no dy
+// reaches are zero). scratch: plan.scratch_floats() floats, overwritten. k: an ISA level with
+// direct kernels (k.forward_strided != nullptr). Bit-identical to conv_reference_backward_data.
+void backward_data_image(const Kernels& k, const BackwardDataPlan& plan, const float* dy, float* dx,
+                         float* scratch);
+// The same from dy already in the scratch layout (zero borders included), e.g. packed there by
+// k.pack(dy_nchw, cout, ho, wo, 1, plan.pad_top, plan.pad_left, plan.padded_h, plan.padded_w, buf):
+// no copy, and the weight gradient can read that buffer too (GradLayout {image floats,
+// padded_h*padded_w*B, padded_w*B, B} from (pad_top, pad_left)). dy_padded is only read.
+void backward_data_image_padded(const Kernels& k, const BackwardDataPlan& plan, const float* dy_padded,
+                                float* dx);
 
 // Plain-loop references on NCHW (one group, dilation 1), in the summation order above.
 // x [n][cin][h][w], w [cout][cin][kh][kw], y [n][cout][ho][wo] (bias not included).

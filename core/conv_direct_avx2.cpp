@@ -1,6 +1,6 @@
 // conv_direct_avx2.cpp: the direct-convolution kernels (conv_direct_kernels.inc) on AVX2 + FMA:
 // two ymm per 16-channel block; forward register block 6 pixels x 1 output block (12
-// accumulators), weight gradient 6 input channels (12 accumulators), of 16 ymm registers.
+// accumulators; 4 pixels with the three weight pairs of a 3x3 row held), weight gradient 6 input channels (12 accumulators), of 16 ymm registers.
 #include <immintrin.h>
 
 #include "core/conv_direct.h"
@@ -24,8 +24,12 @@ struct V {
     _mm256_storeu_ps(p + 8, v.hi);
   }
 };
-constexpr int kMaxPixels = 6;
 constexpr int kMaxOutBlocks = 1;
+// Accumulator and weight pairs within 15 ymm (one for the broadcast).
+constexpr int max_pixels(int out_blocks, int kw) {
+  const int weights = (kw == 0 ? 1 : kw) * out_blocks;
+  return (7 - weights) / out_blocks;
+}
 constexpr int kMaxGradOutBlocks = 1;
 constexpr int kMaxGradChannels = 6;
 }  // namespace
@@ -34,5 +38,5 @@ constexpr int kMaxGradChannels = 6;
 
 namespace lowbit::direct_conv {
 // Packing: the portable loops (a ymm transpose would pay less than on AVX-512).
-Kernels avx2_kernels() { return {forward_image, weight_grad, pack_activation, unpack_activation}; }
+Kernels avx2_kernels() { return {forward_image, forward_strided, weight_grad, pack_activation, unpack_activation}; }
 }  // namespace lowbit::direct_conv

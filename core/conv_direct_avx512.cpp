@@ -1,9 +1,11 @@
 // conv_direct_avx512.cpp: the direct-convolution kernels (conv_direct_kernels.inc) on AVX-512F:
-// one zmm per 16-channel block; forward register block 14 pixels x 2 output blocks (28
-// accumulators), weight gradient 8 input channels x 2 output blocks (16 accumulators; 16 x 1
-// when there is one output block).
+// one zmm per 16-channel block; forward register block up to 28 pixels x 1 output block or 14 x 2
+// (27 x 1 or 12 x 2 with the three weight vectors of a 3x3 row held; at most 31 of the 32 zmm),
+// weight gradient 8 input channels x 2 output blocks (16 accumulators; 16 x 1 when there is one
+// output block).
 #include <immintrin.h>
 
+#include <algorithm>
 #include <array>
 
 #include "core/conv_direct.h"
@@ -16,8 +18,13 @@ struct V {
   static __m512 fma(__m512 a, __m512 b, __m512 c) { return _mm512_fmadd_ps(a, b, c); }
   static void store(float* p, __m512 v) { _mm512_storeu_ps(p, v); }
 };
-constexpr int kMaxPixels = 14;
 constexpr int kMaxOutBlocks = 2;
+// Accumulators + weight vectors within 30 zmm (one more for the broadcast, one spare: 31 spill);
+// 28 pixels is a 28-wide row.
+constexpr int max_pixels(int out_blocks, int kw) {
+  const int weights = (kw == 0 ? 1 : kw) * out_blocks;
+  return std::min(28, (30 - weights) / out_blocks);
+}
 constexpr int kMaxGradOutBlocks = 2;
 constexpr int kMaxGradChannels = 16;
 }  // namespace
@@ -108,5 +115,5 @@ void unpack_avx512(const float* blk, int64_t c, int64_t h, int64_t w, const floa
 }  // namespace
 
 namespace lowbit::direct_conv {
-Kernels avx512_kernels() { return {forward_image, weight_grad, pack_avx512, unpack_avx512}; }
+Kernels avx512_kernels() { return {forward_image, forward_strided, weight_grad, pack_avx512, unpack_avx512}; }
 }  // namespace lowbit::direct_conv

@@ -58,6 +58,7 @@ int run(int argc, char** argv, const QuantizerRegistry& registry) {
   lowbit::cli::register_bench_train(*bench, registry);
   lowbit::cli::register_bench_gemm(*bench);
   lowbit::cli::register_bench_conv(*bench);
+  lowbit::cli::register_bench_fconv(*bench);
   lowbit::cli::register_bench_infer(*bench, registry);
   int status = 0;
   try {

@@ -19,6 +19,7 @@ void register_calibrate(CLI::App& app, const QuantizerRegistry& registry);
 void register_bench_train(CLI::App& bench, const QuantizerRegistry& registry);
 void register_bench_gemm(CLI::App& bench);
 void register_bench_conv(CLI::App& bench);   // cmd_bench_conv.cpp
+void register_bench_fconv(CLI::App& bench);  // cmd_bench_fconv.cpp: the float direct-conv kernels
 void register_export(CLI::App& app, const QuantizerRegistry& registry);  // cmd_export.cpp
 void register_infer(CLI::App& app);        // cmd_infer.cpp: infer, inspect, bench infer
 void register_inspect(CLI::App& app, const QuantizerRegistry& registry);

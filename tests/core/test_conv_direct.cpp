@@ -3,11 +3,14 @@
 // gradient and weight gradient bit-identical to the plain-loop references on odd shapes
 // (channels not a multiple of 16, 1x1 images, stride 2 with odd sizes, rows wider than a
 // register block, more than one reduction chunk), and finite-difference gradient checks through
-// the op.
+// the op; backward-data by phases (BackwardDataPlan, backward_data_image) bit-identical to the
+// reference, every dx pixel and tail lane written.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <cstring>
+#include <limits>
 #include <vector>
 
 #include "common/gradcheck.h"
@@ -41,6 +44,9 @@ const Case kCases[] = {
     {2, 4, 4, 5, 3, 3, 1, 0},     // no padding
     {1, 2, 6, 6, 3, 3, 1, 2},     // padding k - 1
     {2, 64, 7, 7, 64, 3, 1, 1},   // ResNet stage 3
+    {1, 16, 28, 28, 17, 3, 1, 1}, // a 28-pixel register block, then one of 1 output block
+    {1, 5, 9, 29, 35, 3, 2, 1},   // 3x3 stride 2 tap reuse, 2 + 1 output blocks
+    {1, 3, 6, 9, 5, 5, 1, 2},     // 5x5: the variant without tap reuse
 };
 
 // The levels with float kernels of their own (avx_vnni borrows avx2's, amx avx512's: both below).
@@ -101,6 +107,96 @@ TEST_CASE("direct conv2d: every ISA level equals the reference bit for bit") {
   }
 }
 
+TEST_CASE("backward-data by phases: every ISA level equals the reference bit for bit") {
+  struct PhaseCase {
+    int64_t n, cin, h, w, cout, kh, kw, stride, pad;
+  };
+  const PhaseCase cases[] = {
+      {2, 5, 7, 9, 17, 3, 3, 2, 1},    // 3x3 stride 2 pad 1, odd sizes, channel tails
+      {1, 17, 7, 9, 5, 3, 3, 2, 0},    // 3x3 stride 2 pad 0: a row and column no dy reaches
+      {2, 33, 8, 8, 33, 3, 3, 2, 1},   // even sizes, 3 blocks both ways
+      {1, 3, 15, 13, 8, 7, 7, 2, 3},   // 7x7 stride 2 pad 3 (an ImageNet stem)
+      {2, 20, 8, 7, 18, 1, 1, 2, 0},   // 1x1 stride 2: three phases of zeros
+      {1, 17, 7, 9, 33, 1, 1, 2, 0},   // 1x1 stride 2, odd sizes
+      {1, 5, 1, 1, 17, 1, 1, 2, 0},    // 1x1 image, stride 2
+      {2, 5, 1, 1, 5, 3, 3, 1, 1},     // 1x1 image, 3x3: only the centre tap
+      {1, 33, 1, 1, 17, 3, 3, 2, 1},   // 1x1 image, stride 2
+      {2, 17, 11, 10, 5, 3, 3, 3, 1},  // stride 3
+      {1, 5, 10, 11, 17, 5, 5, 3, 2},  // 5x5 stride 3
+      {1, 5, 7, 9, 17, 2, 3, 2, 1},    // 2x3 kernel
+      {2, 17, 9, 11, 33, 3, 3, 1, 1},  // stride 1: the single phase
+      {1, 16, 5, 30, 16, 3, 3, 1, 0},  // stride 1 pad 0, rows wider than a register block
+      {1, 5, 6, 7, 5, 3, 3, 1, 2},     // stride 1 pad k - 1
+      {1, 33, 28, 28, 16, 3, 3, 2, 1}, // resnet20's 28 -> 14
+      {1, 5, 5, 6, 7, 3, 3, 2, 3},     // padding past k - 1 (beyond the op's direct path)
+      {2, 5, 4, 4, 17, 1, 1, 1, 1},    // 1x1 with padding: the border of dx is zero
+  };
+  const auto isas = direct_isas();
+  if (isas.empty()) MESSAGE("skipped: this CPU has no AVX2, no direct kernels");
+  for (const PhaseCase& c : cases) {
+    CAPTURE(c.n); CAPTURE(c.cin); CAPTURE(c.h); CAPTURE(c.w); CAPTURE(c.cout); CAPTURE(c.kh); CAPTURE(c.kw);
+    CAPTURE(c.stride); CAPTURE(c.pad);
+    const int64_t ho = (c.h + 2 * c.pad - c.kh) / c.stride + 1, wo = (c.w + 2 * c.pad - c.kw) / c.stride + 1;
+    Tensor dy = rnd({c.n, c.cout, ho, wo}), w = rnd({c.cout, c.cin, c.kh, c.kw});
+    std::vector<float> ref(static_cast<size_t>(c.n * c.cin * c.h * c.w));
+    direct_conv::conv_reference_backward_data(dy.data(), w.data(), ref.data(), c.n, c.cin, c.h, c.w, c.cout, c.kh,
+                                              c.kw, c.stride, c.pad);
+    const direct_conv::BackwardDataPlan plan(c.cin, c.h, c.w, c.cout, c.kh, c.kw, c.stride, c.pad, w.data());
+    CHECK(plan.ho == ho);
+    CHECK(plan.wo == wo);
+    const int64_t B = direct_conv::kConvBlock, cbi = direct_conv::blocks_of(c.cin);
+    const int64_t dy_floats = direct_conv::blocks_of(c.cout) * ho * wo * B, dx_floats = cbi * c.h * c.w * B;
+    for (Isa isa : isas) {
+      CAPTURE(kernels::isa_name(isa));
+      const direct_conv::Kernels k = direct_conv::kernels_for(isa);
+      std::vector<float> dyb(static_cast<size_t>(dy_floats)), got(ref.size());
+      // NaN everywhere first: backward_data_image must write every dx float and read no stale scratch.
+      std::vector<float> dxb(static_cast<size_t>(dx_floats)), scratch(static_cast<size_t>(plan.scratch_floats()));
+      for (int64_t b = 0; b < c.n; ++b) {
+        std::fill(dxb.begin(), dxb.end(), std::numeric_limits<float>::quiet_NaN());
+        std::fill(scratch.begin(), scratch.end(), std::numeric_limits<float>::quiet_NaN());
+        direct_conv::pack_activation(dy.data() + b * c.cout * ho * wo, c.cout, ho, wo, 1, 0, 0, ho, wo, dyb.data());
+        direct_conv::backward_data_image(k, plan, dyb.data(), dxb.data(), scratch.data());
+        bool tails_zero = true;
+        for (int64_t j = 0; j < dx_floats; ++j) {
+          const int64_t ch = (j / (c.h * c.w * B)) * B + j % B;
+          if (ch >= c.cin && dxb[j] != 0.f) tails_zero = false;
+        }
+        CHECK(tails_zero);
+        direct_conv::unpack_activation(dxb.data(), c.cin, c.h, c.w, nullptr, got.data() + b * c.cin * c.h * c.w);
+        // dy packed straight into the scratch layout: the same dx.
+        std::vector<float> dx_padded(dxb.size(), std::numeric_limits<float>::quiet_NaN());
+        k.pack(dy.data() + b * c.cout * ho * wo, c.cout, ho, wo, 1, plan.pad_top, plan.pad_left, plan.padded_h,
+               plan.padded_w, scratch.data());
+        direct_conv::backward_data_image_padded(k, plan, scratch.data(), dx_padded.data());
+        CHECK(same_bits(dx_padded.data(), dxb.data(), dx_floats));
+      }
+      CHECK(same_bits(got.data(), ref.data(), static_cast<int64_t>(ref.size())));
+
+      // The weight gradient reads the same padded, undilated dy (what the op packs once for both).
+      const direct_conv::ConvShape fwd{c.cin, c.h + 2 * c.pad, c.w + 2 * c.pad, c.cout, ho, wo, c.kh, c.kw, c.stride};
+      const int64_t x_floats = cbi * fwd.in_h * fwd.in_w * B, dyp_floats = plan.scratch_floats();
+      Tensor x = rnd({c.n, c.cin, c.h, c.w});
+      std::vector<float> xb(static_cast<size_t>(c.n * x_floats)), dyp(static_cast<size_t>(c.n * dyp_floats));
+      for (int64_t b = 0; b < c.n; ++b) {
+        k.pack(x.data() + b * c.cin * c.h * c.w, c.cin, c.h, c.w, 1, c.pad, c.pad, fwd.in_h, fwd.in_w,
+               xb.data() + b * x_floats);
+        k.pack(dy.data() + b * c.cout * ho * wo, c.cout, ho, wo, 1, plan.pad_top, plan.pad_left, plan.padded_h,
+               plan.padded_w, dyp.data() + b * dyp_floats);
+      }
+      const direct_conv::GradLayout dyl{dyp_floats, plan.padded_h * plan.padded_w * B, plan.padded_w * B, B};
+      std::vector<float> dwb(static_cast<size_t>(direct_conv::blocks_of(c.cout) * cbi * c.kh * c.kw * B * B));
+      std::vector<float> dw(static_cast<size_t>(w.numel())), dw_ref(dw.size());
+      k.weight_grad(fwd, c.n, xb.data(), x_floats, dyp.data() + (plan.pad_top * plan.padded_w + plan.pad_left) * B,
+                    dyl, dwb.data());
+      direct_conv::unpack_weights(dwb.data(), c.cout, c.cin, c.kh, c.kw, dw.data());
+      direct_conv::conv_reference_weight_grad(x.data(), dy.data(), dw_ref.data(), c.n, c.cin, c.h, c.w, c.cout, c.kh,
+                                              c.kw, c.stride, c.pad);
+      CHECK(same_bits(dw.data(), dw_ref.data(), w.numel()));
+    }
+  }
+}
+
 TEST_CASE("direct conv2d: gradient checks on odd shapes, with bias") {
   Restore restore;
   for (Isa isa : direct_isas()) {
@@ -135,6 +231,7 @@ void check_same_kernels(Isa borrower, Isa owner) {
   const direct_conv::Kernels a = direct_conv::kernels_for(borrower), b = direct_conv::kernels_for(owner);
   // (( )): doctest cannot print function pointers, only the comparison's result.
   CHECK((a.forward == b.forward));
+  CHECK((a.forward_strided == b.forward_strided));
   CHECK((a.weight_grad == b.weight_grad));
   CHECK((a.pack == b.pack));
   CHECK((a.unpack == b.unpack));

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "core/conv_direct.h"
 #include "core/cpu_features.h"
 #include "core/data/dataset.h"
 #include "core/data/synthetic.h"
@@ -257,6 +258,16 @@ TEST_CASE("bench infer and bench train: short --json runs; a wrong flag value") 
     CHECK(e["kernel_name"].get<std::string>().rfind(e["level"].get<std::string>() + ".", 0) == 0);
   }
   check_usage(f.dir, "bench conv --images 0", "--images");
+
+  // bench fconv: the float direct kernels of the active level on one layer (none at scalar: an error).
+  r = run_lowbit(f.dir, "bench fconv --images 1 --repeats 1 --filter stage3");
+  if (direct_conv::kernels_for(kernels::active_isa_level()).forward != nullptr) {
+    REQUIRE_MESSAGE(r.status == 0, r.err);
+    CHECK(r.out.find("resnet20 stage3 64->64") != std::string::npos);
+  } else {
+    CHECK(r.status != 0);
+  }
+  check_usage(f.dir, "bench fconv --repeats 0", "--repeats");
 
   r = run_lowbit(f.dir, "bench train --model convnet --input 12 --batch 8 --seconds 0.05 --warmup 1 --threads 1 "
                         "--method pact-sawb --wbits 2 --abits 2 --json");
