@@ -45,23 +45,15 @@ void pack_activation(const float* x, int64_t c, int64_t h, int64_t w, int64_t di
     }
 }
 
-void pad_blocked(const float* blk, int64_t c, int64_t h, int64_t w, int64_t dilation, int64_t pad_top,
-                 int64_t pad_left, int64_t out_h, int64_t out_w, float* out) {
-  const int64_t B = kConvBlock, blocks = blocks_of(c);
-  for (int64_t cb = 0; cb < blocks; ++cb) {
-    float* dst = out + cb * out_h * out_w * B;
+void pad_blocked(const float* blk, int64_t c, int64_t h, int64_t w, int64_t pad_top, int64_t pad_left, int64_t out_h,
+                 int64_t out_w, float* out) {
+  const int64_t B = kConvBlock;
+  for (int64_t cb = 0; cb < blocks_of(c); ++cb) {
     const float* src = blk + cb * h * w * B;
-    if (dilation > 1) {  // zeros everywhere but the pixels
-      std::fill(dst, dst + out_h * out_w * B, 0.f);
-      for (int64_t ih = 0; ih < h; ++ih)
-        for (int64_t iw = 0; iw < w; ++iw)
-          std::copy_n(src + (ih * w + iw) * B, B, dst + ((pad_top + ih * dilation) * out_w + pad_left + iw * dilation) * B);
-      continue;
-    }
-    // Undilated: each row is its left padding, one copy of the pixels, its right padding; rows
-    // above and below the pixels are zero.
+    // Each row is its left padding, one copy of the pixels, its right padding; rows above and
+    // below the pixels are zero.
     for (int64_t oh = 0; oh < out_h; ++oh) {
-      float* row = dst + oh * out_w * B;
+      float* row = out + (cb * out_h + oh) * out_w * B;
       const int64_t ih = oh - pad_top;
       if (ih < 0 || ih >= h) {
         std::fill(row, row + out_w * B, 0.f);

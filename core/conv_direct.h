@@ -96,10 +96,10 @@ Kernels kernels_for(kernels::Isa isa);
 // position and tail channel is zero (dilation > 1 makes the dilated dy of backward-data).
 void pack_activation(const float* x, int64_t c, int64_t h, int64_t w, int64_t dilation, int64_t pad_top,
                      int64_t pad_left, int64_t out_h, int64_t out_w, float* out);
-// The same result as pack_activation from an already blocked image blk [blocks(c)][h][w][B] (a
-// copy into the padding, no transposition).
-void pad_blocked(const float* blk, int64_t c, int64_t h, int64_t w, int64_t dilation, int64_t pad_top,
-                 int64_t pad_left, int64_t out_h, int64_t out_w, float* out);
+// The same result as pack_activation (dilation 1) from an already blocked image blk
+// [blocks(c)][h][w][B]: a copy into the padding, no transposition.
+void pad_blocked(const float* blk, int64_t c, int64_t h, int64_t w, int64_t pad_top, int64_t pad_left, int64_t out_h,
+                 int64_t out_w, float* out);
 // blk[ch/B][j][ch%B] += bias[ch] for ch < c, j < hw.
 void add_bias_blocked(float* blk, int64_t c, int64_t hw, const float* bias);
 // y[ch][ih][iw] = blk[ch/B][ih][iw][ch%B] (+ bias[ch] when bias is not null), ch < c.

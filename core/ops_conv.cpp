@@ -137,19 +137,16 @@ float* scratch(int slot, int64_t floats) {
   return b.data();
 }
 
-// The direct path: groups 1, dilation 1, and padding the flipped kernel of backward-data can
-// express; an ISA with kernels (the scalar level keeps im2col + sgemm, whose sgemm has its own
-// dispatch).
+// The direct path: groups 1, dilation 1, any padding (backward-data's phases take any); an ISA with
+// kernels (the scalar level keeps im2col + sgemm, whose sgemm has its own dispatch).
 bool use_direct(const ConvGeometry& g, const Conv2dOptions& opt, const direct_conv::Kernels& k) {
-  return k.forward != nullptr && g.groups == 1 && opt.dilation == 1 && opt.padding <= g.kh - 1 &&
-         opt.padding <= g.kw - 1;
+  return k.forward != nullptr && g.groups == 1 && opt.dilation == 1;
 }
 
-// The blocked shapes of one conv: forward (x padded -> y) and backward-data (dilated, padded dy ->
-// dx, stride 1; its bottom/right padding also covers input rows/columns the forward never read).
+// The blocked shapes of one conv's forward (x padded -> y), its weights and its dx.
 struct DirectShapes {
-  direct_conv::ConvShape forward, backward_data;
-  int64_t x_floats, y_floats, dy_dilated_floats, dx_floats, w_floats;
+  direct_conv::ConvShape forward;
+  int64_t x_floats, y_floats, dx_floats, w_floats;
 };
 
 DirectShapes direct_shapes(const ConvGeometry& g, const Conv2dOptions& opt) {
@@ -157,25 +154,21 @@ DirectShapes direct_shapes(const ConvGeometry& g, const Conv2dOptions& opt) {
   const int64_t s = opt.stride, p = opt.padding, B = direct_conv::kConvBlock;
   DirectShapes d{};
   d.forward = {g.cin, g.h + 2 * p, g.w + 2 * p, g.cout, g.ho, g.wo, g.kh, g.kw, s};
-  const int64_t hd = (g.ho - 1) * s + 1 + 2 * (g.kh - 1 - p) + (g.h + 2 * p - g.kh) % s;
-  const int64_t wd = (g.wo - 1) * s + 1 + 2 * (g.kw - 1 - p) + (g.w + 2 * p - g.kw) % s;
-  d.backward_data = {g.cout, hd, wd, g.cin, g.h, g.w, g.kh, g.kw, 1};
   d.x_floats = blocks_of(g.cin) * d.forward.in_h * d.forward.in_w * B;
   d.y_floats = blocks_of(g.cout) * g.hwo * B;
-  d.dy_dilated_floats = blocks_of(g.cout) * hd * wd * B;
   d.dx_floats = blocks_of(g.cin) * g.h * g.w * B;
   d.w_floats = blocks_of(g.cout) * blocks_of(g.cin) * g.kh * g.kw * B * B;
   return d;
 }
 
 // One image of an activation of c channels x h x w, stored in `layout`, into the kernels' padded
-// blocked buffer `out` (out_h x out_w, dilated by `dilation`): nchw is transposed, nchw16c copied.
+// blocked buffer `out` (out_h x out_w): nchw is transposed, nchw16c copied.
 void pack_image(const direct_conv::Kernels& k, Layout layout, const float* x, int64_t c, int64_t h, int64_t w,
-                int64_t dilation, int64_t top, int64_t left, int64_t out_h, int64_t out_w, float* out) {
+                int64_t top, int64_t left, int64_t out_h, int64_t out_w, float* out) {
   if (layout == Layout::nchw16c)
-    direct_conv::pad_blocked(x, c, h, w, dilation, top, left, out_h, out_w, out);
+    direct_conv::pad_blocked(x, c, h, w, top, left, out_h, out_w, out);
   else
-    k.pack(x, c, h, w, dilation, top, left, out_h, out_w, out);
+    k.pack(x, c, h, w, 1, top, left, out_h, out_w, out);
 }
 
 // x_keep (when not null, n * x_floats): keeps every packed input for the weight gradient, which
@@ -192,7 +185,7 @@ void direct_forward(const direct_conv::Kernels& k, const ConvGeometry& g, const 
   parallel_for(0, g.n, 1, [&](int64_t n0, int64_t n1) {
     for (int64_t n = n0; n < n1; ++n) {
       float* xb = x_keep ? x_keep + n * d.x_floats : scratch(0, d.x_floats);
-      pack_image(k, x_layout, px + n * g.cin * g.h * g.w, g.cin, g.h, g.w, 1, opt.padding, opt.padding, d.forward.in_h,
+      pack_image(k, x_layout, px + n * g.cin * g.h * g.w, g.cin, g.h, g.w, opt.padding, opt.padding, d.forward.in_h,
               d.forward.in_w, xb);
       if (y_layout == Layout::nchw16c) {
         float* yb = py + n * g.cout * g.hwo;
@@ -208,19 +201,20 @@ void direct_forward(const direct_conv::Kernels& k, const ConvGeometry& g, const 
 }
 
 // dx (when defined, overwritten, in its own layout) and the per-chunk weight-gradient partials
-// (when not null). Per chunk, dy (gy, in its layout) is packed once, dilated and padded for
-// backward-data, and the weight gradient reads the same buffer. x_packed: the forward's packed
-// inputs, or null to pack x here.
+// (when not null). Per chunk, dy (gy, in its layout) is packed once, padded for backward-data's
+// phases, and the weight gradient reads the same buffer. x_packed: the forward's packed inputs, or
+// null to pack x here.
 void direct_backward(const direct_conv::Kernels& k, const ConvGeometry& g, const Conv2dOptions& opt,
                      const Tensor& x, const float* x_packed, const float* pw, const Tensor& gy, Tensor& dx,
                      float* dw_parts) {
   const DirectShapes d = direct_shapes(g, opt);
-  const int64_t s = opt.stride, p = opt.padding, B = direct_conv::kConvBlock;
-  const int64_t top = g.kh - 1 - p, left = g.kw - 1 - p, hd = d.backward_data.in_h, wd = d.backward_data.in_w;
-  const direct_conv::GradLayout dy_layout{d.dy_dilated_floats, hd * wd * B, s * wd * B, s * B};
+  const int64_t p = opt.padding, B = direct_conv::kConvBlock;
+  // Backward-data by phases (conv_direct.h) reads dy padded, undilated; the weight gradient reads
+  // the same buffer.
+  const direct_conv::BackwardDataPlan plan(g.cin, g.h, g.w, g.cout, g.kh, g.kw, opt.stride, p, pw);
+  const int64_t dy_floats = plan.scratch_floats();
+  const direct_conv::GradLayout dy_layout{dy_floats, plan.padded_h * plan.padded_w * B, plan.padded_w * B, B};
   const bool want_dx = dx.defined();
-  std::vector<float> wt_flipped(want_dx ? static_cast<size_t>(d.w_floats) : 0);
-  if (want_dx) direct_conv::pack_weights(pw, g.cout, g.cin, g.kh, g.kw, /*flipped=*/true, wt_flipped.data());
   const Layout g_layout = gy.layout(), x_layout = x.layout(), dx_layout = want_dx ? dx.layout() : Layout::nchw;
   const float* pg = gy.raw_data();
   const float* px = x.raw_data();
@@ -229,18 +223,18 @@ void direct_backward(const direct_conv::Kernels& k, const ConvGeometry& g, const
   parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
     for (int64_t ch = c0; ch < c1; ++ch) {
       const int64_t n0 = ch * g.chunk, nb = std::min(g.chunk, g.n - n0);
-      float* dyb = scratch(0, nb * d.dy_dilated_floats);
+      float* dyb = scratch(0, nb * dy_floats);
       for (int64_t b = 0; b < nb; ++b)
-        pack_image(k, g_layout, pg + (n0 + b) * g.cout * g.hwo, g.cout, g.ho, g.wo, s, top, left, hd, wd,
-                dyb + b * d.dy_dilated_floats);
+        pack_image(k, g_layout, pg + (n0 + b) * g.cout * g.hwo, g.cout, g.ho, g.wo, plan.pad_top, plan.pad_left,
+                   plan.padded_h, plan.padded_w, dyb + b * dy_floats);
       if (want_dx) {
         for (int64_t b = 0; b < nb; ++b) {
           float* out = pdx + (n0 + b) * g.cin * g.h * g.w;
           if (dx_layout == Layout::nchw16c) {
-            k.forward(d.backward_data, dyb + b * d.dy_dilated_floats, wt_flipped.data(), out);
+            direct_conv::backward_data_image_padded(k, plan, dyb + b * dy_floats, out);
           } else {
             float* dxb = scratch(1, d.dx_floats);
-            k.forward(d.backward_data, dyb + b * d.dy_dilated_floats, wt_flipped.data(), dxb);
+            direct_conv::backward_data_image_padded(k, plan, dyb + b * dy_floats, dxb);
             k.unpack(dxb, g.cin, g.h, g.w, nullptr, out);
           }
         }
@@ -250,12 +244,13 @@ void direct_backward(const direct_conv::Kernels& k, const ConvGeometry& g, const
         if (!xb) {
           float* packed = scratch(2, nb * d.x_floats);
           for (int64_t b = 0; b < nb; ++b)
-            pack_image(k, x_layout, px + (n0 + b) * g.cin * g.h * g.w, g.cin, g.h, g.w, 1, p, p, d.forward.in_h,
-                    d.forward.in_w, packed + b * d.x_floats);
+            pack_image(k, x_layout, px + (n0 + b) * g.cin * g.h * g.w, g.cin, g.h, g.w, p, p, d.forward.in_h,
+                       d.forward.in_w, packed + b * d.x_floats);
           xb = packed;
         }
         float* dwb = scratch(3, d.w_floats);
-        k.weight_grad(d.forward, nb, xb, d.x_floats, dyb + (top * wd + left) * B, dy_layout, dwb);
+        k.weight_grad(d.forward, nb, xb, d.x_floats, dyb + (plan.pad_top * plan.padded_w + plan.pad_left) * B,
+                      dy_layout, dwb);
         direct_conv::unpack_weights(dwb, g.cout, g.cin, g.kh, g.kw, dw_parts + ch * g.cout * g.k);
       }
     }

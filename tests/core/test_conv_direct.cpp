@@ -43,6 +43,7 @@ const Case kCases[] = {
     {10, 5, 6, 6, 7, 3, 1, 1},    // more than one reduction chunk
     {2, 4, 4, 5, 3, 3, 1, 0},     // no padding
     {1, 2, 6, 6, 3, 3, 1, 2},     // padding k - 1
+    {2, 4, 5, 6, 3, 3, 2, 3},     // padding past k - 1, stride 2 (backward-data's phases take it)
     {2, 64, 7, 7, 64, 3, 1, 1},   // ResNet stage 3
     {1, 16, 28, 28, 17, 3, 1, 1}, // a 28-pixel register block, then one of 1 output block
     {1, 5, 9, 29, 35, 3, 2, 1},   // 3x3 stride 2 tap reuse, 2 + 1 output blocks
@@ -128,7 +129,7 @@ TEST_CASE("backward-data by phases: every ISA level equals the reference bit for
       {1, 16, 5, 30, 16, 3, 3, 1, 0},  // stride 1 pad 0, rows wider than a register block
       {1, 5, 6, 7, 5, 3, 3, 1, 2},     // stride 1 pad k - 1
       {1, 33, 28, 28, 16, 3, 3, 2, 1}, // resnet20's 28 -> 14
-      {1, 5, 5, 6, 7, 3, 3, 2, 3},     // padding past k - 1 (beyond the op's direct path)
+      {1, 5, 5, 6, 7, 3, 3, 2, 3},     // padding past k - 1
       {2, 5, 4, 4, 17, 1, 1, 1, 1},    // 1x1 with padding: the border of dx is zero
   };
   const auto isas = direct_isas();
