@@ -2,12 +2,9 @@
 #include "core/ops_elementwise.h"
 
 #include <cmath>
-#include <vector>
 
 #include "core/autograd.h"
-#include "core/deterministic_sum.h"
 #include "core/error.h"
-#include "core/layout.h"
 #include "core/threading.h"
 
 namespace lowbit {
@@ -15,7 +12,6 @@ namespace lowbit {
 namespace {
 
 constexpr int64_t kGrain = 1 << 15;  // elements per task: far above the task overhead
-constexpr int64_t kBlock = 4096;      // add_activation's values per call of the activation
 
 // out[i] = f(a[i]) over contiguous data, in parallel chunks; out keeps a's layout.
 template <class F>
@@ -167,51 +163,6 @@ Tensor add_relu(const Tensor& a, const Tensor& b) {
   return record(out, "add_relu", {a, b}, [y = out.detach()](const Tensor& g) {
     Tensor masked = map_binary_same(g, y, [](float gv, float yv) { return yv > 0.f ? gv : 0.f; });
     return std::vector<Tensor>{masked, masked};
-  });
-}
-
-Tensor add_activation(const Tensor& a, const Tensor& b, const FusedActivation& act) {
-  if (act.relu) return add_relu(a, b);
-  LOWBIT_CHECK(a.shape() == b.shape() && a.dim() >= 1, "add_activation: shapes ", to_string(a.shape()), " and ",
-               to_string(b.shape()), " must be equal, with a batch dimension");
-  // A block at a time: v = a + b into the output, then act in place while it is in cache.
-  const Layout layout = a.layout() == b.layout() ? a.layout() : Layout::nchw;
-  Tensor out = Tensor::empty(a.shape(), layout);
-  const bool raw = layout != Layout::nchw;
-  const float* __restrict pa = raw ? a.raw_data() : a.data();
-  const float* __restrict pb = raw ? b.raw_data() : b.data();
-  float* __restrict po = out.raw_data();
-  const int64_t n = out.numel();
-  parallel_for(0, (n + kBlock - 1) / kBlock, 1, [&](int64_t b0, int64_t b1) {
-    for (int64_t i = b0 * kBlock; i < std::min(n, b1 * kBlock); i += kBlock) {
-      const int64_t len = std::min(kBlock, n - i);
-      for (int64_t j = 0; j < len; ++j) po[i + j] = pa[i + j] + pb[i + j];
-      act.forward(po + i, po + i, len);
-    }
-  });
-  const Tensor param = act.param;
-  return record(out, "add_activation", {a, b, param}, [a = a.detach(), b = b.detach(), act](const Tensor& g_in) {
-    // v recomputed a block at a time into per-thread scratch; dv is both inputs' gradient.
-    const bool same = a.layout() == b.layout();
-    const Layout layout = same ? a.layout() : Layout::nchw;
-    const Tensor g = to_layout(g_in, layout);
-    const float* pa = same ? a.raw_data() : a.data();
-    const float* pb = same ? b.raw_data() : b.data();
-    const float* pg = g.raw_data();
-    Tensor dv = Tensor::empty(a.shape(), layout);
-    float* pd = dv.raw_data();
-    const auto share = batch_sum_elements<float>(a.numel(), a.size(0), 1, [&](int64_t i0, int64_t i1, float* acc) {
-      thread_local std::vector<float> v;
-      v.resize(kBlock);
-      double sum = 0;
-      for (int64_t i = i0; i < i1; i += kBlock) {
-        const int64_t len = std::min(kBlock, i1 - i);
-        for (int64_t j = 0; j < len; ++j) v[j] = pa[i + j] + pb[i + j];
-        sum += act.backward(v.data(), pg + i, pd + i, len);
-      }
-      acc[0] = static_cast<float>(sum);
-    });
-    return std::vector<Tensor>{dv, dv, act.param.defined() ? Tensor::full({1}, share[0]) : Tensor()};
   });
 }
 

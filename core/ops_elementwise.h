@@ -3,7 +3,6 @@
 // shape. Unary ops document their derivative next to the formula, including the value chosen
 // at a kink (relu'(0) = 0, clamp passes the gradient on the closed interval [lo, hi]).
 #pragma once
-#include "core/fused_activation.h"
 #include "core/tensor.h"
 
 namespace lowbit {
@@ -19,10 +18,6 @@ Tensor neg(const Tensor& a);                   // -a
 Tensor relu(const Tensor& x);                        // max(x, 0); d/dx = [x > 0]
 // max(a + b, 0) for same-shape a, b in one pass (a residual join); d/da = d/db = [a + b > 0].
 Tensor add_relu(const Tensor& a, const Tensor& b);
-// act(a + b) in one pass each way (the residual join followed by an activation quantizer); a ReLU
-// act is add_relu. a, b: the same shape, [N, ...] with N the batch (act's parameter gradient is
-// a batch sum).
-Tensor add_activation(const Tensor& a, const Tensor& b, const FusedActivation& act);
 Tensor clamp(const Tensor& x, float lo, float hi);   // min(max(x, lo), hi); d/dx = [lo <= x <= hi]
 Tensor tanh(const Tensor& x);                        // d/dx = 1 - tanh(x)^2
 Tensor abs(const Tensor& x);                         // d/dx = sign(x), 0 at 0

@@ -22,33 +22,11 @@ void mask_where_positive(const float* __restrict x, float scale, float shift, co
     out[j] = x[j] * scale + shift > 0.f ? gv : 0.f;
   }
 }
-// Per-thread scratch of one plane (or group), grown once and kept (a body never waits on other TBB
-// work); two slots: the normalised values and the masked gradient.
-float* plane_buffer(int64_t floats, int slot = 0) {
-  thread_local std::vector<float> buffers[2];
-  auto& buffer = buffers[slot];
+// One plane of scratch per thread, grown once and kept (a body never waits on other TBB work).
+float* plane_buffer(int64_t floats) {
+  thread_local std::vector<float> buffer;
   if (static_cast<int64_t>(buffer.size()) < floats) buffer.resize(static_cast<size_t>(floats));
   return buffer.data();
-}
-
-// v = x * scale + shift over `pixels` pixels of Lanes channels (scale, shift: per lane).
-template <int64_t Lanes>
-void normalize(const float* __restrict x, const float* scale, const float* shift, int64_t pixels, float* __restrict v) {
-  for (int64_t j = 0; j < pixels; ++j)
-    for (int64_t l = 0; l < Lanes; ++l) v[j * Lanes + l] = x[j * Lanes + l] * scale[l] + shift[l];
-}
-
-// The gradient through a fused custom activation for one plane (Lanes = 1) or group (Lanes = 16):
-// bn(x) recomputed into a scratch slot, then act.backward into the other, which is returned with
-// the parameter share.
-template <int64_t Lanes>
-std::pair<const float*, double> activation_gradient(const FusedActivation& act, const float* x, const float* g,
-                                                    const float* scale, const float* shift, int64_t pixels) {
-  float* v = plane_buffer(pixels * Lanes, 0);
-  float* dv = plane_buffer(pixels * Lanes, 1);
-  normalize<Lanes>(x, scale, shift, pixels, v);
-  const double share = act.backward(v, g, dv, pixels * Lanes);
-  return {dv, share};
 }
 
 // The nchw16c passes (core/layout.h): a "group" is the 16 channels of one block of one image,
@@ -155,9 +133,7 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
   Tensor y = Tensor::empty(x.shape(), x.layout());
   float* py = y.raw_data();
   const bool relu_out = opt.fused_relu;
-  const std::optional<FusedActivation> act = opt.activation;
-  LOWBIT_CHECK(!(relu_out && act), "batch_norm: fused_relu and a fused activation are exclusive");
-  // Per channel y = x * scale + shift (then the fused ReLU, or the fused activation in place).
+  // Per channel y = x * scale + shift (then the fused ReLU).
   std::vector<float> scales(c), shifts(c);
   for (int64_t ch = 0; ch < c; ++ch) {
     scales[ch] = invstd[ch] * (pgamma ? pgamma[ch] : 1.f);
@@ -175,7 +151,6 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
             const float v = src[j * kB + l] * sc[l] + sh[l];
             dst[j * kB + l] = relu_out ? std::max(v, 0.f) : v;
           }
-        if (act) act->forward(dst, dst, hw * kB);
       }
     });
   } else parallel_for(0, n * c, 8, [&](int64_t p0, int64_t p1) {
@@ -189,16 +164,14 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
       } else {
         for (int64_t j = 0; j < hw; ++j) dst[j] = src[j] * scale + shift;
       }
-      if (act) act->forward(dst, dst, hw);
     }
   });
 
   const bool training = opt.training;
   auto reduce_backward = opt.reduce_backward;
-  const Tensor act_param = act ? act->param : Tensor();
-  return record(y, act ? "batch_norm_act" : relu_out ? "batch_norm_relu" : "batch_norm", {x, gamma, beta, act_param},
+  return record(y, relu_out ? "batch_norm_relu" : "batch_norm", {x, gamma, beta},
                 [x = x.detach(), gamma = gamma.detach(), mean, invstd, scales, shifts, n, c, hw, count, training,
-                 relu_out, act, reduce_backward](const Tensor& gy_in) {
+                 relu_out, reduce_backward](const Tensor& gy_in) {
     // x's layout now (a reader of data() may have made it row-major since the forward).
     const bool blocked = x.layout() == Layout::nchw16c;
     const Tensor gy = to_layout(gy_in, x.layout());
@@ -216,9 +189,6 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
     // adds), so both are bit-identical under any thread count and a rank split of the batch.
     const int64_t chunks = reduce_leaves(n);
     std::vector<double> parts(static_cast<size_t>(chunks * 2 * c));
-    // The fused activation's parameter shares, per (chunk, task) in task order within a chunk.
-    const int64_t tasks = blocked ? c / kB : c;
-    std::vector<double> act_parts(act ? static_cast<size_t>(chunks * tasks) : 0);
     const auto chunk_images = [n](int64_t chunk) {
       return std::pair{chunk * kReduceChunkImages, std::min(n, (chunk + 1) * kReduceChunkImages)};
     };
@@ -229,15 +199,9 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
           const float *sc = scales.data() + c0, *sh = shifts.data() + c0, *m = mean.data() + c0;
           double sg[kB] = {}, sgx[kB] = {};
           const auto [i0, i1] = chunk_images(chunk);
-          double act_share = 0;
           for (int64_t i = i0; i < i1; ++i) {
             const float* xp = px + (i * c + c0) * hw;
             const float* gp = pg + (i * c + c0) * hw;
-            if (act) {
-              const auto [dv, share] = activation_gradient<kB>(*act, xp, gp, sc, sh, hw);
-              gp = dv;
-              act_share += share;
-            }
             const GroupSums gs = group_sums(hw, [=](int64_t j, int64_t l, float& s, float& s2) {
               const float xv = xp[j * kB + l], gv = gp[j * kB + l];
               const float g = !relu_out || xv * sc[l] + sh[l] > 0.f ? gv : 0.f;
@@ -251,7 +215,6 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
           }
           std::copy_n(sg, kB, parts.data() + chunk * 2 * c + c0);
           std::copy_n(sgx, kB, parts.data() + chunk * 2 * c + c + c0);
-          if (act) act_parts[chunk * tasks + c0 / kB] = act_share;
         }
       });
     } else {
@@ -259,7 +222,7 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
       parallel_for(0, chunks * c, grain, [&](int64_t t0, int64_t t1) {
         for (int64_t t = t0; t < t1; ++t) {
           const int64_t chunk = t / c, ch = t % c;
-          double sg = 0, sgx = 0, act_share = 0;
+          double sg = 0, sgx = 0;
           const auto [i0, i1] = chunk_images(chunk);
           for (int64_t i = i0; i < i1; ++i) {
             const float* xp = px + (i * c + ch) * hw;
@@ -271,11 +234,6 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
               mask_where_positive(xp, scales[ch], shifts[ch], g, masked, hw);
               g = masked;
             }
-            if (act) {
-              const auto [dv, share] = activation_gradient<1>(*act, xp, g, &scales[ch], &shifts[ch], hw);
-              g = dv;
-              act_share += share;
-            }
             lane_sums(hw, fsg, fsgx, [=](int64_t j, float& sg, float& sgx) {
               sg += g[j];
               sgx += g[j] * (xp[j] - m);
@@ -285,7 +243,6 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
           }
           parts[chunk * 2 * c + ch] = sg;
           parts[chunk * 2 * c + c + ch] = sgx;
-          if (act) act_parts[chunk * tasks + ch] = act_share;
         }
       });
     }
@@ -315,8 +272,7 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
           const float *sc = scales.data() + c0, *sh = shifts.data() + c0, *m = mean.data() + c0;
           const float *k = ks.data() + c0, *mg = mgs.data() + c0, *mgx = mgxs.data() + c0, *is = invstd.data() + c0;
           const float* __restrict xp = px + gr * hw * kB;
-          const float* __restrict gp = act ? activation_gradient<kB>(*act, xp, pg + gr * hw * kB, sc, sh, hw).first
-                                           : pg + gr * hw * kB;
+          const float* __restrict gp = pg + gr * hw * kB;
           float* __restrict dp = pdx + gr * hw * kB;
           for (int64_t j = 0; j < hw; ++j)
             for (int64_t l = 0; l < kB; ++l) {
@@ -338,7 +294,6 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
             mask_where_positive(xp, scales[ch], shifts[ch], gp, masked, hw);
             gp = masked;
           }
-          if (act) gp = activation_gradient<1>(*act, xp, gp, &scales[ch], &shifts[ch], hw).first;
           const float k = ks[ch];
           if (training) {
             const float mg = mgs[ch], mgx = mgxs[ch], m = mean[ch], is = invstd[ch];
@@ -349,20 +304,7 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
         }
       });
     }
-    // The activation parameter's gradient: per chunk, its tasks' shares in order, rounded to
-    // float; then the fixed tree over the chunks.
-    Tensor dparam;
-    if (act && act->param.defined()) {
-      std::vector<float> per_chunk(static_cast<size_t>(chunks));
-      for (int64_t ch = 0; ch < chunks; ++ch) {
-        double sum = 0;
-        for (int64_t t = 0; t < tasks; ++t) sum += act_parts[ch * tasks + t];
-        per_chunk[ch] = static_cast<float>(sum);
-      }
-      tree_sum_rows(per_chunk.data(), chunks, 1);
-      dparam = Tensor::full({1}, per_chunk[0]);
-    }
-    return std::vector<Tensor>{dx, dgamma, dbeta, dparam};
+    return std::vector<Tensor>{dx, dgamma, dbeta};
   });
 }
 

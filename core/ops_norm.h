@@ -6,15 +6,11 @@
 //   dbeta = sum g, dgamma = sum g*xh, dx = gamma*invstd/M * (M*g - dbeta - xh*dgamma).
 // fused_relu: y = max(0, bn(x)) in the same pass; backward masks g where bn(x) <= 0 (recomputed
 // from x, nothing extra saved). Saves two full passes over the activations per layer.
-// activation: any other elementwise activation (an activation quantizer: PACT), applied the same
-// way through its span functions, with the gradient of its one learned parameter.
 // Optional batch-sum hook lets distributed training reduce the per-channel sums across ranks
 // (sync BN) before the statistics are formed.
 #pragma once
 #include <functional>
-#include <optional>
 
-#include "core/fused_activation.h"
 #include "core/tensor.h"
 
 namespace lowbit {
@@ -24,7 +20,6 @@ struct BatchNormOptions {
   float momentum = 0.1f;
   float eps = 1e-5f;
   bool fused_relu = false;
-  std::optional<FusedActivation> activation;  // custom (relu == false), not with fused_relu
   // Called with [sum(x) per channel (C), sum(x^2) per channel (C), count] in doubles before the
   // statistics are formed, and with [sum(g), sum(g*xh)] (2C) in backward; may replace them by
   // global sums (sync BN). Empty: local statistics.

@@ -13,7 +13,6 @@ namespace lowbit {
 class ReLU : public Module {
  public:
   Tensor forward(const Tensor& x) override;
-  std::optional<FusedActivation> fused_activation() const override { return FusedActivation{true, {}, {}, {}}; }
   std::string type_name() const override { return "ReLU"; }
 };
 

@@ -15,24 +15,16 @@ BatchNorm2d::BatchNorm2d(int64_t c, float eps, float momentum, bool fused_relu)
   register_buffer("running_var", running_var, Tensor::ones({c}));
 }
 
-Tensor BatchNorm2d::forward(const Tensor& x) {
-  return run(x, fused_relu ? std::optional<FusedActivation>(FusedActivation{true, {}, {}, {}}) : std::nullopt);
-}
+Tensor BatchNorm2d::forward(const Tensor& x) { return run(x, fused_relu); }
 
-Tensor BatchNorm2d::forward_then(const Tensor& x, Module& next) {
-  std::optional<FusedActivation> act = next.fused_activation();
-  if (!act) return Module::forward_then(x, next);
-  if (fused_relu && !act->relu) return next.forward(forward(x));  // its own ReLU first
-  return run(x, act);  // relu(relu(v)) = relu(v)
-}
+Tensor BatchNorm2d::forward_relu(const Tensor& x) { return run(x, true); }  // relu(relu(v)) = relu(v)
 
-Tensor BatchNorm2d::run(const Tensor& x, const std::optional<FusedActivation>& activation) {
+Tensor BatchNorm2d::run(const Tensor& x, bool with_relu) {
   BatchNormOptions opt;
   opt.training = is_training();
   opt.momentum = momentum;
   opt.eps = eps;
-  opt.fused_relu = activation && activation->relu;
-  if (activation && !activation->relu) opt.activation = activation;
+  opt.fused_relu = with_relu;
   if (Comm* c = sync_comm_) {
     opt.reduce_forward = [c](std::vector<double>& sums, double& count) {
       sums.push_back(count);  // one allreduce for [sum x (C), sum x^2 (C), count]

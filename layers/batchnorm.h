@@ -18,8 +18,7 @@ class BatchNorm2d : public Module {
   // fused_relu: the layer computes relu(bn(x)) in one pass (same result as BatchNorm2d + ReLU).
   explicit BatchNorm2d(int64_t channels, float eps = 1e-5f, float momentum = 0.1f, bool fused_relu = false);
   Tensor forward(const Tensor& x) override;
-  // next's fused activation (ReLU, PACT, ...) in the normalising pass, when it has one.
-  Tensor forward_then(const Tensor& x, Module& next) override;
+  Tensor forward_relu(const Tensor& x) override;  // relu(bn(x)) in the normalising pass
   std::string type_name() const override { return "BatchNorm2d"; }
   std::string describe() const override;
 
@@ -34,7 +33,7 @@ class BatchNorm2d : public Module {
   Parameter weight, bias, running_mean, running_var;
 
  private:
-  Tensor run(const Tensor& x, const std::optional<FusedActivation>& activation);
+  Tensor run(const Tensor& x, bool with_relu);
   Comm* sync_comm_ = nullptr;  // set: batch statistics over every rank of it (sync-BN)
 };
 

@@ -10,9 +10,7 @@
 
 namespace lowbit {
 
-std::optional<FusedActivation> Module::fused_activation() const { return std::nullopt; }
-
-Tensor Module::forward_then(const Tensor& x, Module& next) { return next.forward(forward(x)); }
+Tensor Module::forward_relu(const Tensor& x) { return relu(forward(x)); }
 
 Parameter& Parameter::operator=(const Tensor& value) {
   LOWBIT_CHECK(value.defined(), "assigning an undefined tensor to a parameter");

@@ -20,12 +20,10 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
-#include "core/ops_norm.h"
 #include "core/random.h"
 #include "core/state_dict.h"
 #include "core/tensor.h"
@@ -79,14 +77,10 @@ class Module {
 
   virtual Tensor forward(const Tensor& x) = 0;
   Tensor operator()(const Tensor& x) { return forward(x); }
-  // An elementwise activation module that the module before it may apply in its own pass returns
-  // how (core/ops_norm.h): ReLU always, an activation quantizer once it is ready (PACT). Default:
-  // none.
-  virtual std::optional<FusedActivation> fused_activation() const;
-  // next.forward(forward(x)); a module that can apply next's fused activation in its own pass
-  // overrides this (BatchNorm2d). Sequential and BasicBlock call it for a child followed by an
-  // activation, so every model built from them gets the fusion; a custom forward can call it too.
-  virtual Tensor forward_then(const Tensor& x, Module& next);
+  // relu(forward(x)); a module that can apply the ReLU in its own pass overrides this
+  // (BatchNorm2d). Sequential and BasicBlock call it for a child followed by a ReLU, so every
+  // model built from them gets the fusion; a custom forward can call it too.
+  virtual Tensor forward_relu(const Tensor& x);
   // Short type name ("Conv2d") and a one-line description of the configuration.
   virtual std::string type_name() const = 0;
   virtual std::string describe() const { return type_name(); }

@@ -23,14 +23,13 @@ BasicBlock::BasicBlock(int64_t in, int64_t out, int64_t s, Generator& gen)
 }
 
 Tensor BasicBlock::forward(const Tensor& x) {
-  // bn1 + relu1 (a ReLU, or an activation quantizer after conversion) run in BatchNorm's pass
-  // where the activation allows it (forward_then), the join + relu2 likewise (add_activation).
+  // Plain ReLUs run fused: bn1 + relu1 in BatchNorm's pass, the join + relu2 as add_relu. An
+  // activation quantizer in their place (after conversion) runs as its own module.
   const Tensor c1 = conv1->forward(x);
-  const Tensor h = bn1->forward_then(c1, *relu1);
+  const Tensor h = dynamic_cast<ReLU*>(relu1.get()) ? bn1->forward_relu(c1) : relu1->forward(bn1->forward(c1));
   Tensor y = bn2->forward(conv2->forward(h));
   Tensor skip = shortcut_conv ? shortcut_bn->forward(shortcut_conv->forward(x)) : x;
-  if (const auto act = relu2->fused_activation()) return add_activation(y, skip, *act);
-  return relu2->forward(add(y, skip));
+  return dynamic_cast<ReLU*>(relu2.get()) ? add_relu(y, skip) : relu2->forward(add(y, skip));
 }
 
 std::string BasicBlock::describe() const {

@@ -19,9 +19,9 @@ Sequential& Sequential::add(std::shared_ptr<Module> module) {
 Tensor Sequential::forward(const Tensor& x) {
   Tensor y = x;
   for (size_t i = 0; i < slots_.size(); ++i) {
-    // A child followed by an activation runs both in one pass where the child can (forward_then).
-    if (i + 1 < slots_.size() && (*slots_[i + 1])->fused_activation()) {
-      y = (*slots_[i])->forward_then(y, **slots_[i + 1]);
+    // A child followed by a plain ReLU runs both in one pass where the child can (forward_relu).
+    if (i + 1 < slots_.size() && dynamic_cast<ReLU*>(slots_[i + 1]->get())) {
+      y = (*slots_[i])->forward_relu(y);
       ++i;
     } else {
       y = (*slots_[i])->forward(y);

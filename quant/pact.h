@@ -45,9 +45,6 @@ class PactQuantizer : public Quantizer {
 
  protected:
   Tensor quantize(const Tensor& x) override;
-  // pact_quantize's arithmetic as a batch norm's fused activation (the alpha gradient summed per
-  // image chunk in the batch norm's order instead of element order).
-  std::optional<FusedActivation> fused_quantize() const override;
   void initialize(const Tensor& x) override;
 };
 

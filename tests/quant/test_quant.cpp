@@ -19,13 +19,9 @@
 #include "core/data/loader.h"
 #include "core/data/synthetic.h"
 #include "core/error.h"
-#include "core/layout.h"
-#include "core/ops_elementwise.h"
 #include "core/ops_loss.h"
 #include "core/random.h"
 #include "core/serialize.h"
-#include "layers/batchnorm.h"
-#include "layers/sequential.h"
 #include "models/registry.h"
 #include "optim/make_optimizer.h"
 #include "quant/calibrate.h"
@@ -81,78 +77,6 @@ TEST_CASE("PACT STE at the edges: x == alpha, x < 0, x == 0") {
   CHECK(x.grad().to_vector() == std::vector<float>{0, 2, 3, 0, 0});
   CHECK(a.grad().item() == doctest::Approx(4 + 5));
   CHECK(error_of([&] { pact_quantize(x, param(0.f), 2); }).find("alpha must be positive") != std::string::npos);
-}
-
-TEST_CASE("PACT fused into the batch norm before it: the same values and gradients as the two modules") {
-  // BatchNorm2d + PactQuantizer in a Sequential run as one op (Module::forward_then) once PACT
-  // is initialised; in training and eval, row-major and channel-blocked inputs.
-  for (int64_t channels : {6, 32})
-    for (bool training : {true, false}) {
-      CAPTURE(channels);
-      CAPTURE(training);
-      Generator g(11);
-      auto bn = std::make_shared<BatchNorm2d>(channels);
-      auto pact = std::make_shared<PactQuantizer>(2, PactInit::fixed, 1.5f);
-      bn->weight = Tensor::uniform({channels}, g, 0.5f, 1.5f);
-      bn->bias = Tensor::uniform({channels}, g, -0.5f, 0.5f);
-      Sequential fused;
-      fused.add(bn).add(pact);
-      bn->train(training);
-      REQUIRE(pact->fused_activation().has_value());
-      const Tensor x0 = Tensor::randn({9, channels, 5, 3}, g);
-      const Tensor r = Tensor::randn({9, channels, 5, 3}, g);
-      std::vector<std::vector<float>> out, dx, dgamma, dbeta, dalpha;
-      for (bool one_op : {false, true}) {
-        for (auto& p : fused.parameters()) p.set_grad(Tensor());
-        Tensor x = (channels % 16 == 0 ? to_layout(x0, Layout::nchw16c) : x0.clone()).detach();
-        x.set_requires_grad(true);
-        const Tensor y = one_op ? fused.forward(x) : pact->forward(bn->forward(x));
-        CHECK(std::string(y.grad_fn()->op) == (one_op ? "batch_norm_act" : "pact"));
-        y.backward(r);
-        out.push_back(y.to_vector());
-        dx.push_back(x.grad().to_vector());
-        dgamma.push_back(bn->weight->grad().to_vector());
-        dbeta.push_back(bn->bias->grad().to_vector());
-        dalpha.push_back(pact->alpha->grad().to_vector());
-      }
-      CHECK(out[1] == out[0]);
-      CHECK(dx[1] == dx[0]);
-      CHECK(dgamma[1] == dgamma[0]);
-      CHECK(dbeta[1] == dbeta[0]);
-      // alpha's gradient: the same terms, summed in the batch norm's order.
-      CHECK(dalpha[1][0] == doctest::Approx(dalpha[0][0]).epsilon(1e-5));
-      CHECK(dalpha[0][0] != 0.f);
-    }
-  // The residual join: add_activation(a, b, PACT) against pact(add(a, b)).
-  for (int64_t channels : {6, 32}) {
-    CAPTURE(channels);
-    Generator g(12);
-    PactQuantizer pact(2, PactInit::fixed, 1.5f);
-    const Tensor a0 = Tensor::randn({9, channels, 4, 3}, g), b0 = Tensor::randn({9, channels, 4, 3}, g);
-    const Tensor r = Tensor::randn({9, channels, 4, 3}, g);
-    std::vector<std::vector<float>> out, da, db, dalpha;
-    for (bool one_op : {false, true}) {
-      pact.alpha->set_grad(Tensor());
-      auto leaf = [&](const Tensor& t) {
-        Tensor l = (channels % 16 == 0 ? to_layout(t, Layout::nchw16c) : t.clone()).detach();
-        return l.set_requires_grad(true);
-      };
-      Tensor a = leaf(a0), b = leaf(b0);
-      const Tensor y = one_op ? add_activation(a, b, *pact.fused_activation()) : pact.forward(add(a, b));
-      y.backward(r);
-      out.push_back(y.to_vector());
-      da.push_back(a.grad().to_vector());
-      db.push_back(b.grad().to_vector());
-      dalpha.push_back(pact.alpha->grad().to_vector());
-    }
-    CHECK(out[1] == out[0]);
-    CHECK(da[1] == da[0]);
-    CHECK(db[1] == db[0]);
-    CHECK(dalpha[1][0] == doctest::Approx(dalpha[0][0]).epsilon(1e-5));
-  }
-  // Not yet initialised (or disabled): the two modules run as they are.
-  PactQuantizer fresh(2);
-  CHECK_FALSE(fresh.fused_activation().has_value());
 }
 
 TEST_CASE("DoReFa STE: activations on [0, 1] closed, weights (1 - tanh^2) / max|tanh|") {
