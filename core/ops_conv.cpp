@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "core/autograd.h"
@@ -12,6 +13,7 @@
 #include "core/conv_direct.h"
 #include "core/deterministic_sum.h"
 #include "core/error.h"
+#include "core/fused_activation.h"
 #include "core/threading.h"
 
 namespace lowbit {
@@ -131,7 +133,7 @@ ConvGeometry geometry(const Tensor& x, const Tensor& weight, const Conv2dOptions
 // Per-thread scratch that grows and is kept: no allocation per call once warm. Safe because a
 // conv body never waits on other TBB work, so a thread runs one body at a time.
 float* scratch(int slot, int64_t floats) {
-  thread_local std::vector<float> buffers[4];
+  thread_local std::vector<float> buffers[6];
   auto& b = buffers[slot];
   if (static_cast<int64_t>(b.size()) < floats) b.resize(static_cast<size_t>(floats));
   return b.data();
@@ -162,20 +164,29 @@ DirectShapes direct_shapes(const ConvGeometry& g, const Conv2dOptions& opt) {
 }
 
 // One image of an activation of c channels x h x w, stored in `layout`, into the kernels' padded
-// blocked buffer `out` (out_h x out_w): nchw is transposed, nchw16c copied.
-void pack_image(const direct_conv::Kernels& k, Layout layout, const float* x, int64_t c, int64_t h, int64_t w,
-                int64_t top, int64_t left, int64_t out_h, int64_t out_w, float* out) {
+// blocked buffer `out` (out_h x out_w): nchw is transposed, nchw16c copied; then `act` (when not
+// null) on its pixels while they are in cache (the padding stays zero: it pads act(x)).
+void pack_image(const direct_conv::Kernels& k, Layout layout, const FusedActivation* act, const float* x, int64_t c,
+                int64_t h, int64_t w, int64_t top, int64_t left, int64_t out_h, int64_t out_w, float* out) {
+  const int64_t B = direct_conv::kConvBlock;
   if (layout == Layout::nchw16c)
     direct_conv::pad_blocked(x, c, h, w, top, left, out_h, out_w, out);
   else
     k.pack(x, c, h, w, 1, top, left, out_h, out_w, out);
+  if (act)
+    for (int64_t cb = 0; cb < direct_conv::blocks_of(c); ++cb)
+      for (int64_t ih = 0; ih < h; ++ih) {
+        float* row = out + ((cb * out_h + top + ih) * out_w + left) * B;
+        act->forward(row, row, w * B);
+      }
 }
 
 // x_keep (when not null, n * x_floats): keeps every packed input for the weight gradient, which
 // then needs no second packing pass. y: nchw16c (written by the kernel itself, plus the bias) or
 // nchw (unpacked from a scratch image, with the bias).
 void direct_forward(const direct_conv::Kernels& k, const ConvGeometry& g, const Conv2dOptions& opt,
-                    const Tensor& x, const float* pw, const float* pb, Tensor& y, float* x_keep) {
+                    const Tensor& x, const FusedActivation* act, const float* pw, const float* pb, Tensor& y,
+                    float* x_keep) {
   const DirectShapes d = direct_shapes(g, opt);
   std::vector<float> wt(static_cast<size_t>(d.w_floats));
   direct_conv::pack_weights(pw, g.cout, g.cin, g.kh, g.kw, /*flipped=*/false, wt.data());
@@ -185,7 +196,7 @@ void direct_forward(const direct_conv::Kernels& k, const ConvGeometry& g, const 
   parallel_for(0, g.n, 1, [&](int64_t n0, int64_t n1) {
     for (int64_t n = n0; n < n1; ++n) {
       float* xb = x_keep ? x_keep + n * d.x_floats : scratch(0, d.x_floats);
-      pack_image(k, x_layout, px + n * g.cin * g.h * g.w, g.cin, g.h, g.w, opt.padding, opt.padding, d.forward.in_h,
+      pack_image(k, x_layout, act, px + n * g.cin * g.h * g.w, g.cin, g.h, g.w, opt.padding, opt.padding, d.forward.in_h,
               d.forward.in_w, xb);
       if (y_layout == Layout::nchw16c) {
         float* yb = py + n * g.cout * g.hwo;
@@ -200,13 +211,14 @@ void direct_forward(const direct_conv::Kernels& k, const ConvGeometry& g, const 
   });
 }
 
-// dx (when defined, overwritten, in its own layout) and the per-chunk weight-gradient partials
-// (when not null). Per chunk, dy (gy, in its layout) is packed once, padded for backward-data's
-// phases, and the weight gradient reads the same buffer. x_packed: the forward's packed inputs, or
-// null to pack x here.
+// dx (when defined, overwritten, in its own layout), the per-chunk weight-gradient partials (when
+// not null) and, with an input activation `act`, the per-chunk shares of its parameter's
+// gradient (act_parts, when not null). Per chunk, dy (gy, in its layout) is packed once, padded for
+// backward-data's phases, and the weight gradient reads the same buffer. x_packed: the forward's
+// packed (activated) inputs, or null to pack x here.
 void direct_backward(const direct_conv::Kernels& k, const ConvGeometry& g, const Conv2dOptions& opt,
-                     const Tensor& x, const float* x_packed, const float* pw, const Tensor& gy, Tensor& dx,
-                     float* dw_parts) {
+                     const Tensor& x, const FusedActivation* act, const float* x_packed, const float* pw,
+                     const Tensor& gy, Tensor& dx, float* dw_parts, float* act_parts) {
   const DirectShapes d = direct_shapes(g, opt);
   const int64_t p = opt.padding, B = direct_conv::kConvBlock;
   // Backward-data by phases (conv_direct.h) reads dy padded, undilated; the weight gradient reads
@@ -215,6 +227,10 @@ void direct_backward(const direct_conv::Kernels& k, const ConvGeometry& g, const
   const int64_t dy_floats = plan.scratch_floats();
   const direct_conv::GradLayout dy_layout{dy_floats, plan.padded_h * plan.padded_w * B, plan.padded_w * B, B};
   const bool want_dx = dx.defined();
+  // With an input activation, backward-data gives the gradient of act(x), which act's backward
+  // turns into dx and its parameter's share.
+  const bool want_dact = act && (want_dx || act_parts);
+  const int64_t image = g.cin * g.h * g.w;
   const Layout g_layout = gy.layout(), x_layout = x.layout(), dx_layout = want_dx ? dx.layout() : Layout::nchw;
   const float* pg = gy.raw_data();
   const float* px = x.raw_data();
@@ -225,9 +241,23 @@ void direct_backward(const direct_conv::Kernels& k, const ConvGeometry& g, const
       const int64_t n0 = ch * g.chunk, nb = std::min(g.chunk, g.n - n0);
       float* dyb = scratch(0, nb * dy_floats);
       for (int64_t b = 0; b < nb; ++b)
-        pack_image(k, g_layout, pg + (n0 + b) * g.cout * g.hwo, g.cout, g.ho, g.wo, plan.pad_top, plan.pad_left,
+        pack_image(k, g_layout, nullptr, pg + (n0 + b) * g.cout * g.hwo, g.cout, g.ho, g.wo, plan.pad_top, plan.pad_left,
                    plan.padded_h, plan.padded_w, dyb + b * dy_floats);
-      if (want_dx) {
+      if (want_dact) {
+        double share = 0;
+        for (int64_t b = 0; b < nb; ++b) {
+          float* dact = scratch(1, d.dx_floats);
+          direct_conv::backward_data_image_padded(k, plan, dyb + b * dy_floats, dact);
+          if (x_layout != Layout::nchw16c) {  // act's backward pairs it with x element for element
+            float* unpacked = scratch(4, image);
+            k.unpack(dact, g.cin, g.h, g.w, nullptr, unpacked);
+            dact = unpacked;
+          }
+          share += act->backward(px + (n0 + b) * image, dact, want_dx ? pdx + (n0 + b) * image : scratch(5, image),
+                                 image);
+        }
+        if (act_parts) act_parts[ch] = static_cast<float>(share);
+      } else if (want_dx) {
         for (int64_t b = 0; b < nb; ++b) {
           float* out = pdx + (n0 + b) * g.cin * g.h * g.w;
           if (dx_layout == Layout::nchw16c) {
@@ -244,7 +274,7 @@ void direct_backward(const direct_conv::Kernels& k, const ConvGeometry& g, const
         if (!xb) {
           float* packed = scratch(2, nb * d.x_floats);
           for (int64_t b = 0; b < nb; ++b)
-            pack_image(k, x_layout, px + (n0 + b) * g.cin * g.h * g.w, g.cin, g.h, g.w, p, p, d.forward.in_h,
+            pack_image(k, x_layout, act, px + (n0 + b) * g.cin * g.h * g.w, g.cin, g.h, g.w, p, p, d.forward.in_h,
                        d.forward.in_w, packed + b * d.x_floats);
           xb = packed;
         }
@@ -345,7 +375,9 @@ Tensor bias_gradient(const ConvGeometry& g, const float* pg) {
 
 }  // namespace
 
-Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& opt) {
+namespace {
+Tensor conv2d_op(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& opt,
+                 const FusedActivation* act) {
   const ConvGeometry g = geometry(x, weight, opt);
   if (bias.defined())
     LOWBIT_CHECK(bias.dim() == 1 && bias.size(0) == g.cout, "conv2d: bias ", to_string(bias.shape()),
@@ -353,43 +385,66 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
   const float* pb = bias.defined() ? bias.data() : nullptr;
   const direct_conv::Kernels direct = direct_conv::kernels_for(kernels::active_isa_level());
   const bool fast = use_direct(g, opt, direct);
+  // im2col packs nothing the activation could ride on: its own op first.
+  if (act && !fast) return conv2d_op(activation(x, *act), weight, bias, opt, nullptr);
   // The direct path reads x in either layout and writes y blocked where it can (core/layout.h),
   // so a CNN's activations stay blocked from layer to layer; im2col reads and writes nchw.
   const Shape y_shape{g.n, g.cout, g.ho, g.wo};
   Tensor y = Tensor::empty(y_shape, fast && can_block(y_shape) ? Layout::nchw16c : Layout::nchw);
+  const Tensor act_param = act ? act->param : Tensor();
   const bool gx = x.requires_grad(), gw = weight.requires_grad(), gb = bias.defined() && bias.requires_grad();
+  const bool ga = act_param.defined() && act_param.requires_grad();
   // The weight gradient reuses the forward's packed inputs (memory for one pass over them).
   Tensor x_packed = fast && gw && grad_enabled() ? Tensor::empty({g.n * direct_shapes(g, opt).x_floats}) : Tensor();
   if (fast)
-    direct_forward(direct, g, opt, x, weight.data(), pb, y, x_packed.defined() ? x_packed.data() : nullptr);
+    direct_forward(direct, g, opt, x, act, weight.data(), pb, y, x_packed.defined() ? x_packed.data() : nullptr);
   else
     im2col_forward(g, opt, x.data(), weight.data(), pb, y.data());
 
-  return record(y, "conv2d", {x, weight, bias},
-                [x = x.detach(), w = weight.detach(), opt, g, gx, gw, gb, fast, direct, x_packed,
-                 y_layout = y.layout()](const Tensor& gy_in) {
-    // Per-chunk weight gradients [chunks, cout*k], then the fixed tree.
+  std::optional<FusedActivation> activation_copy;
+  if (act) activation_copy = *act;
+  return record(y, act ? "conv2d_act" : "conv2d", {x, weight, bias, act_param},
+                [x = x.detach(), w = weight.detach(), opt, g, gx, gw, gb, ga, fast, direct, x_packed,
+                 act = std::move(activation_copy), y_layout = y.layout()](const Tensor& gy_in) {
+    // Per-chunk weight gradients [chunks, cout*k] (and act's parameter shares), then the fixed tree.
     const int64_t chunks = (g.n + g.chunk - 1) / g.chunk;
     std::vector<float> dw_parts(gw ? static_cast<size_t>(chunks * g.cout * g.k) : 0);
+    std::vector<float> act_parts(ga ? static_cast<size_t>(chunks) : 0);
     float* pdw = gw ? dw_parts.data() : nullptr;
     Tensor dx;
     if (fast) {
       // dx in x's layout, every element written; dy read in the output's layout.
       if (gx) dx = Tensor::empty(x.shape(), x.layout());
       const Tensor gy = to_layout(gy_in, y_layout);
-      if (gx || gw) direct_backward(direct, g, opt, x, x_packed.defined() ? x_packed.data() : nullptr, w.data(), gy, dx, pdw);
+      if (gx || gw || ga)
+        direct_backward(direct, g, opt, x, act ? &*act : nullptr, x_packed.defined() ? x_packed.data() : nullptr,
+                        w.data(), gy, dx, pdw, ga ? act_parts.data() : nullptr);
     } else {
       if (gx) dx = Tensor::zeros(x.shape());  // col2im accumulates
       if (gx || gw) im2col_backward(g, opt, x.data(), w.data(), gy_in.data(), gx ? dx.data() : nullptr, pdw);
     }
-    Tensor dw;
+    Tensor dw, dparam;
     if (gw) {
       tree_sum_rows(dw_parts.data(), chunks, g.cout * g.k);
       dw = Tensor::empty(w.shape());
       std::copy_n(dw_parts.data(), g.cout * g.k, dw.data());
     }
-    return std::vector<Tensor>{dx, dw, gb ? bias_gradient(g, gy_in.data()) : Tensor()};
+    if (ga) {
+      tree_sum_rows(act_parts.data(), chunks, 1);
+      dparam = Tensor::full({1}, act_parts[0]);
+    }
+    return std::vector<Tensor>{dx, dw, gb ? bias_gradient(g, gy_in.data()) : Tensor(), dparam};
   });
+}
+}  // namespace
+
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& opt) {
+  return conv2d_op(x, weight, bias, opt, nullptr);
+}
+
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& opt,
+              const FusedActivation& input_activation) {
+  return conv2d_op(x, weight, bias, opt, &input_activation);
 }
 
 }  // namespace lowbit

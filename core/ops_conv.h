@@ -8,6 +8,7 @@
 #pragma once
 #include <cstdint>
 
+#include "core/fused_activation.h"
 #include "core/tensor.h"
 
 namespace lowbit {
@@ -21,6 +22,11 @@ struct Conv2dOptions {
 
 // x [N, Cin, H, W], weight [Cout, Cin/groups, KH, KW], bias [Cout] or undefined.
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& opt = {});
+// conv2d(activation(x, input_activation), ...) with the activation applied while the direct path
+// packs x, and its gradient while backward-data's result is in cache (an activation quantizer's
+// passes over memory disappear); the gradients of x, weight, bias and the activation's parameter.
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& opt,
+              const FusedActivation& input_activation);
 
 // Output spatial size for one dimension; throws when the kernel does not fit.
 int64_t conv_output_size(int64_t in, int64_t kernel, const Conv2dOptions& opt);

@@ -60,23 +60,35 @@ double pact_backward_block(const float* __restrict x, const float* __restrict g,
   for (float l : lane) sum += l;
   return sum;
 }
+
+// The backward over n elements in blocks of 1024, the blocks' sums added in double.
+template <bool kWithDx>
+double pact_backward_span(const float* x, const float* g, float* dx, int64_t n, float a) {
+  double sum = 0;
+  for (int64_t i0 = 0; i0 < n; i0 += 1024)
+    sum += pact_backward_block<kWithDx>(x + i0, g + i0, kWithDx ? dx + i0 : nullptr, std::min<int64_t>(1024, n - i0), a);
+  return sum;
+}
+
+// y = round(clip(x, 0, a) * n / a) * a / n over `count` elements (y may be x).
+void pact_forward_span(const float* x, float* y, int64_t count, float a, int bits) {
+  const float n = static_cast<float>((1 << bits) - 1);
+  const float inv = n / a, scale = a / n;
+  for (int64_t i = 0; i < count; ++i) {
+    const float c = std::min(std::max(x[i], 0.f), a);
+    y[i] = quant_detail::round_half_even(c * inv) * scale;
+  }
+}
 }  // namespace
 
 Tensor pact_quantize(const Tensor& x, const Tensor& alpha, int bits) {
   LOWBIT_CHECK(alpha.numel() == 1, "pact: alpha must have one element, got shape ", to_string(alpha.shape()));
   const float a = alpha.data()[0];
   LOWBIT_CHECK(a > 0.f, "pact: alpha must be positive, got ", a);
-  const float n = static_cast<float>((1 << bits) - 1);
-  const float inv = n / a, scale = a / n;
   Tensor y = Tensor::empty(x.shape(), x.layout());  // any layout: elementwise
   const float* xp = x.raw_data();
   float* yp = y.raw_data();
-  for_chunks(x.numel(), [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) {
-      const float c = std::min(std::max(xp[i], 0.f), a);
-      yp[i] = quant_detail::round_half_even(c * inv) * scale;
-    }
-  });
+  for_chunks(x.numel(), [&](int64_t b, int64_t e) { pact_forward_span(xp + b, yp + b, e - b, a, bits); });
   return record(y, "pact", {x, alpha}, [x, a](const Tensor& g_in) -> std::vector<Tensor> {
     const Tensor g = to_layout(g_in, x.layout());
     const float* xp = x.raw_data();
@@ -92,13 +104,8 @@ Tensor pact_quantize(const Tensor& x, const Tensor& alpha, int bits) {
     // sums rounded to float, then the fixed float tree (core/deterministic_sum.h).
     const int64_t images = x.dim() ? x.size(0) : 1;
     auto s = batch_sum_elements<float>(count, images, 1, [&](int64_t b, int64_t e, float* acc) {
-      double chunk = 0;
-      for (int64_t i0 = b; i0 < e; i0 += 1024) {
-        const int64_t len = std::min<int64_t>(1024, e - i0);
-        chunk += dp ? pact_backward_block<true>(xp + i0, gp + i0, dp + i0, len, a)
-                    : pact_backward_block<false>(xp + i0, gp + i0, nullptr, len, a);
-      }
-      acc[0] = static_cast<float>(chunk);
+      acc[0] = static_cast<float>(dp ? pact_backward_span<true>(xp + b, gp + b, dp + b, e - b, a)
+                                     : pact_backward_span<false>(xp + b, gp + b, nullptr, e - b, a));
     });
     return {dx, Tensor::full({1}, s[0])};
   });
@@ -129,6 +136,17 @@ void PactQuantizer::initialize(const Tensor& x) {
 }
 
 Tensor PactQuantizer::quantize(const Tensor& x) { return pact_quantize(x, alpha, bits()); }
+
+std::optional<FusedActivation> PactQuantizer::fused_quantize() const {
+  const float a = alpha->data()[0];
+  LOWBIT_CHECK(a > 0.f, "pact: alpha must be positive, got ", a);
+  const int b = bits();
+  return FusedActivation{[a, b](const float* x, float* y, int64_t n) { pact_forward_span(x, y, n, a, b); },
+                         [a](const float* x, const float* g, float* dx, int64_t n) {
+                           return pact_backward_span<true>(x, g, dx, n, a);
+                         },
+                         alpha};
+}
 
 void PactQuantizer::set_clip(float clip) {
   LOWBIT_CHECK(clip > 0.f && std::isfinite(clip), "pact: clip must be positive and finite, got ", clip);

@@ -45,6 +45,9 @@ class PactQuantizer : public Quantizer {
 
  protected:
   Tensor quantize(const Tensor& x) override;
+  // pact_quantize's arithmetic for the op that consumes it (QuantConv2d's conv2d); alpha's
+  // gradient sums the same terms per image, in that op's order.
+  std::optional<FusedActivation> fused_quantize() const override;
   void initialize(const Tensor& x) override;
 };
 

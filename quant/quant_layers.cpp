@@ -41,6 +41,11 @@ std::shared_ptr<QuantConv2d> QuantConv2d::from(const Conv2d& conv, std::shared_p
 Tensor QuantConv2d::quantized_weight() { return weight_quantizer ? weight_quantizer->forward(weight) : weight.tensor(); }
 
 Tensor QuantConv2d::forward(const Tensor& x) {
+  // The activation quantizer inside the convolution's own passes where it can (conv2d's input
+  // activation), else as its own op.
+  if (act_quantizer)
+    if (const auto act = act_quantizer->fused_activation())
+      return conv2d(x, quantized_weight(), bias.tensor(), options(), *act);
   const Tensor xin = act_quantizer ? act_quantizer->forward(x) : x;
   return conv2d(xin, quantized_weight(), bias.tensor(), options());
 }

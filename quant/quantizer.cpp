@@ -76,6 +76,11 @@ Tensor Quantizer::forward(const Tensor& x) {
   return quantize(x);
 }
 
+std::optional<FusedActivation> Quantizer::fused_activation() const {
+  if (!enabled_ || !initialized() || observer_) return std::nullopt;
+  return fused_quantize();
+}
+
 void Quantizer::attach_replicas(const Replicas* replicas) {
   replicas_ = replicas && data_init_ && replicas->comm.size() > 1 ? &replicas->comm : nullptr;
   gradient_replicas_ = replicas && target_ == QuantTarget::weight && replicas->comm.size() > 1;

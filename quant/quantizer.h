@@ -47,6 +47,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/fused_activation.h"
 #include "layers/module.h"
 #include "quant/runtime/act_code.h"  // ActCodeSpec, ActCodeRule: the Module-free integer side
 
@@ -106,6 +107,10 @@ class Quantizer : public Module {
 
   // Pass-through while disabled; otherwise statistics init (once), then quantize(x).
   Tensor forward(const Tensor& x) final;
+  // forward(x) as an activation the consuming op applies itself (core/fused_activation.h;
+  // QuantConv2d passes it to conv2d): only while forward is quantize(x) alone (enabled,
+  // initialized, no observer), and only for a method that provides one (fused_quantize).
+  std::optional<FusedActivation> fused_activation() const;
 
   virtual std::string method() const = 0;  // "pact", "sawb", "dorefa", "qil", "lsq", "input"
   // Every quantizer shares the layer-type row "Quantizer" (quant/layer_types.h): it is written as
@@ -150,6 +155,7 @@ class Quantizer : public Module {
 
  protected:
   virtual Tensor quantize(const Tensor& x) = 0;
+  virtual std::optional<FusedActivation> fused_quantize() const { return std::nullopt; }
   virtual void initialize(const Tensor& /*x*/) {}  // statistics init, under NoGradGuard
   void mark_initialized();
   // True while this is a weight quantizer running as one of several replicas: a method with learned

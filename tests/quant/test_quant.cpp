@@ -18,7 +18,10 @@
 #include "core/comm.h"
 #include "core/data/loader.h"
 #include "core/data/synthetic.h"
+#include "core/cpu_features.h"
 #include "core/error.h"
+#include "core/layout.h"
+#include "core/ops_conv.h"
 #include "core/ops_loss.h"
 #include "core/random.h"
 #include "core/serialize.h"
@@ -77,6 +80,63 @@ TEST_CASE("PACT STE at the edges: x == alpha, x < 0, x == 0") {
   CHECK(x.grad().to_vector() == std::vector<float>{0, 2, 3, 0, 0});
   CHECK(a.grad().item() == doctest::Approx(4 + 5));
   CHECK(error_of([&] { pact_quantize(x, param(0.f), 2); }).find("alpha must be positive") != std::string::npos);
+}
+
+namespace {
+struct Restore {  // the ISA level a test changed, back at scope exit
+  kernels::Isa saved = kernels::active_isa_level();
+  ~Restore() { kernels::set_active_isa(saved); }
+};
+}  // namespace
+
+TEST_CASE("PACT inside QuantConv2d runs in the convolution's passes: the same values and gradients") {
+  // QuantConv2d passes an initialised PACT to conv2d as its input activation (applied while the
+  // input is packed; its gradient while backward-data's result is in cache). Against the two ops
+  // run apart: outputs, dx and dw bit for bit, alpha's gradient (the same terms, summed per image
+  // instead of per chunk of images) to float rounding. Row-major (6 channels) and blocked (32)
+  // inputs, stride 1 and 2, every ISA level, the scalar one taking activation() + im2col.
+  Restore restore;
+  for (kernels::Isa isa : {kernels::Isa::scalar, kernels::Isa::avx2, kernels::Isa::avx512}) {
+    if (!kernels::isa_supported(isa)) continue;
+    kernels::set_active_isa(isa);
+    for (int64_t channels : {6, 32})
+      for (int64_t stride : {1, 2}) {
+        CAPTURE(kernels::isa_name(isa));
+        CAPTURE(channels);
+        CAPTURE(stride);
+        Generator g(13);
+        auto pact = std::make_shared<PactQuantizer>(2, PactInit::fixed, 1.25f);
+        auto conv = std::make_shared<QuantConv2d>(Conv2dConfig{channels, 16, 3, stride, 1, 1, 1, true},
+                                                  std::make_shared<SawbQuantizer>(2), pact, g);
+        REQUIRE(pact->fused_activation().has_value());
+        const int64_t ho = (7 + 2 - 3) / stride + 1, wo = (5 + 2 - 3) / stride + 1;
+        const Tensor x0 = Tensor::randn({9, channels, 7, 5}, g), r = Tensor::randn({9, 16, ho, wo}, g);
+        std::vector<std::vector<float>> out, dx, dw, dalpha;
+        for (bool one_op : {false, true}) {
+          conv->weight->set_grad(Tensor());
+          pact->alpha->set_grad(Tensor());
+          Tensor x = (channels % 16 == 0 ? to_layout(x0, Layout::nchw16c) : x0.clone()).detach();
+          x.set_requires_grad(true);
+          const Tensor y = one_op ? conv->forward(x)
+                                  : conv2d(pact->forward(x), conv->quantized_weight(), conv->bias.tensor(), conv->options());
+          REQUIRE(y.shape() == r.shape());
+          CHECK(std::string(y.grad_fn()->op) == (one_op && isa != kernels::Isa::scalar ? "conv2d_act" : "conv2d"));
+          y.backward(r);
+          out.push_back(y.to_vector());
+          dx.push_back(x.grad().to_vector());
+          dw.push_back(conv->weight->grad().to_vector());
+          dalpha.push_back(pact->alpha->grad().to_vector());
+        }
+        CHECK(out[1] == out[0]);
+        CHECK(dx[1] == dx[0]);
+        CHECK(dw[1] == dw[0]);
+        CHECK(dalpha[0][0] != 0.f);
+        CHECK(dalpha[1][0] == doctest::Approx(dalpha[0][0]).epsilon(1e-5));
+      }
+  }
+  // Not yet initialised (or disabled, or observed): the quantizer runs as its own op.
+  PactQuantizer fresh(2);
+  CHECK_FALSE(fresh.fused_activation().has_value());
 }
 
 TEST_CASE("DoReFa STE: activations on [0, 1] closed, weights (1 - tanh^2) / max|tanh|") {
