@@ -30,6 +30,19 @@ PoolGeometry pool_geometry(const Tensor& x, int64_t kernel, int64_t stride, int6
 constexpr int64_t kPlaneGrain = 16;
 constexpr int64_t kB = kLayoutBlock;
 
+// f(ih, iw) for each input pixel of output (oh, ow)'s window, row by row, padding skipped.
+template <class F>
+void for_window(const PoolGeometry& g, int64_t oh, int64_t ow, F f) {
+  for (int64_t i = 0; i < g.k; ++i) {
+    const int64_t ih = oh * g.s - g.p + i;
+    if (ih < 0 || ih >= g.h) continue;
+    for (int64_t j = 0; j < g.k; ++j) {
+      const int64_t iw = ow * g.s - g.p + j;
+      if (iw >= 0 && iw < g.w) f(ih, iw);
+    }
+  }
+}
+
 // max_pool2d over nchw16c: y (nchw16c) and, per output element, the pixel (ih * w + iw) of its
 // maximum, found by the nchw path's rule (window scanned row by row, the first maximum wins).
 void max_pool_blocked(const PoolGeometry& g, const float* px, float* py, int32_t* pa) {
@@ -60,21 +73,15 @@ void max_pool_blocked(const PoolGeometry& g, const float* px, float* py, int32_t
           float best[kB];
           int32_t arg[kB];
           for (int64_t l = 0; l < kB; ++l) best[l] = -std::numeric_limits<float>::infinity(), arg[l] = -1;
-          for (int64_t i = 0; i < g.k; ++i) {
-            const int64_t ih = oh * g.s - g.p + i;
-            if (ih < 0 || ih >= g.h) continue;
-            for (int64_t j = 0; j < g.k; ++j) {
-              const int64_t iw = ow * g.s - g.p + j;
-              if (iw < 0 || iw >= g.w) continue;
-              const float* v = src + (ih * g.w + iw) * kB;
-              const int32_t pixel = static_cast<int32_t>(ih * g.w + iw);
-              for (int64_t l = 0; l < kB; ++l) {
-                const bool take = v[l] > best[l] || arg[l] < 0;
-                best[l] = take ? v[l] : best[l];
-                arg[l] = take ? pixel : arg[l];
-              }
+          for_window(g, oh, ow, [&](int64_t ih, int64_t iw) {
+            const float* v = src + (ih * g.w + iw) * kB;
+            const int32_t pixel = static_cast<int32_t>(ih * g.w + iw);
+            for (int64_t l = 0; l < kB; ++l) {
+              const bool take = v[l] > best[l] || arg[l] < 0;
+              best[l] = take ? v[l] : best[l];
+              arg[l] = take ? pixel : arg[l];
             }
-          }
+          });
           const int64_t o = ((gr * g.ho + oh) * g.wo + ow) * kB;
           std::copy_n(best, kB, py + o);
           std::copy_n(arg, kB, pa + o);
@@ -161,19 +168,13 @@ Tensor max_pool2d(const Tensor& x, int64_t kernel, int64_t stride, int64_t paddi
         for (int64_t ow = 0; ow < g.wo; ++ow) {
           float best = -std::numeric_limits<float>::infinity();
           int32_t arg = -1;
-          for (int64_t i = 0; i < g.k; ++i) {
-            const int64_t ih = oh * g.s - g.p + i;
-            if (ih < 0 || ih >= g.h) continue;
-            for (int64_t j = 0; j < g.k; ++j) {
-              const int64_t iw = ow * g.s - g.p + j;
-              if (iw < 0 || iw >= g.w) continue;
-              const float v = src[ih * g.w + iw];
-              if (v > best || arg < 0) {
-                best = v;
-                arg = static_cast<int32_t>(ih * g.w + iw);
-              }
+          for_window(g, oh, ow, [&](int64_t ih, int64_t iw) {
+            const float v = src[ih * g.w + iw];
+            if (v > best || arg < 0) {
+              best = v;
+              arg = static_cast<int32_t>(ih * g.w + iw);
             }
-          }
+          });
           const int64_t o = (pl * g.ho + oh) * g.wo + ow;
           py[o] = best;
           pa[o] = arg;
@@ -207,14 +208,7 @@ Tensor avg_pool2d(const Tensor& x, int64_t kernel, int64_t stride, int64_t paddi
       for (int64_t oh = 0; oh < g.ho; ++oh)
         for (int64_t ow = 0; ow < g.wo; ++ow) {
           float s = 0.f;
-          for (int64_t i = 0; i < g.k; ++i) {
-            const int64_t ih = oh * g.s - g.p + i;
-            if (ih < 0 || ih >= g.h) continue;
-            for (int64_t j = 0; j < g.k; ++j) {
-              const int64_t iw = ow * g.s - g.p + j;
-              if (iw >= 0 && iw < g.w) s += src[ih * g.w + iw];
-            }
-          }
+          for_window(g, oh, ow, [&](int64_t ih, int64_t iw) { s += src[ih * g.w + iw]; });
           py[(pl * g.ho + oh) * g.wo + ow] = s * inv;
         }
     }
@@ -230,14 +224,7 @@ Tensor avg_pool2d(const Tensor& x, int64_t kernel, int64_t stride, int64_t paddi
         for (int64_t oh = 0; oh < g.ho; ++oh)
           for (int64_t ow = 0; ow < g.wo; ++ow) {
             const float v = pg[(pl * g.ho + oh) * g.wo + ow] * inv;
-            for (int64_t i = 0; i < g.k; ++i) {
-              const int64_t ih = oh * g.s - g.p + i;
-              if (ih < 0 || ih >= g.h) continue;
-              for (int64_t j = 0; j < g.k; ++j) {
-                const int64_t iw = ow * g.s - g.p + j;
-                if (iw >= 0 && iw < g.w) dst[ih * g.w + iw] += v;
-              }
-            }
+            for_window(g, oh, ow, [&](int64_t ih, int64_t iw) { dst[ih * g.w + iw] += v; });
           }
       }
     });
