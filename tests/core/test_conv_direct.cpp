@@ -140,6 +140,7 @@ TEST_CASE("backward-data by phases: every ISA level equals the reference bit for
       {1, 27, 9, 13, 33, 3, 3, 2, 0},  // stride 2 pad 0, odd width: the last input column unread
       {2, 9, 3, 4, 9, 3, 3, 1, 0},     // out_w 2: no step without edges
       {1, 3, 4, 3, 20, 3, 3, 2, 0},    // stride 2, out_w 1
+      {2, 5, 6, 7, 33, 3, 3, 1, 1},    // stride 1, fewer than 8 channels: blocks of 2 + 1 output blocks
   };
   const auto isas = direct_isas();
   if (isas.empty()) MESSAGE("skipped: this CPU has no AVX2, no direct kernels");
