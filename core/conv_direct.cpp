@@ -104,13 +104,17 @@ void pack_weights(const float* w, int64_t cout, int64_t cin, int64_t kh, int64_t
 }
 
 void unpack_weights(const float* blk, int64_t cout, int64_t cin, int64_t kh, int64_t kw, float* dw) {
-  const int64_t B = kConvBlock, ib = blocks_of(cin);
-  for (int64_t o = 0; o < cout; ++o)
-    for (int64_t i = 0; i < cin; ++i)
-      for (int64_t r = 0; r < kh; ++r)
-        for (int64_t c = 0; c < kw; ++c)
-          dw[((o * cin + i) * kh + r) * kw + c] =
-              blk[((((o / B) * ib + i / B) * kh + r) * kw + c) * B * B + (i % B) * B + o % B];
+  // Per (o, i) the kh*kw taps, B*B floats apart in blk: the index arithmetic once per pair (this
+  // runs once per 8-image chunk of every conv's weight gradient).
+  const int64_t B = kConvBlock, ib = blocks_of(cin), taps = kh * kw;
+  for (int64_t o = 0; o < cout; ++o) {
+    const float* src_o = blk + (o / B) * ib * taps * B * B + o % B;
+    for (int64_t i = 0; i < cin; ++i) {
+      const float* src = src_o + (i / B) * taps * B * B + (i % B) * B;
+      float* dst = dw + (o * cin + i) * taps;
+      for (int64_t t = 0; t < taps; ++t) dst[t] = src[t * B * B];
+    }
+  }
 }
 
 namespace {

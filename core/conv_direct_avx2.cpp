@@ -31,7 +31,11 @@ constexpr int max_pixels(int out_blocks, int kw) {
   return (7 - weights) / out_blocks;
 }
 constexpr int kMaxGradOutBlocks = 1;
-constexpr int kMaxGradChannels = 6;
+// Weight-gradient accumulator pairs: 6, one kernel column at a time. No tap reuse: its 3x3 block
+// fits 2 channels x 3 columns, whose 3 dy pairs + 2 broadcasts per 12 FMAs load as much as the
+// per-column block's 2 + 6, and bench fconv ran it 10-20 % slower (3x3 layers, 16-64 channels).
+constexpr int grad_channels(int out_blocks, int kw) { return kw == 0 ? 6 / out_blocks : 0; }
+constexpr int kGradWindowVectors = 0;  // no tap reuse, no window
 }  // namespace
 
 #include "core/conv_direct_kernels.inc"

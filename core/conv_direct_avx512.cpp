@@ -2,7 +2,7 @@
 // one zmm per 16-channel block; forward register block up to 28 pixels x 1 output block or 14 x 2
 // (27 x 1 or 12 x 2 with the three weight vectors of a 3x3 row held; at most 31 of the 32 zmm),
 // weight gradient 8 input channels x 2 output blocks (16 accumulators; 16 x 1 when there is one
-// output block).
+// output block), 3x3 with tap reuse 4 x 2 x 3 columns (8 x 1 x 3).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -26,7 +26,15 @@ constexpr int max_pixels(int out_blocks, int kw) {
   return std::min(28, (30 - weights) / out_blocks);
 }
 constexpr int kMaxGradOutBlocks = 2;
-constexpr int kMaxGradChannels = 16;
+// Weight-gradient accumulators: 16 per-column ones (one output block: 16 channels, two: 8), or
+// with tap reuse (kw columns held) at most 24, leaving the dy vectors of a step and a broadcast
+// within 32 zmm (3x3: 8 channels x 1 block, 4 x 2).
+constexpr int grad_channels(int out_blocks, int kw) {
+  return kw == 0 ? 16 / out_blocks : std::min(16, 24 / (kw * out_blocks));
+}
+// 3x3: 8 channels x 1 block (28 vectors) keep their dy window, 4 x 2 at stride 1 (31) would spill
+// (bench fconv: 3 % slower there, 9 % faster for 8 x 1).
+constexpr int kGradWindowVectors = 30;
 }  // namespace
 
 #include "core/conv_direct_kernels.inc"

@@ -131,6 +131,16 @@ TEST_CASE("backward-data by phases: every ISA level equals the reference bit for
       {1, 33, 28, 28, 16, 3, 3, 2, 1}, // resnet20's 28 -> 14
       {1, 5, 5, 6, 7, 3, 3, 2, 3},     // padding past k - 1
       {2, 5, 4, 4, 17, 1, 1, 1, 1},    // 1x1 with padding: the border of dx is zero
+      // Weight-gradient tap-reuse blocks (3x3): channel groups of every size below the block
+      // (13 -> 7 + 6 at one output block, 4 + 3 + 3 + 3 at two), three output blocks (two + one),
+      // rows narrower than the steps where some columns meet no output, stride 2 odd widths.
+      {2, 13, 9, 11, 17, 3, 3, 1, 1},  // 2 output blocks
+      {1, 13, 7, 30, 40, 3, 3, 1, 1},  // 3 output blocks, a wide row
+      {2, 11, 6, 9, 5, 3, 3, 2, 1},    // stride 2, groups 6 + 5
+      {1, 27, 9, 13, 33, 3, 3, 2, 0},  // stride 2 pad 0, odd width: the last input column unread
+      {2, 9, 3, 4, 9, 3, 3, 1, 0},     // out_w 2: no step without edges
+      {1, 3, 4, 3, 20, 3, 3, 2, 0},    // stride 2, out_w 1
+      {2, 5, 6, 7, 33, 3, 3, 1, 1},    // stride 1, fewer than 8 channels: blocks of 2 + 1 output blocks
   };
   const auto isas = direct_isas();
   if (isas.empty()) MESSAGE("skipped: this CPU has no AVX2, no direct kernels");
