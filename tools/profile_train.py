@@ -33,9 +33,10 @@ FAMILIES = (
     ("optimizer", r"SGD::|Adam|sgd_|adam_kernel|Optimizer::|clip_grad_norm|update_param|zero_grad"),
     ("batch norm", r"batch_norm|batch_sum|BatchNorm|lane_sums|plane_buffer"),
     ("packing (NCHW<->blocked pack/unpack/transpose, im2col, BLAS copies)",
-     r"pack_|transpose|im2col|col2im|gemm_[io][nt]copy|gemm_beta"),
+     r"pack_|pad_blocked|transpose|im2col|col2im|gemm_[io][nt]copy|gemm_beta|convert<|to_layout|nchw16c"),
     ("conv arithmetic (direct kernels / sgemm)",
-     r"forward_image|forward_block|forward_row|forward_out_blocks|weight_grad|direct_forward|direct_backward"
+     r"forward_image|forward_block|forward_row|forward_out_blocks|forward_variant|forward_strided|backward_data"
+     r"|weight_grad|direct_forward|direct_backward"
      r"|conv_reference|bias_gradient|gemm_kernel|sgemm|cblas_"),
     ("ReLU / residual add", r"add_relu|relu|mask_where_positive|map_binary|map_unary"),
     ("memset / memmove", r"memset|memmove|memcpy|__bzero"),
