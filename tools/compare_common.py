@@ -8,6 +8,7 @@ Plain functions, no state; imported from the scripts' own folder (python puts it
 import json
 import re
 import subprocess
+import sys
 
 # Variables that pick or report an ISA; a class's child processes get only the ones it sets.
 ISA_ENV_VARS = ("ONEDNN_VERBOSE", "DNNL_VERBOSE", "LOWBIT_ISA", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")
@@ -91,3 +92,16 @@ def onednn_conv_kernels(out, mark, src_type=r"[us]8"):
         if i + 1 < len(f):
             names.add(f[i + 1])
     return sorted(names), isa
+
+
+def check_class_kernels(cls, kernels, wrong, what, failed_checks):
+    """Whether the oneDNN convolutions of one class run belong to it; a failure is appended to
+    failed_checks and printed loudly (that class's torch numbers are then not its numbers)."""
+    if kernels and not wrong:
+        return True
+    why = (f"kernels {', '.join(wrong)} do not belong to class {cls}" if kernels
+           else f"no {what} convolution in the ONEDNN_VERBOSE output")
+    failed_checks.append(f"{cls}: {why}")
+    print(f"\n!!! WARNING: oneDNN ISA CHECK FAILED for {cls}: {why}; its torch numbers are not {cls} numbers !!!\n",
+          file=sys.stderr)
+    return False

@@ -41,7 +41,8 @@ import subprocess
 import sys
 import time
 
-from compare_common import clean_env, cpu_info, flush_c_stdout, last_json, lowbit_level, onednn_conv_kernels
+from compare_common import (check_class_kernels, clean_env, cpu_info, flush_c_stdout, last_json, lowbit_level,
+                            onednn_conv_kernels)
 
 # --isa-matrix classes, in order: (class, LOWBIT_ISA, ONEDNN_MAX_CPU_ISA, /proc/cpuinfo flags needed);
 # None: the default of that side.
@@ -216,16 +217,10 @@ def isa_matrix(a, classes):
         wrong = [k for k in kernels if not kernel_matches(cls, k)]
         if cls == "avx2" and onednn_cpu_isa and "512" in onednn_cpu_isa:
             wrong.append(f"isa line '{onednn_cpu_isa}'")
-        isa_check = bool(kernels) and not wrong
         print(f"{cls}: lowbit {'LOWBIT_ISA=' + lowbit_isa if lowbit_isa else 'default'} runs level {level}; "
               f"oneDNN ({'ONEDNN_MAX_CPU_ISA=' + onednn_isa if onednn_isa else 'default'}, isa: {onednn_cpu_isa}) "
               f"ran float convolutions {{{', '.join(kernels)}}}", file=sys.stderr)
-        if not isa_check:
-            why = (f"{', '.join(wrong)} do not belong to class {cls}" if kernels
-                   else "no float convolution in the ONEDNN_VERBOSE output")
-            failed_checks.append(f"{cls}: {why}")
-            print(f"\n!!! WARNING: oneDNN ISA CHECK FAILED for {cls}: {why}; its torch numbers are not {cls} "
-                  f"numbers !!!\n", file=sys.stderr)
+        isa_check = check_class_kernels(cls, kernels, wrong, "float", failed_checks)
         cpu_kind = "emulated" if above else "real"
         cpu_note = f"{cpu['label']}; {cpu['features_label']}; {cpu_kind}" + (
             f" (the CPU also has {', '.join(above)})" if above else "")

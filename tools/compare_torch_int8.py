@@ -63,7 +63,8 @@ import subprocess
 import sys
 import time
 
-from compare_common import clean_env, cpu_info, flush_c_stdout, last_json, lowbit_level, onednn_conv_kernels
+from compare_common import (check_class_kernels, clean_env, cpu_info, flush_c_stdout, last_json, lowbit_level,
+                            onednn_conv_kernels)
 
 
 ARCHS = ("convnet", "resnet20")
@@ -361,16 +362,10 @@ def isa_matrix(a, arch, classes):
                              + r.stderr[-2000:])
         kernels, onednn_cpu_isa = onednn_conv_kernels(r.stdout, VERBOSE_MARK)
         wrong = [k for k in kernels if not kernel_matches(cls, k)]
-        isa_check = bool(kernels) and not wrong
         print(f"{cls}: lowbit LOWBIT_ISA={lowbit_isa} runs integer kernels {level}; oneDNN "
               f"(ONEDNN_MAX_CPU_ISA={onednn_isa}, isa: {onednn_cpu_isa}) ran int8 convolutions "
               f"{{{', '.join(kernels)}}}", file=sys.stderr)
-        if not isa_check:
-            why = (f"kernels {', '.join(wrong)} do not belong to class {cls}" if kernels
-                   else "no int8 convolution in the ONEDNN_VERBOSE output")
-            failed_checks.append(f"{cls}: {why}")
-            print(f"\n!!! WARNING: oneDNN ISA CHECK FAILED for {cls} (ONEDNN_MAX_CPU_ISA={onednn_isa}): {why}; "
-                  f"its torch numbers are not {cls} numbers !!!\n", file=sys.stderr)
+        isa_check = check_class_kernels(cls, kernels, wrong, "int8", failed_checks)
         real = not above
         cpu_kind = "real" if real else "emulated"
         cpu_note = (f"{cpu['label']}, {cpu_kind}" + ("" if real else f" (the CPU also has {', '.join(above)})"))
