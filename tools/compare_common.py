@@ -105,3 +105,13 @@ def check_class_kernels(cls, kernels, wrong, what, failed_checks):
     print(f"\n!!! WARNING: oneDNN ISA CHECK FAILED for {cls}: {why}; its torch numbers are not {cls} numbers !!!\n",
           file=sys.stderr)
     return False
+
+
+def print_matrix_trailer(rows, skipped, failed_checks):
+    """After an --isa-matrix table: the classes skipped and why, and the failed ISA checks."""
+    for sk in skipped:
+        print(f"skipped: {sk['class']}: {sk['reason']}")
+    if not rows:
+        print("no class ran")
+    for f in failed_checks:
+        print(f"WARNING: oneDNN ISA check failed: {f}", file=sys.stderr)

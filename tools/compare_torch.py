@@ -42,7 +42,7 @@ import sys
 import time
 
 from compare_common import (check_class_kernels, clean_env, cpu_info, flush_c_stdout, last_json, lowbit_level,
-                            onednn_conv_kernels)
+                            onednn_conv_kernels, print_matrix_trailer)
 
 # --isa-matrix classes, in order: (class, LOWBIT_ISA, ONEDNN_MAX_CPU_ISA, /proc/cpuinfo flags needed);
 # None: the default of that side.
@@ -249,12 +249,7 @@ def isa_matrix(a, classes):
               f"| {row['lowbit_peak_rss_mb']:.0f} / {row['torch_peak_rss_mb']:.0f} MiB | {row['lowbit_level']} "
               f"| {kern}{'' if row['isa_check'] else ' **ISA CHECK FAILED**'} |"
               + (f" {row['baseline_images_per_s']:.0f} | {row['ratio_vs_baseline']:.2f}x |" if a.baseline else ""))
-    for sk in skipped:
-        print(f"skipped: {sk['class']}: {sk['reason']}")
-    if not rows:
-        print("no class ran")
-    for f in failed_checks:
-        print(f"WARNING: oneDNN ISA check failed: {f}", file=sys.stderr)
+    print_matrix_trailer(rows, skipped, failed_checks)
     if a.json:
         print(json.dumps({"isa_matrix": True, "cpu": {k: cpu[k] for k in ("label", "model_name", "family", "model",
                                                                          "features")},

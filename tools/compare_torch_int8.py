@@ -64,7 +64,7 @@ import sys
 import time
 
 from compare_common import (check_class_kernels, clean_env, cpu_info, flush_c_stdout, last_json, lowbit_level,
-                            onednn_conv_kernels)
+                            onednn_conv_kernels, print_matrix_trailer)
 
 
 ARCHS = ("convnet", "resnet20")
@@ -393,12 +393,7 @@ def isa_matrix(a, arch, classes):
               f"| {sp['throughput']:.2f}x ({sp['throughput_cpu']:.2f}x CPU time) "
               f"| {lb['batch1_ms']:.3f} / {od['batch1_ms']:.3f} | "
               f"{kern}{'' if row['isa_check'] else ' **ISA CHECK FAILED**'} |")
-    for sk in skipped:
-        print(f"skipped: {sk['class']}: {sk['reason']}")
-    if not rows:
-        print("no class ran")
-    for f in failed_checks:
-        print(f"WARNING: oneDNN ISA check failed: {f}", file=sys.stderr)
+    print_matrix_trailer(rows, skipped, failed_checks)
     if a.json:
         print(json.dumps({"isa_matrix": True, "cpu": {k: cpu[k] for k in ("label", "model_name", "family", "model")},
                           "results": rows, "skipped": skipped}))
